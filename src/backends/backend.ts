@@ -1,0 +1,83 @@
+/**
+ * The result backend port: store a task's state, read it, forget it, and hear when it changes.
+ * Stored values are Celery's result meta, so Python clients read what TypeScript workers store.
+ */
+import { isReady, type TaskState } from '../states.js';
+
+/** Celery's result meta, as stored (field names are Celery's). */
+export interface ResultMeta {
+  task_id: string;
+  status: TaskState;
+  /** The return value; an exception dict in RETRY/FAILURE/REVOKED; progress info in PROGRESS. */
+  result: unknown;
+  traceback: string | null;
+  children: unknown[];
+  /** ISO-8601 in ready states, otherwise null. */
+  date_done: string | null;
+  group_id?: string | null;
+  parent_id?: string | null;
+  name?: string | null;
+  args?: unknown[] | null;
+  kwargs?: Record<string, unknown> | null;
+  worker?: string | null;
+  retries?: number | null;
+  queue?: string | null;
+}
+
+/** Stops a watch. */
+export type Unwatch = () => void;
+
+/** A result backend. */
+export interface ResultBackend {
+  readonly displayUrl: string;
+  /** Opens the connection; rejects with a {@link ConnectionError} that says what failed. */
+  connect(): Promise<void>;
+  /**
+   * Stores a task's state. A stored SUCCESS is never overwritten (a duplicate run of an
+   * at-least-once task cannot replace it). Results expire after the backend's `expires`.
+   */
+  store(meta: ResultMeta): Promise<void>;
+  /** The stored meta, or null when nothing is stored (Celery's PENDING). */
+  get(taskId: string): Promise<ResultMeta | null>;
+  /** Deletes what is stored for a task. */
+  forget(taskId: string): Promise<void>;
+  /**
+   * Calls `onChange` with the new meta each time a task's stored state changes, from now on
+   * (callers read the current state with `get` after watching, to close the race).
+   */
+  watch(taskId: string, onChange: (meta: ResultMeta) => void): Unwatch;
+  /** Deletes expired results; returns how many. Backends that expire keys themselves return 0. */
+  cleanup(): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** Default lifetime of a stored result: one day, as in Celery. */
+export const DEFAULT_RESULT_EXPIRES_SECONDS = 86_400;
+
+/**
+ * Resolves with a task's meta once it is in a ready state. Built on `watch` + `get` only, so
+ * every backend waits the same way; rejects with the signal's reason when aborted.
+ */
+export function waitForReady(backend: ResultBackend, taskId: string, signal?: AbortSignal): Promise<ResultMeta> {
+  return new Promise<ResultMeta>((resolve, reject) => {
+    if (signal?.aborted) {
+      reject(signal.reason);
+      return;
+    }
+    let settled = false;
+    const finish = (meta: ResultMeta | null, error?: unknown): void => {
+      if (settled) return;
+      if (meta && !isReady(meta.status)) return;
+      if (!meta && error === undefined) return;
+      settled = true;
+      unwatch();
+      signal?.removeEventListener('abort', onAbort);
+      if (meta) resolve(meta);
+      else reject(error);
+    };
+    const onAbort = (): void => finish(null, signal?.reason);
+    const unwatch = backend.watch(taskId, (meta) => finish(meta));
+    signal?.addEventListener('abort', onAbort, { once: true });
+    backend.get(taskId).then((meta) => finish(meta), (error: unknown) => finish(null, error));
+  });
+}

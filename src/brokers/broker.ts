@@ -1,0 +1,115 @@
+/**
+ * The broker port. It speaks in queue terms (publish, consume, ack, reject, dead-letter) and
+ * never in driver verbs; each implementation owns its connections.
+ *
+ * Delivery is at-least-once: a delivery that is neither acked nor rejected comes back, after
+ * the broker's visibility timeout or once its consumer is known to be gone.
+ */
+import type { TransportMessage } from '../protocol/message.js';
+
+/** What a broker can do beyond the minimum; callers check these instead of classes. */
+export interface BrokerCapabilities {
+  /**
+   * The broker holds messages published with {@link PublishOptions.notBefore} until that time,
+   * so ETA tasks do not wait in worker memory.
+   */
+  readonly delayedDelivery: boolean;
+  /** Messages of a higher {@link PublishOptions.priority} are delivered first. */
+  readonly priorities: boolean;
+  /** The broker survives the process (SQLite, Redis, RabbitMQ), unlike `memory://`. */
+  readonly durable: boolean;
+  /** Other processes on this machine or beyond can share the broker. */
+  readonly shared: boolean;
+}
+
+/** Options for one publish. */
+export interface PublishOptions {
+  /** Priority 0–9; 9 is the most urgent. */
+  priority?: number;
+  /**
+   * Earliest delivery time in ms since the epoch (the task's ETA). Brokers with
+   * `capabilities.delayedDelivery` honour it; others deliver at once and the worker holds it.
+   */
+  notBefore?: number;
+}
+
+/** One message handed to a consumer. Exactly one of ack, reject or deadLetter settles it. */
+export interface Delivery {
+  readonly message: TransportMessage;
+  /** The queue it was taken from. */
+  readonly queue: string;
+  /** True when the message was delivered before and not acked (a crash or a hand-back). */
+  readonly redelivered: boolean;
+  /** The message is done with: remove it for good. */
+  ack(): Promise<void>;
+  /** Give it back (`requeue: true`) or drop it. */
+  reject(requeue: boolean): Promise<void>;
+  /** Move it aside to the broker's dead-letter place, recording why. */
+  deadLetter(reason: string): Promise<void>;
+}
+
+/** Options for {@link Broker.consume}. */
+export interface ConsumeOptions {
+  /** At most this many deliveries are unsettled at once. */
+  prefetch: number;
+}
+
+/** A running consumer. */
+export interface Consumer {
+  /** Stops delivering; deliveries already handed out remain the caller's to settle. */
+  cancel(): Promise<void>;
+}
+
+/** A message the broker moved aside, with the reason. */
+export interface DeadLetter {
+  queue: string;
+  reason: string;
+  message: TransportMessage;
+  /** When it was moved aside, in ms since the epoch. */
+  at: number;
+}
+
+/** A command broadcast to every worker (revoke, shutdown, ...), in Celery's pidbox shape. */
+export interface ControlCommand {
+  method: string;
+  arguments: Record<string, unknown>;
+  /** Node names to address, or null for every worker. */
+  destination: string[] | null;
+}
+
+/** Broadcast of control commands to every worker sharing the broker. */
+export interface ControlChannel {
+  broadcast(command: ControlCommand): Promise<void>;
+  /**
+   * Calls `onCommand` for each command broadcast from now on. Brokers that keep commands
+   * durably (SQLite) also replay recent ones, so a worker started late still hears a revoke.
+   */
+  subscribe(onCommand: (command: ControlCommand) => void): Promise<Consumer>;
+}
+
+/** A message broker. */
+export interface Broker {
+  readonly capabilities: BrokerCapabilities;
+  /** The URL it was opened with, credentials masked, for logs. */
+  readonly displayUrl: string;
+  /** Opens the connection; rejects with a {@link ConnectionError} that says what failed. */
+  connect(): Promise<void>;
+  /** Puts one message on a queue. Resolves once the broker has it durably (where it can). */
+  publish(queue: string, message: TransportMessage, options?: PublishOptions): Promise<void>;
+  /** Puts many messages in as few round trips as the broker allows. */
+  publishMany(items: ReadonlyArray<{ queue: string; message: TransportMessage; options?: PublishOptions }>): Promise<void>;
+  /** Starts delivering messages from `queues` (listed first = preferred) to `onDelivery`. */
+  consume(queues: readonly string[], onDelivery: (delivery: Delivery) => void, options: ConsumeOptions): Promise<Consumer>;
+  /** Removes every waiting message from a queue; returns how many. */
+  purge(queue: string): Promise<number>;
+  /** How many messages wait in a queue (ready or delayed, not those being worked on). */
+  queueLength(queue: string): Promise<number>;
+  /** Queues the broker knows of, where it can tell; otherwise undefined. */
+  listQueues?(): Promise<string[]>;
+  /** Messages moved aside, where the broker can list them. */
+  listDeadLetters?(limit?: number): Promise<DeadLetter[]>;
+  /** The control channel, where the broker has one. */
+  readonly control?: ControlChannel;
+  /** Closes connections. Unsettled deliveries are given back by the broker's own rules. */
+  close(): Promise<void>;
+}

@@ -1,0 +1,30 @@
+/** Opens a broker from its URL. Drivers load only for the scheme in use. */
+import { ConfigurationError } from '../errors.js';
+import { parseTransportUrl, type ParsedUrl } from '../url.js';
+import type { Broker } from './broker.js';
+
+type BrokerFactory = (url: ParsedUrl, raw: string) => Promise<Broker>;
+
+const FACTORIES: Record<string, BrokerFactory> = {
+  memory: async (url) => new (await import('./memory/memory-broker.js')).MemoryBroker(url),
+  sqlite: async (url, raw) => new (await import('./sqlite/sqlite-broker.js')).SqliteBroker(url, raw),
+};
+
+/** The URL schemes {@link createBroker} understands. */
+export const BROKER_SCHEMES = Object.keys(FACTORIES);
+
+/**
+ * Creates (but does not connect) the broker a URL names.
+ *
+ * @throws {@link ConfigurationError} for a malformed URL or an unknown scheme.
+ */
+export async function createBroker(raw: string): Promise<Broker> {
+  const url = parseTransportUrl(raw, 'broker');
+  const factory = FACTORIES[url.scheme];
+  if (!factory) {
+    throw new ConfigurationError(
+      `unknown broker scheme ${JSON.stringify(url.scheme + '://')} in ${url.display}; use one of ${BROKER_SCHEMES.map((s) => s + '://').join(', ')}`,
+    );
+  }
+  return factory(url, raw);
+}

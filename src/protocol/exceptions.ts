@@ -1,0 +1,63 @@
+/**
+ * Errors as Celery stores them in results: `{exc_type, exc_message: [...], exc_module}`, so a
+ * Python client re-raises a failure from a TypeScript worker, and the other way round.
+ */
+import { CeleriacError, TaskFailedError } from '../errors.js';
+
+/** Celery's JSON form of an exception. */
+export interface ExceptionDict {
+  exc_type: string;
+  exc_message: unknown[];
+  exc_module: string;
+}
+
+// Our error classes travel under the names Celery gives the same conditions.
+const CELERY_NAMES: Record<string, string> = {
+  E_NOT_REGISTERED: 'NotRegistered',
+  E_TIME_LIMIT: 'TimeLimitExceeded',
+  E_SOFT_TIME_LIMIT: 'SoftTimeLimitExceeded',
+  E_REVOKED: 'TaskRevokedError',
+  E_MAX_RETRIES: 'MaxRetriesExceededError',
+  E_RETRY: 'Retry',
+};
+
+// JavaScript error names that mean the same thing as a Python builtin of that name.
+const PYTHON_BUILTINS = new Set(['TypeError', 'SyntaxError', 'ReferenceError', 'RangeError', 'EvalError']);
+const PYTHON_EQUIVALENTS: Record<string, string> = { RangeError: 'ValueError', ReferenceError: 'NameError' };
+
+/** The module name errors from celeriac tasks carry, when no Python equivalent exists. */
+export const JS_ERROR_MODULE = 'celeriac';
+
+/** Serializes any thrown value into Celery's exception dict. */
+export function serializeException(error: unknown): ExceptionDict {
+  if (error instanceof TaskFailedError) {
+    return { exc_type: error.excType, exc_message: [...error.excMessage], exc_module: error.excModule };
+  }
+  if (error instanceof CeleriacError && CELERY_NAMES[error.code]) {
+    return { exc_type: CELERY_NAMES[error.code]!, exc_message: [error.message], exc_module: 'celery.exceptions' };
+  }
+  if (error instanceof Error) {
+    const name = error.name || 'Error';
+    if (PYTHON_BUILTINS.has(name)) {
+      return { exc_type: PYTHON_EQUIVALENTS[name] ?? name, exc_message: [error.message], exc_module: 'builtins' };
+    }
+    return { exc_type: name, exc_message: [error.message], exc_module: JS_ERROR_MODULE };
+  }
+  return { exc_type: 'Error', exc_message: [String(error)], exc_module: JS_ERROR_MODULE };
+}
+
+/** True when `value` has the shape of Celery's exception dict. */
+export function isExceptionDict(value: unknown): value is ExceptionDict {
+  if (typeof value !== 'object' || value === null) return false;
+  const record = value as Record<string, unknown>;
+  return typeof record['exc_type'] === 'string';
+}
+
+/** Rebuilds a stored exception dict as an error a caller can throw. */
+export function deserializeException(taskId: string, value: unknown, traceback: string | null): TaskFailedError {
+  if (!isExceptionDict(value)) {
+    return new TaskFailedError(taskId, 'Exception', 'builtins', [JSON.stringify(value)], traceback);
+  }
+  const message = Array.isArray(value.exc_message) ? value.exc_message : [value.exc_message];
+  return new TaskFailedError(taskId, value.exc_type, String(value.exc_module ?? 'builtins'), message, traceback);
+}
