@@ -27,16 +27,27 @@ export interface ResultMeta {
 /** Stops a watch. */
 export type Unwatch = () => void;
 
+/** What a backend may need to know of the request whose state it stores. */
+export interface StoreContext {
+  /** The request's `reply_to` property (where the `rpc://` backend sends the state). */
+  replyTo: string | null;
+}
+
 /** A result backend. */
 export interface ResultBackend {
   readonly displayUrl: string;
+  /**
+   * Set by backends that route results by the request's `reply_to` (`rpc://`): producers put
+   * this value in the `reply_to` property of every task they send.
+   */
+  readonly replyTo?: string;
   /** Opens the connection; rejects with a {@link ConnectionError} that says what failed. */
   connect(): Promise<void>;
   /**
    * Stores a task's state. A stored SUCCESS is never overwritten (a duplicate run of an
    * at-least-once task cannot replace it). Results expire after the backend's `expires`.
    */
-  store(meta: ResultMeta): Promise<void>;
+  store(meta: ResultMeta, context?: StoreContext): Promise<void>;
   /** The stored meta, or null when nothing is stored (Celery's PENDING). */
   get(taskId: string): Promise<ResultMeta | null>;
   /** Deletes what is stored for a task. */
