@@ -1,0 +1,210 @@
+/**
+ * The Celeriac app: configuration, the task registry, sending tasks, and looking up results.
+ */
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { ResultBackend } from './backends/backend.js';
+import { createBackend } from './backends/index.js';
+import type { Broker } from './brokers/broker.js';
+import { createBroker } from './brokers/index.js';
+import { ConfigurationError } from './errors.js';
+import { encodeTaskMessage } from './protocol/encode.js';
+import { emptyEmbed, type TaskMessage } from './protocol/message.js';
+import { AsyncResult, type ResultSource, type RevokeOptions } from './result.js';
+import { Task, type ApplyOptions, type PublishRetryPolicy, type TaskHandler, type TaskOptions, type TaskSender } from './task.js';
+import type { WorkerOptions } from './worker/options.js';
+import { Worker } from './worker/worker.js';
+
+/** Where broker and results live when nothing is configured: one embedded SQLite file. */
+export const DEFAULT_URL = 'sqlite://.celeriac/celeriac.db';
+
+/** App configuration. Every field has a default, so `new Celeriac()` works on a fresh machine. */
+export interface CeleriacConfig {
+  /** Broker URL. Default: `CELERIAC_BROKER_URL`, else {@link DEFAULT_URL}. */
+  broker?: string;
+  /** Result backend URL. Default: `CELERIAC_RESULT_BACKEND`, else the broker URL. */
+  backend?: string;
+  /** Queue for tasks that name none. Default `celery`, as in Celery. */
+  defaultQueue?: string;
+  /** Defaults for every task defined on this app. */
+  taskDefaults?: TaskOptions;
+}
+
+const DEFAULT_PUBLISH_RETRY: Required<PublishRetryPolicy> = { maxRetries: 3, intervalStart: 0, intervalStep: 0.2, intervalMax: 1 };
+
+/** A celeriac application. Define tasks on it, send them, and run workers for it. */
+export class Celeriac implements TaskSender, ResultSource {
+  /** Registered tasks by name. */
+  readonly tasks = new Map<string, Task<never, unknown>>();
+  brokerUrl: string;
+  backendUrl: string;
+  readonly defaultQueue: string;
+  /** This process's node name as a producer: `gen<pid>@<host>`, as Celery clients name theirs. */
+  readonly origin = `gen${process.pid}@${hostname()}`;
+  private readonly taskDefaults: TaskOptions;
+  #broker: Promise<Broker> | undefined;
+  #backend: Promise<ResultBackend> | undefined;
+
+  constructor(config: CeleriacConfig = {}) {
+    this.brokerUrl = config.broker ?? process.env['CELERIAC_BROKER_URL'] ?? DEFAULT_URL;
+    this.backendUrl = config.backend ?? process.env['CELERIAC_RESULT_BACKEND'] ?? this.brokerUrl;
+    this.defaultQueue = config.defaultQueue ?? 'celery';
+    this.taskDefaults = config.taskDefaults ?? {};
+  }
+
+  /**
+   * Defines a task. The handler takes a {@link TaskContext} and then the task's arguments;
+   * their types become the types of `delay(...)`, and its return type the result's.
+   *
+   * @example
+   * ```ts
+   * const add = app.task('tasks.add', (ctx, a: number, b: number) => a + b);
+   * const sum: number = await add.delay(2, 3);
+   * ```
+   */
+  task<A extends unknown[], R>(name: string, handler: TaskHandler<A, R>, options: TaskOptions<A> = {}): Task<A, R> {
+    if (this.tasks.has(name)) throw new ConfigurationError(`task ${JSON.stringify(name)} is already defined`);
+    const task = new Task<A, R>(name, handler, { ...(this.taskDefaults as TaskOptions<A>), ...options }, this);
+    this.tasks.set(name, task as unknown as Task<never, unknown>);
+    return task;
+  }
+
+  /**
+   * Sends a task by name, typically one defined elsewhere (in Python, say). Type the result
+   * with the type parameter: `app.sendTask<number>('proj.add', [2, 3])`.
+   */
+  sendTask<R = unknown>(name: string, args: unknown[] = [], kwargs: Record<string, unknown> = {}, options: ApplyOptions = {}): AsyncResult<R> {
+    const defaults = (this.tasks.get(name)?.options as TaskOptions | undefined) ?? this.taskDefaults;
+    return this.send<R>(name, args, { ...options, kwargs: { ...kwargs, ...options.kwargs } }, defaults);
+  }
+
+  /**
+   * Points the app at other URLs (the CLI's `--broker`/`--backend`). Only before the first
+   * connection: afterwards it throws.
+   */
+  configure(urls: { broker?: string | undefined; backend?: string | undefined }): void {
+    if (this.#broker || this.#backend) throw new ConfigurationError('the app is already connected; configure it before sending or starting a worker');
+    if (urls.broker) this.brokerUrl = urls.broker;
+    if (urls.backend) this.backendUrl = urls.backend;
+    else if (urls.broker) this.backendUrl = urls.broker;
+  }
+
+  /** A future for a task id sent earlier (by anyone). */
+  asyncResult<R = unknown>(taskId: string): AsyncResult<R> {
+    return new AsyncResult<R>(taskId, this);
+  }
+
+  /** Creates a worker for this app's tasks; call `start()` on it. */
+  worker(options: Partial<WorkerOptions> = {}): Worker {
+    return new Worker(this, options);
+  }
+
+  /** @internal Builds, encodes and publishes one task message. */
+  send<R>(name: string, args: unknown[], options: ApplyOptions, defaults: TaskOptions): AsyncResult<R> {
+    const message = this.buildMessage(name, args, options, defaults);
+    const sent = this.publish(message, options.queue ?? defaults.queue ?? this.defaultQueue, options);
+    const result = new AsyncResult<R>(message.id, this, sent);
+    sent.catch(() => undefined); // observed through result.sent / result.get()
+    return result;
+  }
+
+  /** @internal The task message for a call, before encoding. */
+  buildMessage(name: string, args: unknown[], options: ApplyOptions, defaults: TaskOptions): TaskMessage {
+    const id = options.taskId ?? randomUUID();
+    const now = Date.now();
+    const eta = options.eta ?? (options.countdown !== undefined ? new Date(now + options.countdown * 1000) : null);
+    const expiresOption = options.expires ?? defaults.expires;
+    const expires =
+      expiresOption === undefined ? null : expiresOption instanceof Date ? expiresOption : new Date(now + expiresOption * 1000);
+    const priority = options.priority ?? defaults.priority ?? null;
+    return {
+      id,
+      task: name,
+      args,
+      kwargs: options.kwargs ?? {},
+      embed: emptyEmbed(),
+      eta,
+      expires,
+      retries: 0,
+      timeLimit: [options.timeLimit ?? defaults.timeLimit ?? null, options.softTimeLimit ?? defaults.softTimeLimit ?? null],
+      rootId: options.rootId ?? id,
+      parentId: options.parentId ?? null,
+      group: null,
+      groupIndex: null,
+      shadow: null,
+      origin: this.origin,
+      ignoreResult: options.ignoreResult ?? defaults.ignoreResult ?? false,
+      replyTo: null,
+      priority,
+      extraHeaders: { ...options.headers },
+    };
+  }
+
+  /** @internal Publishes a built message to a queue, retrying per the policy. */
+  async publish(message: TaskMessage, queue: string, options: Pick<ApplyOptions, 'retry' | 'retryPolicy'> = {}): Promise<void> {
+    const broker = await this.broker();
+    const replyTo = message.replyTo ?? (await this.backend().catch(() => undefined))?.replyTo ?? null;
+    const wire = encodeTaskMessage(replyTo === message.replyTo ? message : { ...message, replyTo });
+    const publishOptions: { priority?: number; notBefore?: number } = {};
+    if (message.priority !== null) publishOptions.priority = message.priority;
+    if (message.eta) publishOptions.notBefore = message.eta.getTime();
+    const policy = { ...DEFAULT_PUBLISH_RETRY, ...options.retryPolicy };
+    const attempts = options.retry === false ? 1 : policy.maxRetries + 1;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await broker.publish(queue, wire, publishOptions);
+        return;
+      } catch (error) {
+        if (attempt >= attempts) throw error;
+        const delay = Math.min(policy.intervalMax, policy.intervalStart + policy.intervalStep * (attempt - 1));
+        await new Promise((resolve) => setTimeout(resolve, delay * 1000));
+      }
+    }
+  }
+
+  /** The connected broker (connected on first use). */
+  broker(): Promise<Broker> {
+    this.#broker ??= connectOnce(() => createBroker(this.brokerUrl)).catch((error: unknown) => {
+      this.#broker = undefined; // the next call tries again
+      throw error;
+    });
+    return this.#broker;
+  }
+
+  /** The connected result backend (connected on first use). */
+  backend(): Promise<ResultBackend> {
+    this.#backend ??= connectOnce(() => createBackend(this.backendUrl)).catch((error: unknown) => {
+      this.#backend = undefined;
+      throw error;
+    });
+    return this.#backend;
+  }
+
+  /** Revokes tasks on every worker: they will not start; `terminate` also signals running ones. */
+  async revoke(taskIds: string[], options: RevokeOptions = {}): Promise<void> {
+    const broker = await this.broker();
+    if (!broker.control) {
+      throw new ConfigurationError(`the broker ${broker.displayUrl} has no control channel, so tasks cannot be revoked through it`);
+    }
+    await broker.control.broadcast({
+      method: 'revoke',
+      arguments: { task_id: taskIds, terminate: options.terminate ?? false, signal: 'SIGTERM' },
+      destination: null,
+    });
+  }
+
+  /** Closes the broker and backend connections this app opened. */
+  async close(): Promise<void> {
+    const broker = this.#broker;
+    const backend = this.#backend;
+    this.#broker = undefined;
+    this.#backend = undefined;
+    await Promise.all([broker?.then((b) => b.close(), () => undefined), backend?.then((b) => b.close(), () => undefined)]);
+  }
+}
+
+async function connectOnce<T extends { connect(): Promise<void> }>(create: () => Promise<T>): Promise<T> {
+  const transport = await create();
+  await transport.connect();
+  return transport;
+}

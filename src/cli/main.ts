@@ -1,0 +1,177 @@
+/** The `celeriac` command line. */
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { CeleriacError } from '../errors.js';
+import { runCall, runPurge, runQueues, runResult, runRevoke } from './commands.js';
+import { runDemo } from './demo.js';
+import { runWorker } from './worker-command.js';
+
+/** Runs the CLI with `argv` (without `node` and the script); resolves to the exit code. */
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (error) {
+    if (error instanceof CommanderError) return error.exitCode;
+    const verbose = argv.includes('--verbose');
+    process.stderr.write(`celeriac: error: ${describe(error)}\n`);
+    if (verbose && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
+    else if (!(error instanceof CeleriacError)) process.stderr.write('(run again with --verbose for the stack trace)\n');
+    return 2;
+  }
+}
+
+function describe(error: unknown): string {
+  if (error instanceof Error) {
+    const cause = error.cause instanceof Error ? ` (${error.cause.message})` : '';
+    return error.message + (error.message.includes(cause.slice(2, -1)) ? '' : cause);
+  }
+  return String(error);
+}
+
+const APP_HELP = 'module exporting the Celeriac app (TypeScript or JavaScript), e.g. ./tasks.ts';
+
+function withConnection(command: Command): Command {
+  return command
+    .option('-A, --app <module>', APP_HELP)
+    .option('-b, --broker <url>', 'broker URL (default: the app\'s, $CELERIAC_BROKER_URL, or sqlite://.celeriac/celeriac.db)')
+    .option('--backend <url>', 'result backend URL (default: the broker URL)')
+    .option('--verbose', 'print stack traces on errors');
+}
+
+function buildProgram(): Command {
+  const program = new Command('celeriac')
+    .description('Distributed task queue for TypeScript, wire-compatible with Python Celery.')
+    .version('0.1.0')
+    .exitOverride()
+    .showHelpAfterError('(add --help for usage)')
+    .addHelpText(
+      'after',
+      `
+Examples:
+  $ celeriac worker -A ./tasks.ts -c 20           run a worker for the tasks in tasks.ts
+  $ celeriac call tasks.add '[2, 3]' --wait        send a task and print its result
+  $ celeriac result 5f1c...                        show a task's state and result
+  $ celeriac queues                                show how many messages wait
+  $ celeriac demo                                  run the demo on the embedded broker
+
+With no broker configured, everything uses the embedded SQLite file .celeriac/celeriac.db.`,
+    );
+
+  withConnection(program.command('worker'))
+    .description('Run a worker: take tasks from the broker and run them.')
+    .option('-Q, --queues <names>', 'comma-separated queues to consume, most preferred first', splitList)
+    .option('-c, --concurrency <n>', 'tasks running at once', positiveInt, 10)
+    .option('--prefetch <n>', 'messages taken ahead of time (default: 2 x concurrency)', positiveInt)
+    .addOption(new Option('-l, --loglevel <level>', 'log level').choices(['debug', 'info', 'warning', 'error', 'critical']).default('info'))
+    .option('-n, --hostname <name>', 'node name (default: celeriac.<pid>@<host>)')
+    .option('--grace <seconds>', 'on SIGINT/SIGTERM, how long running tasks may finish', nonNegative, 30)
+    .addHelpText(
+      'after',
+      `
+Shutdown: the first SIGINT/SIGTERM stops taking work, hands back what has not started, and lets
+running tasks finish within --grace seconds; a second signal stops at once (the broker
+redelivers whatever was not acked).`,
+    )
+    .action(runWorker);
+
+  withConnection(program.command('call'))
+    .description('Send a task by name and print its id (with --wait, its result).')
+    .argument('<task>', 'task name, e.g. tasks.add')
+    .argument('[args]', 'positional arguments as a JSON array, e.g. \'[2, 3]\'', parseJsonArray, [])
+    .option('--kwargs <json>', 'keyword arguments as a JSON object', parseJsonObject)
+    .option('--countdown <seconds>', 'run no earlier than this many seconds from now', nonNegative)
+    .option('--eta <iso-date>', 'run no earlier than this time', parseDate)
+    .option('--expires <seconds>', 'revoke if not started within this many seconds', nonNegative)
+    .option('-Q, --queue <name>', 'queue to send to (default: celery)')
+    .option('--priority <0-9>', 'message priority', priority)
+    .option('--wait', 'wait for the result and print it')
+    .option('--timeout <seconds>', 'with --wait, give up after this long', nonNegative)
+    .action(runCall);
+
+  withConnection(program.command('result'))
+    .description('Show the state and result of a task.')
+    .argument('<task-id>', 'the id printed by `call`')
+    .option('--wait', 'wait until the task is done')
+    .option('--timeout <seconds>', 'with --wait, give up after this long', nonNegative)
+    .action(runResult);
+
+  withConnection(program.command('revoke'))
+    .description('Revoke tasks: they will not start (with --terminate, running ones are signalled).')
+    .argument('<task-ids...>', 'ids to revoke')
+    .option('--terminate', 'also fire the AbortSignal of tasks already running')
+    .action(runRevoke);
+
+  withConnection(program.command('purge'))
+    .description('Delete every waiting message from queues.')
+    .option('-Q, --queues <names>', 'comma-separated queues (default: celery)', splitList)
+    .option('-f, --force', 'do not ask for confirmation')
+    .action(runPurge);
+
+  withConnection(program.command('queues'))
+    .description('Show how many messages wait in each queue.')
+    .option('-Q, --queues <names>', 'comma-separated queues (default: every queue the broker knows)', splitList)
+    .action(runQueues);
+
+  program
+    .command('demo')
+    .description('Run the demo: seed workloads through a real worker process on the embedded broker.')
+    .argument('[urls...]', 'pages whose titles to fetch (default: pages from a local server the demo starts)')
+    .option('-b, --broker <url>', 'broker URL for the demo', 'sqlite://.celeriac/demo.db')
+    .action(runDemo);
+
+  return program;
+}
+
+function splitList(value: string): string[] {
+  return value
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean);
+}
+
+function positiveInt(value: string): number {
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < 1) throw new InvalidArgumentError('expected a whole number of at least 1');
+  return number;
+}
+
+function nonNegative(value: string): number {
+  const number = Number(value);
+  if (!Number.isFinite(number) || number < 0) throw new InvalidArgumentError('expected a number of seconds (0 or more)');
+  return number;
+}
+
+function priority(value: string): number {
+  const number = Number(value);
+  if (!Number.isInteger(number) || number < 0 || number > 9) throw new InvalidArgumentError('expected a priority from 0 to 9');
+  return number;
+}
+
+function parseDate(value: string): Date {
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) throw new InvalidArgumentError('expected an ISO-8601 date, e.g. 2026-01-02T03:04:05Z');
+  return date;
+}
+
+function parseJson(value: string): unknown {
+  try {
+    return JSON.parse(value);
+  } catch (error) {
+    throw new InvalidArgumentError(`not valid JSON: ${(error as Error).message}`);
+  }
+}
+
+function parseJsonArray(value: string): unknown[] {
+  const parsed = parseJson(value);
+  if (!Array.isArray(parsed)) throw new InvalidArgumentError('expected a JSON array, e.g. \'[2, 3]\'');
+  return parsed;
+}
+
+function parseJsonObject(value: string): Record<string, unknown> {
+  const parsed = parseJson(value);
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new InvalidArgumentError('expected a JSON object, e.g. \'{"x": 1}\'');
+  }
+  return parsed as Record<string, unknown>;
+}

@@ -1,0 +1,45 @@
+/** `celeriac worker`: runs a worker until SIGINT/SIGTERM, with warm then cold shutdown. */
+import { createLogger, parseLogLevel } from '../logger.js';
+import type { WorkerOptions } from '../worker/options.js';
+import { loadApp, type AppOptions } from './load-app.js';
+
+interface WorkerCommandOptions extends AppOptions {
+  queues?: string[];
+  concurrency: number;
+  prefetch?: number;
+  loglevel: string;
+  hostname?: string;
+  grace: number;
+}
+
+/** Starts the worker and resolves once it has shut down. */
+export async function runWorker(options: WorkerCommandOptions): Promise<void> {
+  const logger = createLogger(parseLogLevel(options.loglevel));
+  const app = await loadApp(options);
+  const workerOptions: Partial<WorkerOptions> = { concurrency: options.concurrency, logger, shutdownGrace: options.grace };
+  if (options.queues) workerOptions.queues = options.queues;
+  if (options.prefetch !== undefined) workerOptions.prefetch = options.prefetch;
+  if (options.hostname) workerOptions.hostname = options.hostname;
+  const worker = app.worker(workerOptions);
+  logger.info(`celeriac worker: ${app.tasks.size} tasks [${[...app.tasks.keys()].join(', ')}], broker ${(await app.broker()).displayUrl}`);
+
+  let stopping: Promise<void> | undefined;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      logger.warning(`${signal} again: cold shutdown; unacked tasks go back to the broker`);
+      process.exit(1);
+    }
+    logger.warning(`${signal}: warm shutdown (running tasks have ${options.grace}s); send it again to stop at once`);
+    stopping = worker.stop();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  try {
+    await worker.start();
+    await new Promise<void>((resolve) => worker.once('worker-offline', () => resolve()));
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    await app.close();
+  }
+}

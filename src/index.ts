@@ -1,0 +1,31 @@
+/**
+ * celeriac: a distributed task queue for TypeScript, wire-compatible with Python Celery.
+ *
+ * This barrel exports the public API and never a broker driver: drivers load when a URL needs them.
+ */
+export { Celeriac, DEFAULT_URL, type CeleriacConfig } from './app.js';
+export { Task, type ApplyOptions, type TaskContext, type TaskHandler, type TaskOptions, type RetryOptions, type TaskArgs, type TaskResult, type PublishRetryPolicy, type ErrorMatcher } from './task.js';
+export {
+  AsyncResult,
+  gather,
+  wait,
+  asCompleted,
+  type Completed,
+  FIRST_COMPLETED,
+  FIRST_EXCEPTION,
+  ALL_COMPLETED,
+  type ReturnWhen,
+  type WaitOutcome,
+  type GetOptions,
+  type RevokeOptions,
+} from './result.js';
+export { Worker, type WorkerStats } from './worker/worker.js';
+export type { WorkerOptions } from './worker/options.js';
+export type { WorkerEventMap, RejectReason } from './events.js';
+export * from './errors.js';
+export * as states from './states.js';
+export { createLogger, type Logger, type LogLevel } from './logger.js';
+export type { Broker, BrokerCapabilities, Delivery, PublishOptions, ConsumeOptions, Consumer, ControlChannel, ControlCommand, DeadLetter } from './brokers/broker.js';
+export type { ResultBackend, ResultMeta, StoreContext } from './backends/backend.js';
+export { createBroker } from './brokers/index.js';
+export { createBackend } from './backends/index.js';

@@ -1,0 +1,171 @@
+/**
+ * Task definitions: a name, a typed handler and its options. The handler's parameter types flow
+ * to `delay(...)` and its return type to the awaited result.
+ */
+import type { AsyncResult } from './result.js';
+import type { Logger } from './logger.js';
+import type { TaskMessage } from './protocol/message.js';
+
+/** What a running task knows of itself and can do. */
+export interface TaskContext {
+  /** The task id (stable across retries). */
+  readonly id: string;
+  /** The registered task name. */
+  readonly name: string;
+  /** How many times this task has been retried so far (0 on the first run). */
+  readonly retries: number;
+  /**
+   * Fires when the task should stop: soft time limit, revoke with `terminate`, or worker
+   * shutdown after its grace period. `signal.reason` says which.
+   */
+  readonly signal: AbortSignal;
+  /** Keyword arguments that did not map onto positional parameters. */
+  readonly kwargs: Readonly<Record<string, unknown>>;
+  /** The full decoded request (eta, parent and root ids, group, ...). */
+  readonly request: Readonly<TaskMessage>;
+  /** A logger whose lines carry the task name and id. */
+  readonly log: Logger;
+  /**
+   * Reports progress: stored as state `PROGRESS` with `{current, total, ...info}` so clients
+   * can show it. Calls are throttled; the last one always lands.
+   */
+  progress(current: number, total?: number, info?: Record<string, unknown>): void;
+  /**
+   * Asks for this task to run again later. Throws {@link Retry}, which the handler must let
+   * propagate; throws `MaxRetriesExceededError` (or `error`) once retries are used up.
+   */
+  retry(options?: RetryOptions): never;
+}
+
+/** Options for {@link TaskContext.retry}. */
+export interface RetryOptions {
+  /** Seconds to wait; default: the task's backoff policy, else `defaultRetryDelay`. */
+  countdown?: number;
+  /** The error that caused the retry; re-thrown when retries are used up. */
+  error?: unknown;
+  /** Overrides the task's `maxRetries` for this call. */
+  maxRetries?: number | null;
+}
+
+/** A task handler: the context first, then the task's own arguments. */
+export type TaskHandler<A extends unknown[], R> = (ctx: TaskContext, ...args: A) => R | Promise<R>;
+
+/** A class of errors, or a predicate, naming failures that retry automatically. */
+export type ErrorMatcher = ReadonlyArray<abstract new (...args: never[]) => unknown> | ((error: unknown) => boolean);
+
+/** Options of a task definition. Durations are in seconds, as in Celery. */
+export interface TaskOptions<A extends unknown[] = unknown[]> {
+  /** Queue to send to when the caller names none. Default: the app's default queue. */
+  queue?: string;
+  /** Retries allowed; null retries forever. Default 3. */
+  maxRetries?: number | null;
+  /** Seconds between retries when no backoff applies. Default 180. */
+  defaultRetryDelay?: number;
+  /** Errors that trigger an automatic retry. */
+  autoretryFor?: ErrorMatcher;
+  /** Exponential backoff for automatic retries: true = factor 1, a number = that factor. */
+  retryBackoff?: boolean | number;
+  /** Cap on the backoff countdown in seconds. Default 600. */
+  retryBackoffMax?: number;
+  /** Full jitter on the backoff countdown. Default true. */
+  retryJitter?: boolean;
+  /** Hard time limit in seconds: the task fails with TimeLimitExceeded. */
+  timeLimit?: number;
+  /** Soft time limit in seconds: the task's signal fires with SoftTimeLimitExceeded. */
+  softTimeLimit?: number;
+  /** Ack after the task finishes (at-least-once). Default true. */
+  acksLate?: boolean;
+  /** Do not store the result. */
+  ignoreResult?: boolean;
+  /** Store STARTED when the task begins. Default false, as in Celery. */
+  trackStarted?: boolean;
+  /** Default priority 0–9. */
+  priority?: number;
+  /** Default expiry in seconds after sending. */
+  expires?: number;
+  /**
+   * Names of the positional parameters, in order. Lets keyword arguments (from Python callers
+   * or `applyAsync({kwargs})`) fill positions, and rejects unknown keywords.
+   */
+  params?: readonly string[];
+  /**
+   * Checks (and may convert) incoming arguments before the handler runs; throw to reject.
+   * Schema libraries fit: `validate: (args) => MyTuple.parse(args)`.
+   */
+  validate?: (args: unknown[]) => A | void;
+}
+
+/** Options of one call, on top of the task's own. Durations are in seconds. */
+export interface ApplyOptions {
+  /** Keyword arguments (Celery's kwargs). */
+  kwargs?: Record<string, unknown>;
+  /** Run no earlier than this many seconds from now. */
+  countdown?: number;
+  /** Run no earlier than this time. */
+  eta?: Date;
+  /** Discard (REVOKED) if not started by then: seconds from now, or a date. */
+  expires?: number | Date;
+  /** Queue to send to. */
+  queue?: string;
+  /** Priority 0–9. */
+  priority?: number;
+  /** Use this id instead of a fresh UUID. */
+  taskId?: string;
+  /** Hard time limit in seconds for this call. */
+  timeLimit?: number;
+  /** Soft time limit in seconds for this call. */
+  softTimeLimit?: number;
+  /** Do not store the result of this call. */
+  ignoreResult?: boolean;
+  /** Retry the publish on broker errors. Default true. */
+  retry?: boolean;
+  /** How to retry the publish: attempts and the delay between them (seconds). */
+  retryPolicy?: PublishRetryPolicy;
+  /** Extra message headers. */
+  headers?: Record<string, unknown>;
+  /** Set by workers when a task sends another, linking the two in the result tree. */
+  parentId?: string;
+  /** The first task of the workflow. */
+  rootId?: string;
+}
+
+/** Celery's publish retry policy. */
+export interface PublishRetryPolicy {
+  maxRetries?: number;
+  intervalStart?: number;
+  intervalStep?: number;
+  intervalMax?: number;
+}
+
+/** Sends task messages; implemented by the app. */
+export interface TaskSender {
+  send<R>(name: string, args: unknown[], options: ApplyOptions, defaults: TaskOptions): AsyncResult<R>;
+}
+
+/** A defined task. Call it with {@link Task.delay} or {@link Task.applyAsync}. */
+export class Task<A extends unknown[] = unknown[], R = unknown> {
+  constructor(
+    /** The registered name, e.g. `tasks.add`. */
+    readonly name: string,
+    /** The function the worker runs. */
+    readonly handler: TaskHandler<A, R>,
+    /** The task's options. */
+    readonly options: TaskOptions<A>,
+    private readonly sender: TaskSender,
+  ) {}
+
+  /** Sends the task with these arguments; returns a future of its result. */
+  delay(...args: A): AsyncResult<Awaited<R>> {
+    return this.sender.send<Awaited<R>>(this.name, args, {}, this.options as TaskOptions);
+  }
+
+  /** Sends the task with arguments and call options (kwargs, countdown, eta, queue, ...). */
+  applyAsync(args: A, options: ApplyOptions = {}): AsyncResult<Awaited<R>> {
+    return this.sender.send<Awaited<R>>(this.name, args, options, this.options as TaskOptions);
+  }
+}
+
+/** The argument tuple of a task. */
+export type TaskArgs<T> = T extends Task<infer A, unknown> ? A : never;
+/** The result type of a task. */
+export type TaskResult<T> = T extends Task<unknown[], infer R> ? Awaited<R> : never;

@@ -1,0 +1,45 @@
+/** Worker options and their defaults. */
+import { hostname } from 'node:os';
+import type { Logger } from '../logger.js';
+
+/** How a worker runs. Durations are in seconds. */
+export interface WorkerOptions {
+  /** Queues to consume, most preferred first. Default: the app's default queue. */
+  queues: string[];
+  /** Tasks running at once on the event loop. Default 10. */
+  concurrency: number;
+  /** Messages taken from the broker ahead of time (unsettled at once). Default 2 × concurrency. */
+  prefetch: number;
+  /** This worker's node name. Default `celeriac.<pid>@<host>`. */
+  hostname: string;
+  /** On shutdown, how long running tasks may take before their signal fires. Default 30. */
+  shutdownGrace: number;
+  /** Messages with larger bodies are refused. Default 16 MiB. */
+  maxMessageBytes: number;
+  /** Where log lines go. Default: stderr at level info. */
+  logger: Logger;
+  /** How many revoked ids to remember, and for how long (seconds). Celery's: 50,000 / 3 h. */
+  revokedMax: number;
+  revokedExpires: number;
+}
+
+/** Fills in the defaults for any option not given. */
+export function resolveWorkerOptions(given: Partial<WorkerOptions>, defaultQueue: string, logger: Logger): WorkerOptions {
+  const concurrency = given.concurrency ?? 10;
+  if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency must be a positive integer; got ${concurrency}`);
+  const prefetch = given.prefetch ?? concurrency * 2;
+  if (!Number.isInteger(prefetch) || prefetch < concurrency) {
+    throw new RangeError(`prefetch must be an integer of at least the concurrency (${concurrency}); got ${prefetch}`);
+  }
+  return {
+    queues: given.queues?.length ? given.queues : [defaultQueue],
+    concurrency,
+    prefetch,
+    hostname: given.hostname ?? `celeriac.${process.pid}@${hostname()}`,
+    shutdownGrace: given.shutdownGrace ?? 30,
+    maxMessageBytes: given.maxMessageBytes ?? 16 * 1024 * 1024,
+    logger: given.logger ?? logger,
+    revokedMax: given.revokedMax ?? 50_000,
+    revokedExpires: given.revokedExpires ?? 10_800,
+  };
+}

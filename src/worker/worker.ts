@@ -1,0 +1,419 @@
+/**
+ * The worker: takes deliveries from the broker, checks them, runs their tasks on the event loop
+ * (up to `concurrency` at once), stores results, then acks. Bad input is refused with a reason
+ * and the worker goes on; shutdown hands back what it did not start.
+ */
+import type { Celeriac } from '../app.js';
+import type { ResultBackend } from '../backends/backend.js';
+import type { Broker, ControlCommand, Consumer, Delivery } from '../brokers/broker.js';
+import { InvalidArguments, NotRegistered, ProtocolError, SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded, type RevokeReason } from '../errors.js';
+import { TypedEmitter, type RejectReason, type WorkerEventMap } from '../events.js';
+import { createLogger } from '../logger.js';
+import { decodeTaskMessage } from '../protocol/decode.js';
+import { serializeException } from '../protocol/exceptions.js';
+import type { TaskMessage } from '../protocol/message.js';
+import { FAILURE, PROGRESS, RETRY, REVOKED, STARTED, SUCCESS, type TaskState } from '../states.js';
+import type { Task } from '../task.js';
+import { Retry } from '../errors.js';
+import { fitArguments } from './arguments.js';
+import { ExecutionContext } from './execution-context.js';
+import { attachLogging } from './logging.js';
+import { resolveWorkerOptions, type WorkerOptions } from './options.js';
+import { buildResultMeta } from './result-meta.js';
+import { matchesAutoretry, mayRetry, retryCountdown } from './retry-policy.js';
+import { RevokedSet } from './revoked-set.js';
+
+/** One task message on its way through the worker. */
+interface Job {
+  readonly delivery: Delivery;
+  readonly request: TaskMessage;
+  readonly task: Task<never, unknown>;
+  readonly args: unknown[];
+  readonly context: ExecutionContext;
+  revokedBy?: RevokeReason;
+  handedBack?: boolean;
+  lastProgressAt?: number;
+}
+
+/** How a run ended. */
+type Outcome =
+  | { kind: 'success'; value: unknown }
+  | { kind: 'failure'; error: unknown }
+  | { kind: 'retry'; error: unknown; countdown: number }
+  | { kind: 'revoked'; reason: RevokeReason };
+
+/** Counters a worker keeps. */
+export interface WorkerStats {
+  received: number;
+  succeeded: number;
+  failed: number;
+  retried: number;
+  revoked: number;
+  handedBack: number;
+  rejected: Partial<Record<RejectReason, number>>;
+}
+
+const PROGRESS_INTERVAL_MS = 200;
+
+/** Runs an app's tasks. Create it with `app.worker(options)`. */
+export class Worker extends TypedEmitter<WorkerEventMap> {
+  readonly options: WorkerOptions;
+  readonly stats: WorkerStats = { received: 0, succeeded: 0, failed: 0, retried: 0, revoked: 0, handedBack: 0, rejected: {} };
+  #state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
+  #broker!: Broker;
+  #backend!: ResultBackend;
+  #consumer: Consumer | undefined;
+  #control: Consumer | undefined;
+  readonly #active = new Set<Job>();
+  readonly #reserved: Job[] = [];
+  readonly #held = new Map<Delivery, NodeJS.Timeout>();
+  readonly #settling = new Set<Promise<void>>();
+  readonly #revoked: RevokedSet;
+  #idle: (() => void) | undefined;
+
+  constructor(
+    private readonly app: Celeriac,
+    options: Partial<WorkerOptions> = {},
+  ) {
+    super();
+    this.options = resolveWorkerOptions(options, app.defaultQueue, createLogger('info'));
+    this.#revoked = new RevokedSet(this.options.revokedMax, this.options.revokedExpires);
+    attachLogging(this, this.options.logger);
+  }
+
+  /** Tasks running now. */
+  get activeCount(): number {
+    return this.#active.size;
+  }
+
+  /** Connects and starts consuming. Rejects with a clear error if the broker is unreachable. */
+  async start(): Promise<void> {
+    if (this.#state !== 'new') throw new Error(`worker cannot start: it is ${this.#state}`);
+    this.#state = 'running';
+    [this.#broker, this.#backend] = await Promise.all([this.app.broker(), this.app.backend()]);
+    if (this.#broker.control) this.#control = await this.#broker.control.subscribe((command) => this.#onControl(command));
+    this.#consumer = await this.#broker.consume(this.options.queues, (delivery) => this.#onDelivery(delivery), {
+      prefetch: this.options.prefetch,
+    });
+    this.emit('worker-online', { hostname: this.options.hostname, queues: this.options.queues });
+  }
+
+  /**
+   * Warm shutdown: stop taking work, hand back what has not started, let running tasks finish
+   * within `graceSeconds` (default: the `shutdownGrace` option), then fire their signals and
+   * hand back whatever still runs.
+   */
+  async stop(graceSeconds = this.options.shutdownGrace): Promise<void> {
+    if (this.#state !== 'running') return;
+    this.#state = 'stopping';
+    await this.#consumer?.cancel().catch((error: unknown) => this.emit('error', { error, during: 'cancelling the consumer' }));
+    for (const job of this.#reserved.splice(0)) this.#handBack(job);
+    for (const [delivery, timer] of this.#held) {
+      clearTimeout(timer);
+      this.#settle(delivery.reject(true), 'handing back a held ETA task');
+    }
+    this.#held.clear();
+    if (!(await this.#waitIdle(graceSeconds * 1000))) {
+      for (const job of this.#active) job.context.abort(new TaskRevokedError('shutdown'));
+      if (!(await this.#waitIdle(1000))) for (const job of [...this.#active]) this.#handBack(job);
+    }
+    await Promise.allSettled([...this.#settling]);
+    await this.#control?.cancel().catch(() => undefined);
+    this.#state = 'stopped';
+    this.emit('worker-offline', { hostname: this.options.hostname });
+  }
+
+  #waitIdle(timeoutMs: number): Promise<boolean> {
+    if (this.#active.size === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.#idle = undefined;
+        resolve(false);
+      }, timeoutMs);
+      this.#idle = () => {
+        clearTimeout(timer);
+        this.#idle = undefined;
+        resolve(true);
+      };
+    });
+  }
+
+  #onDelivery(delivery: Delivery): void {
+    if (this.#state !== 'running') {
+      this.#settle(delivery.reject(true), 'handing back a late delivery');
+      return;
+    }
+    let request: TaskMessage;
+    try {
+      request = decodeTaskMessage(delivery.message, { maxBytes: this.options.maxMessageBytes });
+    } catch (error) {
+      const reason = error instanceof ProtocolError ? error.reason : 'undecodable';
+      this.#refuse(delivery, headerString(delivery, 'id'), headerString(delivery, 'task'), reason, error);
+      return;
+    }
+    this.stats.received++;
+    if (this.listens('task-received')) {
+      const { id, task: name, args, kwargs, eta, retries } = request;
+      this.emit('task-received', { id, name, args, kwargs, eta, retries });
+    }
+    const task = this.app.tasks.get(request.task);
+    if (!task) {
+      this.#refuse(delivery, request.id, request.task, 'unknown-task', new NotRegistered(request.task));
+      return;
+    }
+    if (request.eta && request.eta.getTime() > Date.now()) {
+      this.#defer(delivery, request);
+      return;
+    }
+    this.#accept(delivery, request, task);
+  }
+
+  /** Runs the checks due when a task may start, then runs or reserves it. */
+  #accept(delivery: Delivery, request: TaskMessage, task: Task<never, unknown>): void {
+    let fitted;
+    try {
+      fitted = fitArguments(task, request.args, request.kwargs);
+    } catch (error) {
+      const reason = error instanceof InvalidArguments ? 'invalid-arguments' : 'malformed';
+      this.#refuse(delivery, request.id, request.task, reason, error);
+      return;
+    }
+    const context = new ExecutionContext(request, fitted.kwargs, task, this.options.logger, (current, total, info) =>
+      this.#reportProgress(job, current, total, info),
+    );
+    const job: Job = { delivery, request, task, args: fitted.args, context };
+    if (delivery.redelivered) {
+      this.#settle(this.#admitRedelivered(job), 'checking a redelivered task');
+      return;
+    }
+    this.#admit(job);
+  }
+
+  /** A redelivered task that already succeeded (its worker died before acking) is not run again. */
+  async #admitRedelivered(job: Job): Promise<void> {
+    const stored = await this.#backend.get(job.request.id);
+    if (stored?.status === SUCCESS) {
+      this.options.logger.info(`${job.request.task}[${job.request.id}] already succeeded; skipping the redelivered copy`);
+      await job.delivery.ack();
+      return;
+    }
+    this.#admit(job);
+  }
+
+  #admit(job: Job): void {
+    if (this.#state !== 'running') {
+      this.#handBack(job);
+    } else if (this.#active.size < this.options.concurrency) {
+      this.#run(job);
+    } else {
+      this.#reserved.push(job);
+    }
+  }
+
+  /** An ETA in the future: the broker holds it if it can; otherwise this worker does. */
+  #defer(delivery: Delivery, request: TaskMessage): void {
+    const eta = request.eta!.getTime();
+    if (this.#broker.capabilities.delayedDelivery) {
+      const republish = this.#broker
+        .publish(delivery.queue, delivery.message, {
+          notBefore: eta,
+          ...(request.priority !== null ? { priority: request.priority } : {}),
+        })
+        .then(() => delivery.ack());
+      this.#settle(republish, 'handing an ETA task to the broker');
+      return;
+    }
+    const timer = setTimeout(() => {
+      this.#held.delete(delivery);
+      const task = this.app.tasks.get(request.task);
+      if (task) this.#accept(delivery, request, task);
+    }, Math.min(eta - Date.now(), 2 ** 31 - 1));
+    this.#held.set(delivery, timer);
+  }
+
+  #run(job: Job): void {
+    this.#active.add(job);
+    const { request } = job;
+    const revokedBy = this.#revoked.has(request.id) ? 'revoked' : request.expires && request.expires.getTime() <= Date.now() ? 'expired' : undefined;
+    if (revokedBy) {
+      this.#finish(job, { kind: 'revoked', reason: revokedBy }, 0);
+      return;
+    }
+    if (job.task.options.acksLate === false) this.#settle(job.delivery.ack(), 'acking early');
+    if (this.listens('task-started')) this.emit('task-started', { id: request.id, name: request.task });
+    if (job.task.options.trackStarted) this.#store(job, STARTED, { pid: process.pid, hostname: this.options.hostname }, null);
+    const startedAt = performance.now();
+    let value: unknown;
+    try {
+      value = (job.task.handler as (...args: unknown[]) => unknown)(job.context, ...job.args);
+    } catch (error) {
+      this.#finish(job, this.#classifyError(job, error), startedAt);
+      return;
+    }
+    if (!isPromiseLike(value)) {
+      this.#finish(job, { kind: 'success', value }, startedAt);
+      return;
+    }
+    this.#withTimeLimits(job, value).then(
+      (result) => this.#finish(job, job.revokedBy ? { kind: 'revoked', reason: job.revokedBy } : { kind: 'success', value: result }, startedAt),
+      (error: unknown) => this.#finish(job, this.#classifyError(job, error), startedAt),
+    );
+  }
+
+  /** Applies the soft limit (signal) and hard limit (the run fails) to a running handler. */
+  #withTimeLimits(job: Job, running: PromiseLike<unknown>): PromiseLike<unknown> {
+    const hard = job.request.timeLimit[0] ?? job.task.options.timeLimit;
+    const soft = job.request.timeLimit[1] ?? job.task.options.softTimeLimit;
+    if (!hard && !soft) return running;
+    const timers: NodeJS.Timeout[] = [];
+    if (soft) timers.push(setTimeout(() => job.context.abort(new SoftTimeLimitExceeded(soft)), soft * 1000));
+    const limited = new Promise<unknown>((resolve, reject) => {
+      if (hard) {
+        timers.push(
+          setTimeout(() => {
+            const error = new TimeLimitExceeded(hard);
+            job.context.abort(error);
+            reject(error);
+          }, hard * 1000),
+        );
+      }
+      running.then(resolve, reject);
+    });
+    return limited.finally(() => timers.forEach(clearTimeout));
+  }
+
+  #classifyError(job: Job, error: unknown): Outcome {
+    if (job.revokedBy) return { kind: 'revoked', reason: job.revokedBy };
+    if (error instanceof Retry) return { kind: 'retry', error: error.reasonError, countdown: error.countdownSeconds };
+    const options = job.task.options;
+    if (matchesAutoretry(options.autoretryFor, error) && mayRetry(options.maxRetries, job.request.retries)) {
+      return { kind: 'retry', error, countdown: retryCountdown(options, job.request.retries) };
+    }
+    return { kind: 'failure', error };
+  }
+
+  /** Frees the slot at once; stores the outcome and acks in the background. */
+  #finish(job: Job, outcome: Outcome, startedAt: number): void {
+    if (!this.#active.delete(job)) return; // already handed back or timed out
+    const runtime = startedAt ? (performance.now() - startedAt) / 1000 : 0;
+    const recorded = this.#record(job, outcome, runtime).catch(async (error: unknown) => {
+      // Not recorded, so not acked: give it back to run again rather than lose it.
+      this.emit('error', { error, during: `recording ${job.request.task}[${job.request.id}]; handing it back` });
+      await job.delivery.reject(true);
+    });
+    this.#settle(recorded, 'handing back an unrecorded task');
+    this.#next();
+  }
+
+  #next(): void {
+    while (this.#active.size < this.options.concurrency && this.#reserved.length > 0 && this.#state === 'running') {
+      this.#run(this.#reserved.shift()!);
+    }
+    if (this.#active.size === 0) this.#idle?.();
+  }
+
+  async #record(job: Job, outcome: Outcome, runtime: number): Promise<void> {
+    const { request, task } = job;
+    const { id, task: name } = request;
+    switch (outcome.kind) {
+      case 'success':
+        this.stats.succeeded++;
+        if (!task.options.ignoreResult && !request.ignoreResult) await this.#store(job, SUCCESS, outcome.value, null);
+        this.emit('task-succeeded', { id, name, result: outcome.value, runtime });
+        break;
+      case 'failure':
+        this.stats.failed++;
+        await this.#store(job, FAILURE, serializeException(outcome.error), stackOf(outcome.error));
+        this.emit('task-failed', { id, name, error: outcome.error, runtime });
+        break;
+      case 'retry':
+        this.stats.retried++;
+        await this.app.publish(
+          { ...request, retries: request.retries + 1, eta: new Date(Date.now() + outcome.countdown * 1000), parentId: request.id, origin: this.options.hostname },
+          job.delivery.queue,
+        );
+        await this.#store(job, RETRY, serializeException(outcome.error), stackOf(outcome.error));
+        this.emit('task-retried', { id, name, error: outcome.error, countdown: outcome.countdown, retries: request.retries + 1 });
+        break;
+      case 'revoked':
+        this.stats.revoked++;
+        await this.#store(job, REVOKED, serializeException(new TaskRevokedError(outcome.reason)), null);
+        this.emit('task-revoked', { id, name, reason: outcome.reason });
+        break;
+    }
+    if (job.handedBack) return;
+    if (task.options.acksLate !== false) await job.delivery.ack();
+  }
+
+  #store(job: Job, status: TaskState, result: unknown, traceback: string | null): Promise<void> {
+    const meta = buildResultMeta(job.request, status, result, traceback, { hostname: this.options.hostname, queue: job.delivery.queue });
+    return this.#backend.store(meta, { replyTo: job.request.replyTo });
+  }
+
+  #reportProgress(job: Job, current: number, total: number | null, info: Record<string, unknown>): void {
+    const now = Date.now();
+    if (job.lastProgressAt !== undefined && now - job.lastProgressAt < PROGRESS_INTERVAL_MS && current !== total) return;
+    job.lastProgressAt = now;
+    this.emit('task-progress', { id: job.request.id, name: job.request.task, current, total });
+    this.#settle(this.#store(job, PROGRESS, { ...info, current, total }, null), 'storing progress');
+  }
+
+  /** Refuses a message that cannot run: counted, logged, FAILURE stored if it has an id, moved aside. */
+  #refuse(delivery: Delivery, id: string | null, name: string | null, reason: RejectReason, error: unknown): void {
+    this.stats.rejected[reason] = (this.stats.rejected[reason] ?? 0) + 1;
+    const detail = error instanceof Error ? error.message : String(error);
+    this.emit('task-rejected', { id, name, reason, detail });
+    const refused = async (): Promise<void> => {
+      if (id !== null) {
+        const request = { id, task: name ?? '', retries: 0, group: null, parentId: null };
+        const meta = buildResultMeta(request, FAILURE, serializeException(error), null, { hostname: this.options.hostname, queue: delivery.queue });
+        await this.#backend.store(meta, { replyTo: headerString(delivery, 'reply_to') ?? null });
+      }
+      await delivery.deadLetter(`${reason}: ${detail}`);
+    };
+    this.#settle(refused(), 'refusing a message');
+  }
+
+  #handBack(job: Job): void {
+    if (this.#active.delete(job)) job.handedBack = true;
+    this.stats.handedBack++;
+    this.emit('task-handed-back', { id: job.request.id, name: job.request.task });
+    this.#settle(job.delivery.reject(true), 'handing back a task');
+    if (this.#active.size === 0) this.#idle?.();
+  }
+
+  #onControl(command: ControlCommand): void {
+    if (command.destination && !command.destination.includes(this.options.hostname)) return;
+    if (command.method !== 'revoke') return;
+    const raw = command.arguments['task_id'];
+    const ids = (Array.isArray(raw) ? raw : [raw]).filter((id): id is string => typeof id === 'string');
+    const terminate = command.arguments['terminate'] === true;
+    for (const id of ids) this.#revoked.add(id);
+    if (!terminate) return;
+    for (const job of this.#active) {
+      if (!ids.includes(job.request.id)) continue;
+      job.revokedBy = 'terminated';
+      job.context.abort(new TaskRevokedError('terminated'));
+    }
+  }
+
+  /** Tracks background work so shutdown can wait for it; reports its failure. */
+  #settle(work: Promise<void>, during: string): void {
+    const tracked = work.catch((error: unknown) => this.emit('error', { error, during }));
+    this.#settling.add(tracked);
+    tracked.finally(() => this.#settling.delete(tracked));
+  }
+}
+
+function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
+}
+
+function headerString(delivery: Delivery, key: string): string | null {
+  const value = key === 'reply_to' ? delivery.message.properties.reply_to : delivery.message.headers?.[key];
+  return typeof value === 'string' && value.length > 0 ? value : null;
+}
+
+function stackOf(error: unknown): string | null {
+  return error instanceof Error ? (error.stack ?? null) : null;
+}
