@@ -5,7 +5,7 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { ResultBackend } from './backends/backend.js';
 import { createBackend } from './backends/index.js';
-import type { Broker } from './brokers/broker.js';
+import type { Broker, PublishOptions } from './brokers/broker.js';
 import { createBroker } from './brokers/index.js';
 import { ConfigurationError } from './errors.js';
 import { encodeTaskMessage } from './protocol/encode.js';
@@ -108,6 +108,17 @@ export class Celeriac implements TaskSender, ResultSource {
     return result;
   }
 
+  /** @internal Builds and publishes many messages of one task in one broker batch. */
+  sendMany<R>(name: string, argsList: readonly unknown[][], options: ApplyOptions, defaults: TaskOptions): AsyncResult<R>[] {
+    const queue = options.queue ?? defaults.queue ?? this.defaultQueue;
+    const shared = { ...options };
+    delete shared.taskId; // each message gets its own id
+    const messages = argsList.map((args) => this.buildMessage(name, args, shared, defaults));
+    const sent = this.publishMany(messages, queue);
+    sent.catch(() => undefined); // observed through each result's sent / get()
+    return messages.map((message) => new AsyncResult<R>(message.id, this, sent));
+  }
+
   /** @internal The task message for a call, before encoding. */
   buildMessage(name: string, args: unknown[], options: ApplyOptions, defaults: TaskOptions): TaskMessage {
     const id = options.taskId ?? randomUUID();
@@ -145,9 +156,7 @@ export class Celeriac implements TaskSender, ResultSource {
     const broker = await this.broker();
     const replyTo = message.replyTo ?? (await this.backend().catch(() => undefined))?.replyTo ?? null;
     const wire = encodeTaskMessage(replyTo === message.replyTo ? message : { ...message, replyTo });
-    const publishOptions: { priority?: number; notBefore?: number } = {};
-    if (message.priority !== null) publishOptions.priority = message.priority;
-    if (message.eta) publishOptions.notBefore = message.eta.getTime();
+    const publishOptions = publishOptionsOf(message);
     const policy = { ...DEFAULT_PUBLISH_RETRY, ...options.retryPolicy };
     const attempts = options.retry === false ? 1 : policy.maxRetries + 1;
     for (let attempt = 1; ; attempt++) {
@@ -160,6 +169,19 @@ export class Celeriac implements TaskSender, ResultSource {
         await new Promise((resolve) => setTimeout(resolve, delay * 1000));
       }
     }
+  }
+
+  /** @internal Publishes built messages to one queue as a single broker batch. */
+  async publishMany(messages: readonly TaskMessage[], queue: string): Promise<void> {
+    const broker = await this.broker();
+    const replyTo = (await this.backend().catch(() => undefined))?.replyTo ?? null;
+    await broker.publishMany(
+      messages.map((message) => ({
+        queue,
+        message: encodeTaskMessage(message.replyTo === null && replyTo ? { ...message, replyTo } : message),
+        options: publishOptionsOf(message),
+      })),
+    );
   }
 
   /** The connected broker (connected on first use). */
@@ -201,6 +223,13 @@ export class Celeriac implements TaskSender, ResultSource {
     this.#backend = undefined;
     await Promise.all([broker?.then((b) => b.close(), () => undefined), backend?.then((b) => b.close(), () => undefined)]);
   }
+}
+
+function publishOptionsOf(message: TaskMessage): PublishOptions {
+  const options: PublishOptions = {};
+  if (message.priority !== null) options.priority = message.priority;
+  if (message.eta) options.notBefore = message.eta.getTime();
+  return options;
 }
 
 async function connectOnce<T extends { connect(): Promise<void> }>(create: () => Promise<T>): Promise<T> {

@@ -140,6 +140,7 @@ export interface PublishRetryPolicy {
 /** Sends task messages; implemented by the app. */
 export interface TaskSender {
   send<R>(name: string, args: unknown[], options: ApplyOptions, defaults: TaskOptions): AsyncResult<R>;
+  sendMany<R>(name: string, argsList: readonly unknown[][], options: ApplyOptions, defaults: TaskOptions): AsyncResult<R>[];
 }
 
 /** A defined task. Call it with {@link Task.delay} or {@link Task.applyAsync}. */
@@ -162,6 +163,14 @@ export class Task<A extends unknown[] = unknown[], R = unknown> {
   /** Sends the task with arguments and call options (kwargs, countdown, eta, queue, ...). */
   applyAsync(args: A, options: ApplyOptions = {}): AsyncResult<Awaited<R>> {
     return this.sender.send<Awaited<R>>(this.name, args, options, this.options as TaskOptions);
+  }
+
+  /**
+   * Sends one task per argument tuple in as few broker round trips as the broker allows (bulk
+   * enqueue). `options` apply to every call; `taskId` is not allowed here.
+   */
+  delayMany(argsList: readonly A[], options: Omit<ApplyOptions, 'taskId'> = {}): AsyncResult<Awaited<R>>[] {
+    return this.sender.sendMany<Awaited<R>>(this.name, argsList, options, this.options as TaskOptions);
   }
 }
 

@@ -31,6 +31,8 @@ interface Job {
   readonly args: unknown[];
   readonly context: ExecutionContext;
   revokedBy?: RevokeReason;
+  /** Signalled by shutdown: if it now fails, it goes back to the broker instead. */
+  stopping?: boolean;
   handedBack?: boolean;
   lastProgressAt?: number;
 }
@@ -40,7 +42,8 @@ type Outcome =
   | { kind: 'success'; value: unknown }
   | { kind: 'failure'; error: unknown }
   | { kind: 'retry'; error: unknown; countdown: number }
-  | { kind: 'revoked'; reason: RevokeReason };
+  | { kind: 'revoked'; reason: RevokeReason }
+  | { kind: 'hand-back' };
 
 /** Counters a worker keeps. */
 export interface WorkerStats {
@@ -114,7 +117,10 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     }
     this.#held.clear();
     if (!(await this.#waitIdle(graceSeconds * 1000))) {
-      for (const job of this.#active) job.context.abort(new TaskRevokedError('shutdown'));
+      for (const job of this.#active) {
+        job.stopping = true;
+        job.context.abort(new TaskRevokedError('shutdown'));
+      }
       if (!(await this.#waitIdle(1000))) for (const job of [...this.#active]) this.#handBack(job);
     }
     await Promise.allSettled([...this.#settling]);
@@ -284,6 +290,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
 
   #classifyError(job: Job, error: unknown): Outcome {
     if (job.revokedBy) return { kind: 'revoked', reason: job.revokedBy };
+    if (job.stopping) return { kind: 'hand-back' };
     if (error instanceof Retry) return { kind: 'retry', error: error.reasonError, countdown: error.countdownSeconds };
     const options = job.task.options;
     if (matchesAutoretry(options.autoretryFor, error) && mayRetry(options.maxRetries, job.request.retries)) {
@@ -294,6 +301,11 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
 
   /** Frees the slot at once; stores the outcome and acks in the background. */
   #finish(job: Job, outcome: Outcome, startedAt: number): void {
+    if (outcome.kind === 'hand-back') {
+      this.#handBack(job);
+      this.#next();
+      return;
+    }
     if (!this.#active.delete(job)) return; // already handed back or timed out
     const runtime = startedAt ? (performance.now() - startedAt) / 1000 : 0;
     const recorded = this.#record(job, outcome, runtime).catch(async (error: unknown) => {
@@ -335,6 +347,8 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
         await this.#store(job, RETRY, serializeException(outcome.error), stackOf(outcome.error));
         this.emit('task-retried', { id, name, error: outcome.error, countdown: outcome.countdown, retries: request.retries + 1 });
         break;
+      case 'hand-back':
+        return;
       case 'revoked':
         this.stats.revoked++;
         await this.#store(job, REVOKED, serializeException(new TaskRevokedError(outcome.reason)), null);
@@ -375,7 +389,9 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   }
 
   #handBack(job: Job): void {
-    if (this.#active.delete(job)) job.handedBack = true;
+    if (job.handedBack) return;
+    job.handedBack = true;
+    this.#active.delete(job);
     this.stats.handedBack++;
     this.emit('task-handed-back', { id: job.request.id, name: job.request.task });
     this.#settle(job.delivery.reject(true), 'handing back a task');

@@ -33,7 +33,7 @@ void wrongCalls;
 describe('task types', () => {
   it('carries argument types to delay and applyAsync', () => {
     expectTypeOf(add.delay).parameters.toEqualTypeOf<[number, number]>();
-    expectTypeOf<TaskArgs<typeof greet>>().toEqualTypeOf<[name: string, excited?: boolean]>();
+    expectTypeOf<TaskArgs<typeof greet>>().toEqualTypeOf<[name: string, excited?: boolean | undefined]>();
     expectTypeOf(add.applyAsync).parameter(0).toEqualTypeOf<[number, number]>();
   });
 

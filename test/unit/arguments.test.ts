@@ -5,7 +5,7 @@ import type { Task } from '../../src/task.js';
 
 const app = new Celeriac({ broker: 'memory://arguments' });
 const add = app.task('args.add', (_ctx, a: number, b: number) => a + b, { params: ['a', 'b'] }) as unknown as Task<never, unknown>;
-const loose = app.task('args.loose', (_ctx, a: number, b = 2) => a + b) as unknown as Task<never, unknown>;
+const loose = app.task('args.loose', (_ctx, a: number, b: number = 2) => a + b) as unknown as Task<never, unknown>;
 const checked = app.task('args.checked', (_ctx, n: number) => n, {
   validate: (args) => {
     if (typeof args[0] !== 'number') throw new TypeError('n must be a number');
