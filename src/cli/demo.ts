@@ -51,15 +51,15 @@ async function pageTitles(app: Celeriac, urls: string[]): Promise<void> {
   const results = urls.map((url) => app.sendTask<{ url: string; title: string }>('seed.fetch_title', [url]));
   const bar = new ProgressBar(urls.length, '   titles');
   for await (const completed of asCompleted(results, { timeout: 120 })) {
-    bar.tick();
     if (completed.ok) bar.log(`   ${completed.value.title.padEnd(36)} ${completed.value.url}`);
     else bar.log(`   (failed: ${completed.error.message})`);
+    bar.tick();
   }
   bar.finish();
 }
 
 function startWorker(broker: string): ChildProcess {
-  return spawn(process.execPath, [CLI, 'worker', '-A', SEED_TASKS, '--broker', broker, '-c', '20', '-l', 'warning'], {
+  return spawn(process.execPath, [CLI, 'worker', '-A', SEED_TASKS, '--broker', broker, '-c', '20', '-l', 'error'], {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
 }

@@ -8,6 +8,7 @@ export class ProgressBar {
     private readonly total: number,
     private readonly label: string,
     private readonly stream: NodeJS.WriteStream = process.stderr,
+    private readonly lines: NodeJS.WriteStream = process.stdout,
   ) {}
 
   /** Marks one more step done and redraws. */
@@ -16,14 +17,11 @@ export class ProgressBar {
     this.#draw();
   }
 
-  /** Prints a line above the bar without breaking it. */
+  /** Prints a line (to standard output) above the bar without breaking it. */
   log(line: string): void {
-    if (!this.stream.isTTY) {
-      this.stream.write(`${line}\n`);
-      return;
-    }
-    this.stream.write(`\r\x1b[2K${line}\n`);
-    this.#draw();
+    if (this.stream.isTTY) this.stream.write('\r\x1b[2K');
+    this.lines.write(`${line}\n`);
+    if (this.stream.isTTY) this.#draw();
   }
 
   /** Ends the bar's line. */
@@ -36,6 +34,6 @@ export class ProgressBar {
     const filled = this.total === 0 ? width : Math.round((this.#done / this.total) * width);
     const bar = `${this.label} [${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${this.#done}/${this.total}`;
     if (this.stream.isTTY) this.stream.write(`\r\x1b[2K${bar}`);
-    else if (this.#done === this.total || this.#done % Math.max(1, Math.ceil(this.total / 4)) === 0) this.stream.write(`${bar}\n`);
+    else if (this.#done === this.total) this.stream.write(`${bar}\n`);
   }
 }

@@ -67,15 +67,17 @@ describe('a worker process on the SQLite broker', () => {
     const warm = spawnWorker(['-c', '1', '-l', 'info']);
     await warm.waitFor('ready');
     const running = app.sendTask<number>('fx.sleep', [600]);
-    await warm.waitFor(/fx\.sleep|received/, 5000).catch(() => undefined);
+    await running.sent;
     await until(async () => (await app.broker().then((b) => b.queueLength('celery'))) === 0, 10_000, 'the task to be taken');
     warm.child.kill('SIGTERM');
     expect(await warm.exited).toBe(0);
     expect(await running.get({ timeout: 1 })).toBe(600);
     expect(warm.log()).toMatch(/warm shutdown/);
 
-    const cold = spawnWorker(['-c', '1']);
+    const cold = spawnWorker(['-c', '1', '-l', 'info']);
+    await cold.waitFor('ready');
     const interrupted = app.sendTask<number>('fx.sleep', [5000]);
+    await interrupted.sent;
     await until(async () => (await app.broker().then((b) => b.queueLength('celery'))) === 0, 10_000, 'the task to be taken');
     cold.child.kill('SIGTERM');
     await cold.waitFor('warm shutdown');
@@ -120,10 +122,13 @@ describe('the celeriac CLI', () => {
     const unknown = runCli(['queues', '--broker', 'kafka://localhost']);
     expect(unknown.stderr).toMatch(/unknown broker scheme "kafka:\/\/".*use one of memory:\/\/, sqlite:\/\//);
 
-    const unopenable = runCli(['queues', '--broker', 'sqlite:///proc/celeriac-cannot/x.db']);
+    const { dir } = setup();
+    const aFile = join(dir, 'a-file');
+    writeFileSync(aFile, '');
+    const unopenable = runCli(['queues', '--broker', `sqlite://${aFile}/x.db`]);
     expect(unopenable.status).toBe(2);
     expect(unopenable.stderr.trim().split('\n')).toHaveLength(1);
-    expect(unopenable.stderr).toMatch(/\/proc\/celeriac-cannot\/x\.db/);
+    expect(unopenable.stderr).toMatch(/cannot open SQLite database .*a-file\/x\.db: \w+/);
   });
 
   it('teaches with --help on each command', () => {

@@ -18,6 +18,7 @@ import type {
   PublishOptions,
 } from '../broker.js';
 import { CONTROL_REPLAY_MS } from '../control-log.js';
+import { clampPriority } from '../priority.js';
 import { Fifo } from './fifo.js';
 
 interface StoredMessage {
@@ -271,10 +272,4 @@ export class MemoryBroker implements Broker {
       },
     };
   }
-}
-
-/** Clamps a priority to 0–9 (0 when unset). */
-export function clampPriority(priority: number | undefined): number {
-  if (priority === undefined || !Number.isFinite(priority)) return 0;
-  return Math.max(0, Math.min(9, Math.round(priority)));
 }

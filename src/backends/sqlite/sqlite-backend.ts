@@ -1,0 +1,184 @@
+/**
+ * `sqlite://PATH`: results in the embedded SQLite file (the same file as the broker by default).
+ *
+ * Writes made in one event-loop turn share one commit, and a stored SUCCESS is never replaced.
+ * Waiting is push-based inside a process; across processes one poller per backend checks
+ * `PRAGMA data_version` (backing off to 100 ms while nothing changes) and only then reads the
+ * watched rows, in one query. URL options: `expires` (s, default 86400), `synchronous`.
+ */
+import type { Statement } from 'better-sqlite3';
+import { ConfigurationError } from '../../errors.js';
+import { decodeJson, encodeJson } from '../../protocol/kombu-json.js';
+import { SUCCESS } from '../../states.js';
+import {
+  absolutePath,
+  announceChange,
+  ExternalChangeWatcher,
+  onLocalChange,
+  openDatabase,
+  type Database,
+  type Synchronous,
+} from '../../sqlite/connection.js';
+import { WriteBatcher } from '../../sqlite/write-batcher.js';
+import { numberOption, pathOf, type ParsedUrl } from '../../url.js';
+import { DEFAULT_RESULT_EXPIRES_SECONDS, type ResultBackend, type ResultMeta, type Unwatch } from '../backend.js';
+import { WatcherRegistry } from '../watchers.js';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS celeriac_results (
+  task_id TEXT PRIMARY KEY,
+  status TEXT NOT NULL,
+  meta TEXT NOT NULL,
+  version INTEGER NOT NULL DEFAULT 1,
+  expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS celeriac_results_expiry ON celeriac_results (expires_at);
+`;
+
+const CLEANUP_INTERVAL_MS = 60 * 60 * 1000;
+const QUERY_CHUNK = 500;
+
+/** Results in the embedded SQLite file. */
+export class SqliteBackend implements ResultBackend {
+  readonly displayUrl: string;
+  readonly path: string;
+  readonly #expiresMs: number;
+  readonly #synchronous: Synchronous;
+  #db: Database | undefined;
+  #sql!: ReturnType<typeof prepare>;
+  readonly #writes: WriteBatcher;
+  readonly #watchers = new WatcherRegistry();
+  readonly #seenVersions = new Map<string, number>();
+  /** Metas queued for the next commit: reads see them at once. */
+  readonly #pending = new Map<string, ResultMeta>();
+  #justStored: ResultMeta[] = [];
+  #poller: ExternalChangeWatcher | undefined;
+  #unlisten: (() => void) | undefined;
+  #cleanupTimer: NodeJS.Timeout | undefined;
+
+  constructor(url: ParsedUrl, raw: string) {
+    this.displayUrl = url.display;
+    const path = pathOf(raw);
+    if (!path) throw new ConfigurationError(`${url.display} names no file; write sqlite://PATH`);
+    this.path = absolutePath(path);
+    this.#expiresMs = numberOption(url.options, 'expires', DEFAULT_RESULT_EXPIRES_SECONDS) * 1000;
+    const synchronous = url.options.get('synchronous') ?? 'normal';
+    if (synchronous !== 'normal' && synchronous !== 'full') {
+      throw new ConfigurationError(`URL option synchronous=${synchronous} is not one of normal, full`);
+    }
+    this.#synchronous = synchronous;
+    this.#writes = new WriteBatcher(() => this.#database(), () => this.#afterCommit());
+  }
+
+  async connect(): Promise<void> {
+    if (this.#db) return;
+    const db = await openDatabase(this.path, this.#synchronous);
+    db.exec(SCHEMA);
+    this.#sql = prepare(db);
+    this.#db = db;
+    this.#unlisten = onLocalChange(this.path, 'results', () => this.#readWatched());
+    this.#cleanupTimer = setInterval(() => void this.cleanup().catch(() => undefined), CLEANUP_INTERVAL_MS);
+    this.#cleanupTimer.unref();
+  }
+
+  store(meta: ResultMeta): Promise<void> {
+    const text = encodeJson(meta);
+    const expiresAt = Date.now() + this.#expiresMs;
+    if (this.#pending.get(meta.task_id)?.status !== SUCCESS) this.#pending.set(meta.task_id, meta);
+    return this.#writes.enqueue(() => {
+      const changed = this.#sql.upsert.run(meta.task_id, meta.status, text, expiresAt).changes > 0;
+      if (changed) this.#justStored.push(meta);
+    });
+  }
+
+  #afterCommit(): void {
+    this.#pending.clear();
+    const stored = this.#justStored;
+    this.#justStored = [];
+    for (const meta of stored) this.#watchers.notify(meta);
+    if (stored.length > 0) announceChange(this.path, 'results');
+  }
+
+  async get(taskId: string): Promise<ResultMeta | null> {
+    const pending = this.#pending.get(taskId);
+    if (pending) return pending;
+    const row = this.#database() && (this.#sql.get.get(taskId, Date.now()) as { meta: string } | undefined);
+    return row ? (decodeJson(row.meta) as ResultMeta) : null;
+  }
+
+  async forget(taskId: string): Promise<void> {
+    this.#pending.delete(taskId);
+    await this.#writes.enqueue(() => this.#sql.forget.run(taskId));
+  }
+
+  watch(taskId: string, onChange: (meta: ResultMeta) => void): Unwatch {
+    const unwatch = this.#watchers.add(taskId, onChange);
+    if (!this.#poller && this.#db) {
+      this.#poller = new ExternalChangeWatcher(this.#db, () => this.#readWatched(), 2, 100);
+      this.#poller.start();
+    }
+    return () => {
+      unwatch();
+      if (!this.#watchers.has(taskId)) this.#seenVersions.delete(taskId);
+      if (this.#watchers.size === 0) {
+        this.#poller?.stop();
+        this.#poller = undefined;
+      }
+    };
+  }
+
+  /** Reads every watched row in one query per chunk and reports those that changed. */
+  #readWatched(): void {
+    if (this.#watchers.size === 0 || !this.#db) return;
+    const ids = this.#watchers.ids();
+    for (let i = 0; i < ids.length; i += QUERY_CHUNK) {
+      const chunk = ids.slice(i, i + QUERY_CHUNK);
+      let rows: Array<{ task_id: string; version: number; meta: string }>;
+      try {
+        rows = this.#db.prepare(`SELECT task_id, version, meta FROM celeriac_results WHERE task_id IN (${chunk.map(() => '?').join(',')})`).all(...chunk) as typeof rows;
+      } catch {
+        return; // busy; the next change reads again
+      }
+      for (const row of rows) {
+        if (this.#seenVersions.get(row.task_id) === row.version) continue;
+        this.#seenVersions.set(row.task_id, row.version);
+        this.#watchers.notify(decodeJson(row.meta) as ResultMeta);
+      }
+    }
+  }
+
+  async cleanup(): Promise<number> {
+    return this.#writes.enqueue(() => this.#sql.expire.run(Date.now()).changes);
+  }
+
+  async close(): Promise<void> {
+    const db = this.#db;
+    if (!db) return;
+    await this.#writes.drained();
+    this.#poller?.stop();
+    this.#poller = undefined;
+    this.#unlisten?.();
+    clearInterval(this.#cleanupTimer);
+    this.#db = undefined;
+    db.close();
+  }
+
+  #database(): Database {
+    if (!this.#db) throw new ConfigurationError(`the SQLite result backend ${this.displayUrl} is not connected (call connect() first)`);
+    return this.#db;
+  }
+}
+
+function prepare(db: Database): Record<'upsert' | 'get' | 'forget' | 'expire', Statement> {
+  return {
+    upsert: db.prepare(
+      `INSERT INTO celeriac_results (task_id, status, meta, expires_at) VALUES (?, ?, ?, ?)
+       ON CONFLICT (task_id) DO UPDATE SET status = excluded.status, meta = excluded.meta,
+         expires_at = excluded.expires_at, version = celeriac_results.version + 1
+       WHERE celeriac_results.status <> 'SUCCESS'`,
+    ),
+    get: db.prepare(`SELECT meta FROM celeriac_results WHERE task_id = ? AND expires_at > ?`),
+    forget: db.prepare(`DELETE FROM celeriac_results WHERE task_id = ?`),
+    expire: db.prepare(`DELETE FROM celeriac_results WHERE expires_at <= ?`),
+  };
+}

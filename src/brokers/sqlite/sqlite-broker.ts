@@ -1,0 +1,447 @@
+/**
+ * `sqlite://PATH`: the embedded broker, one SQLite file (WAL) shared by every producer and worker
+ * process on the machine.
+ *
+ * A consumer takes messages by leasing them to itself (one transaction per batch). Leases are
+ * renewed by the consumer's heartbeat while it lives; a lease whose consumer died (its pid is gone
+ * on this host, or its heartbeat is older than `consumer_timeout`) or that outlived
+ * `visibility_timeout` without renewal goes back to the queue, marked redelivered. ETA messages
+ * wait in the file until their time. Writes made in one event-loop turn share one commit.
+ *
+ * URL options: `visibility_timeout` (s, default 300), `consumer_timeout` (s, default 60),
+ * `synchronous` (`normal` default, or `full`).
+ */
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { ConfigurationError } from '../../errors.js';
+import type { TransportMessage } from '../../protocol/message.js';
+import {
+  absolutePath,
+  announceChange,
+  ExternalChangeWatcher,
+  onLocalChange,
+  openDatabase,
+  type Database,
+  type Synchronous,
+} from '../../sqlite/connection.js';
+import { WriteBatcher } from '../../sqlite/write-batcher.js';
+import { numberOption, pathOf, type ParsedUrl } from '../../url.js';
+import type {
+  Broker,
+  BrokerCapabilities,
+  ConsumeOptions,
+  Consumer,
+  ControlChannel,
+  ControlCommand,
+  DeadLetter,
+  Delivery,
+  PublishOptions,
+} from '../broker.js';
+import { CONTROL_REPLAY_MS } from '../control-log.js';
+import { clampPriority } from '../priority.js';
+import { createBrokerSchema, prepareBrokerStatements, type BrokerStatements, type MessageRow } from './schema.js';
+
+const HEARTBEAT_MS = 2_000;
+const SWEEP_MS = 1_000;
+const HOST = hostname();
+
+/** The embedded SQLite broker. */
+export class SqliteBroker implements Broker {
+  readonly capabilities: BrokerCapabilities = { delayedDelivery: true, priorities: true, durable: true, shared: true };
+  readonly displayUrl: string;
+  readonly path: string;
+  readonly control: ControlChannel;
+  readonly #visibilityMs: number;
+  readonly #consumerTimeoutMs: number;
+  readonly #synchronous: Synchronous;
+  #db: Database | undefined;
+  #sql!: BrokerStatements;
+  readonly #writes: WriteBatcher;
+  readonly #consumers = new Set<SqliteConsumer>();
+  #watcher: ExternalChangeWatcher | undefined;
+  #unlisten: (() => void) | undefined;
+  #timers: NodeJS.Timeout[] = [];
+
+  constructor(url: ParsedUrl, raw: string) {
+    this.displayUrl = url.display;
+    const path = pathOf(raw);
+    if (!path) throw new ConfigurationError(`${url.display} names no file; write sqlite://PATH, e.g. sqlite://.celeriac/celeriac.db`);
+    this.path = absolutePath(path);
+    this.#visibilityMs = numberOption(url.options, 'visibility_timeout', 300) * 1000;
+    this.#consumerTimeoutMs = numberOption(url.options, 'consumer_timeout', 60) * 1000;
+    const synchronous = url.options.get('synchronous') ?? 'normal';
+    if (synchronous !== 'normal' && synchronous !== 'full') {
+      throw new ConfigurationError(`URL option synchronous=${synchronous} is not one of normal, full`);
+    }
+    this.#synchronous = synchronous;
+    this.#writes = new WriteBatcher(() => this.#database(), () => announceChange(this.path, 'messages'));
+    this.control = new SqliteControlChannel(this);
+  }
+
+  async connect(): Promise<void> {
+    if (this.#db) return;
+    const db = await openDatabase(this.path, this.#synchronous);
+    createBrokerSchema(db);
+    this.#sql = prepareBrokerStatements(db);
+    this.#db = db;
+  }
+
+  /** @internal */
+  get sql(): BrokerStatements {
+    this.#database();
+    return this.#sql;
+  }
+
+  async publish(queue: string, message: TransportMessage, options: PublishOptions = {}): Promise<void> {
+    const row = this.#row(queue, message, options);
+    await this.#writes.enqueue(() => this.#sql.insert.run(...row));
+  }
+
+  async publishMany(items: ReadonlyArray<{ queue: string; message: TransportMessage; options?: PublishOptions }>): Promise<void> {
+    const rows = items.map((item) => this.#row(item.queue, item.message, item.options ?? {}));
+    await this.#writes.enqueue(() => {
+      for (const row of rows) this.#sql.insert.run(...row);
+    });
+  }
+
+  #row(queue: string, message: TransportMessage, options: PublishOptions) {
+    return [
+      queue,
+      clampPriority(options.priority),
+      options.notBefore ?? 0,
+      JSON.stringify(message.headers),
+      JSON.stringify(message.properties),
+      message.contentType,
+      message.contentEncoding,
+      message.body,
+    ] as const;
+  }
+
+  async consume(queues: readonly string[], onDelivery: (delivery: Delivery) => void, options: ConsumeOptions): Promise<Consumer> {
+    const db = this.#database();
+    const consumer = new SqliteConsumer(this, [...queues], onDelivery, options.prefetch);
+    this.#sql.registerConsumer.run(consumer.id, process.pid, HOST, Date.now());
+    this.#consumers.add(consumer);
+    if (this.#consumers.size === 1) this.#startConsuming(db);
+    this.sweep();
+    consumer.schedulePump();
+    return consumer;
+  }
+
+  #startConsuming(db: Database): void {
+    this.#watcher = new ExternalChangeWatcher(db, () => this.#wakeAll());
+    this.#watcher.start();
+    this.#unlisten = onLocalChange(this.path, 'messages', () => this.#wakeAll());
+    this.#timers = [setInterval(() => this.#heartbeat(), HEARTBEAT_MS), setInterval(() => this.sweep(), SWEEP_MS)];
+    for (const timer of this.#timers) timer.unref();
+  }
+
+  #stopConsuming(): void {
+    this.#watcher?.stop();
+    this.#watcher = undefined;
+    this.#unlisten?.();
+    this.#unlisten = undefined;
+    for (const timer of this.#timers) clearInterval(timer);
+    this.#timers = [];
+  }
+
+  #wakeAll(): void {
+    for (const consumer of this.#consumers) consumer.schedulePump();
+  }
+
+  /** @internal Leases up to `limit` ready messages from `queues` (in preference order) to `consumerId`. */
+  take(queues: readonly string[], limit: number, consumerId: string): MessageRow[] {
+    const now = Date.now();
+    return this.#database().transaction(() => {
+      const taken: MessageRow[] = [];
+      for (const queue of queues) {
+        const rows = this.#sql.take.all(consumerId, now + this.#visibilityMs, queue, now, limit - taken.length) as MessageRow[];
+        rows.sort((a, b) => b.priority - a.priority || a.id - b.id);
+        taken.push(...rows);
+        if (taken.length >= limit) break;
+      }
+      return taken;
+    })();
+  }
+
+  /** @internal When the next delayed message of `queues` becomes visible, if any. */
+  nextVisibleAt(queues: readonly string[]): number | null {
+    let next: number | null = null;
+    for (const queue of queues) {
+      const at = (this.#sql.nextVisible.get(queue) as { at: number | null }).at;
+      if (at !== null && (next === null || at < next)) next = at;
+    }
+    return next;
+  }
+
+  /** @internal Queues a write for the next batch. */
+  write<T>(run: () => T): Promise<T> {
+    return this.#writes.enqueue(run);
+  }
+
+  /** @internal Stops tracking a cancelled consumer. */
+  release(consumer: SqliteConsumer): void {
+    this.#consumers.delete(consumer);
+    if (this.#consumers.size === 0) this.#stopConsuming();
+  }
+
+  #heartbeat(): void {
+    const now = Date.now();
+    this.#writes.enqueue(() => {
+      for (const consumer of this.#consumers) {
+        this.#sql.heartbeat.run(now, consumer.id);
+        this.#sql.renewLeases.run(now + this.#visibilityMs, consumer.id);
+      }
+    }).catch(() => undefined); // a busy file delays a heartbeat; the next one renews
+  }
+
+  /**
+   * Gives back what lost consumers held: consumers on this host whose process is gone, consumers
+   * silent for longer than `consumer_timeout`, and leases past `visibility_timeout`.
+   */
+  sweep(): void {
+    const now = Date.now();
+    const consumers = this.#sql.listConsumers.all() as Array<{ id: string; pid: number; hostname: string; seen_at: number }>;
+    const lost = consumers.filter((c) => now - c.seen_at > this.#consumerTimeoutMs || (c.hostname === HOST && !processAlive(c.pid)));
+    try {
+      const restored = this.#database().transaction(() => {
+        for (const consumer of lost) this.#sql.removeConsumer.run(consumer.id);
+        return this.#sql.restoreLost.run(now).changes;
+      })();
+      if (restored > 0) {
+        announceChange(this.path, 'messages');
+        this.#wakeAll();
+      }
+    } catch {
+      // The file is busy; the next sweep tries again.
+    }
+  }
+
+  async purge(queue: string): Promise<number> {
+    return this.#writes.enqueue(() => this.#sql.purge.run(queue).changes);
+  }
+
+  async queueLength(queue: string): Promise<number> {
+    await this.#writes.drained();
+    return (this.sql.length.get(queue) as { n: number }).n;
+  }
+
+  async listQueues(): Promise<string[]> {
+    await this.#writes.drained();
+    return (this.sql.queues.all() as Array<{ queue: string }>).map((row) => row.queue);
+  }
+
+  async listDeadLetters(limit = 100): Promise<DeadLetter[]> {
+    await this.#writes.drained();
+    const rows = this.sql.deadLetters.all(limit) as Array<Omit<MessageRow, 'id' | 'priority' | 'redelivered'> & { reason: string; at: number }>;
+    return rows.reverse().map((row) => ({ queue: row.queue, reason: row.reason, at: row.at, message: toTransportMessage(row) }));
+  }
+
+  async close(): Promise<void> {
+    const db = this.#db;
+    if (!db) return;
+    for (const consumer of [...this.#consumers]) consumer.giveBackAll();
+    await this.#writes.drained();
+    for (const consumer of [...this.#consumers]) {
+      this.#sql.removeConsumer.run(consumer.id);
+      await consumer.cancel();
+    }
+    this.#stopConsuming();
+    await (this.control as SqliteControlChannel).close();
+    announceChange(this.path, 'messages');
+    this.#db = undefined;
+    db.close();
+  }
+
+  #database(): Database {
+    if (!this.#db) throw new ConfigurationError(`the SQLite broker ${this.displayUrl} is not connected (call connect() first)`);
+    return this.#db;
+  }
+}
+
+/** One consumer: leases batches up to its free prefetch slots and hands them out. */
+class SqliteConsumer implements Consumer {
+  readonly id = randomUUID();
+  readonly outstanding = new Set<SqliteDelivery>();
+  #cancelled = false;
+  #pumpScheduled = false;
+  #delayTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    readonly broker: SqliteBroker,
+    private readonly queues: readonly string[],
+    private readonly onDelivery: (delivery: Delivery) => void,
+    private readonly prefetch: number,
+  ) {}
+
+  schedulePump(): void {
+    if (this.#pumpScheduled || this.#cancelled) return;
+    this.#pumpScheduled = true;
+    setImmediate(() => {
+      this.#pumpScheduled = false;
+      this.#pump();
+    });
+  }
+
+  #pump(): void {
+    if (this.#cancelled) return;
+    const free = this.prefetch - this.outstanding.size;
+    if (free <= 0) return;
+    let rows: MessageRow[];
+    try {
+      rows = this.broker.take(this.queues, free, this.id);
+    } catch {
+      this.#retryLater(10); // busy: another process holds the write lock
+      return;
+    }
+    for (const row of rows) {
+      const delivery = new SqliteDelivery(this, row);
+      this.outstanding.add(delivery);
+      this.onDelivery(delivery);
+    }
+    if (rows.length < free) {
+      const next = this.broker.nextVisibleAt(this.queues);
+      if (next !== null) this.#retryLater(Math.max(1, next - Date.now()));
+    }
+  }
+
+  #retryLater(ms: number): void {
+    clearTimeout(this.#delayTimer);
+    this.#delayTimer = setTimeout(() => this.schedulePump(), Math.min(ms, 2 ** 31 - 1));
+    this.#delayTimer.unref();
+  }
+
+  settled(delivery: SqliteDelivery): void {
+    this.outstanding.delete(delivery);
+    this.schedulePump();
+  }
+
+  /** Gives every unsettled delivery back to the queue (the broker is closing). */
+  giveBackAll(): void {
+    for (const delivery of [...this.outstanding]) void delivery.reject(true).catch(() => undefined);
+  }
+
+  async cancel(): Promise<void> {
+    if (this.#cancelled) return;
+    this.#cancelled = true;
+    clearTimeout(this.#delayTimer);
+    this.broker.release(this);
+  }
+}
+
+class SqliteDelivery implements Delivery {
+  readonly message: TransportMessage;
+  readonly queue: string;
+  readonly redelivered: boolean;
+  #settled = false;
+
+  constructor(
+    private readonly consumer: SqliteConsumer,
+    private readonly row: MessageRow,
+  ) {
+    this.message = toTransportMessage(row);
+    this.queue = row.queue;
+    this.redelivered = row.redelivered === 1;
+  }
+
+  ack(): Promise<void> {
+    return this.#settle((sql, id, consumer) => void sql.ack.run(id, consumer));
+  }
+
+  reject(requeue: boolean): Promise<void> {
+    return this.#settle((sql, id, consumer) => void (requeue ? sql.requeue.run(id, consumer) : sql.ack.run(id, consumer)));
+  }
+
+  deadLetter(reason: string): Promise<void> {
+    return this.#settle((sql, id, consumer) => {
+      sql.copyToDeadLetters.run(reason, Date.now(), id, consumer);
+      sql.ack.run(id, consumer);
+    });
+  }
+
+  async #settle(write: (sql: BrokerStatements, id: number, consumer: string) => void): Promise<void> {
+    if (this.#settled) return;
+    this.#settled = true;
+    const { broker, id: consumerId } = this.consumer;
+    try {
+      await broker.write(() => write(broker.sql, this.row.id, consumerId));
+    } finally {
+      this.consumer.settled(this);
+    }
+  }
+}
+
+/** Control commands kept in a table, so a worker that starts late still hears recent revokes. */
+class SqliteControlChannel implements ControlChannel {
+  readonly #subscriptions = new Set<{ deliver: () => void; stop: () => void }>();
+
+  constructor(private readonly broker: SqliteBroker) {}
+
+  async broadcast(command: ControlCommand): Promise<void> {
+    const now = Date.now();
+    await this.broker.write(() => {
+      this.broker.sql.pruneControl.run(now - CONTROL_REPLAY_MS);
+      this.broker.sql.insertControl.run(now, JSON.stringify(command));
+    });
+    announceChange(this.broker.path, 'control');
+  }
+
+  async subscribe(onCommand: (command: ControlCommand) => void): Promise<Consumer> {
+    const sql = this.broker.sql;
+    let lastId = 0;
+    const emit = (rows: Array<{ id: number; command: string }>): void => {
+      for (const row of rows) {
+        lastId = Math.max(lastId, row.id);
+        try {
+          onCommand(JSON.parse(row.command) as ControlCommand);
+        } catch {
+          // A malformed row is skipped; the next ones still arrive.
+        }
+      }
+    };
+    emit(sql.controlReplay.all(Date.now() - CONTROL_REPLAY_MS) as Array<{ id: number; command: string }>);
+    lastId = Math.max(lastId, (sql.lastControlId.get() as { id: number }).id);
+    const deliver = (): void => {
+      try {
+        emit(sql.controlSince.all(lastId) as Array<{ id: number; command: string }>);
+      } catch {
+        // Busy or closing; the next change delivers.
+      }
+    };
+    const unlisten = onLocalChange(this.broker.path, 'control', deliver);
+    const timer = setInterval(deliver, 250);
+    timer.unref();
+    const subscription = { deliver, stop: () => (unlisten(), clearInterval(timer)) };
+    this.#subscriptions.add(subscription);
+    return {
+      cancel: async () => {
+        subscription.stop();
+        this.#subscriptions.delete(subscription);
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    for (const subscription of this.#subscriptions) subscription.stop();
+    this.#subscriptions.clear();
+  }
+}
+
+function toTransportMessage(row: Pick<MessageRow, 'headers' | 'properties' | 'content_type' | 'content_encoding' | 'body'>): TransportMessage {
+  return {
+    headers: JSON.parse(row.headers) as Record<string, unknown>,
+    properties: JSON.parse(row.properties) as TransportMessage['properties'],
+    contentType: row.content_type,
+    contentEncoding: row.content_encoding,
+    body: row.body,
+  };
+}
+
+function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

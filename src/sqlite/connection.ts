@@ -1,0 +1,112 @@
+/**
+ * Opening the embedded SQLite file, and noticing when it changes: in this process through an
+ * emitter keyed by the file's path, in other processes through `PRAGMA data_version`.
+ */
+import { EventEmitter } from 'node:events';
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type BetterSqlite3 from 'better-sqlite3';
+import { ConnectionError } from '../errors.js';
+
+export type Database = BetterSqlite3.Database;
+
+/** How writes reach the disk: NORMAL survives a process crash, FULL also a power cut. */
+export type Synchronous = 'normal' | 'full';
+
+/** Opens (creating if needed) the file at `path` in WAL mode. */
+export async function openDatabase(path: string, synchronous: Synchronous = 'normal'): Promise<Database> {
+  const { default: Sqlite } = await import('better-sqlite3');
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    const db = new Sqlite(path, { timeout: 10_000 });
+    db.pragma('journal_mode = WAL');
+    db.pragma(`synchronous = ${synchronous.toUpperCase()}`);
+    return db;
+  } catch (error) {
+    throw new ConnectionError(`cannot open SQLite database ${path}: ${(error as Error).message}`, { cause: error });
+  }
+}
+
+/** The absolute path a path-style URL names. */
+export function absolutePath(path: string): string {
+  return resolve(path);
+}
+
+const localChanges = new EventEmitter();
+localChanges.setMaxListeners(0);
+
+/** Tells every listener in this process that `path` changed (`topic`: messages, results, control). */
+export function announceChange(path: string, topic: string): void {
+  localChanges.emit(`${topic}:${path}`);
+}
+
+/** Listens for changes of `path` made in this process; returns the unsubscribe function. */
+export function onLocalChange(path: string, topic: string, listener: () => void): () => void {
+  localChanges.on(`${topic}:${path}`, listener);
+  return () => localChanges.off(`${topic}:${path}`, listener);
+}
+
+/**
+ * Calls `onChange` when another connection (another process) commits to the file, by polling
+ * `PRAGMA data_version`: every `minMs` right after a change, backing off to `maxMs` while quiet.
+ */
+export class ExternalChangeWatcher {
+  #timer: NodeJS.Timeout | undefined;
+  #running = false;
+  #delay: number;
+  #version: number;
+
+  constructor(
+    private readonly db: Database,
+    private readonly onChange: () => void,
+    private readonly minMs = 1,
+    private readonly maxMs = 50,
+  ) {
+    this.#delay = minMs;
+    this.#version = this.#read();
+  }
+
+  /** Starts (or keeps) polling. */
+  start(): void {
+    this.#running = true;
+    this.#schedule();
+  }
+
+  /** Polls fast again: something is likely to change soon. */
+  hurry(): void {
+    this.#delay = this.minMs;
+  }
+
+  stop(): void {
+    this.#running = false;
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+  }
+
+  #schedule(): void {
+    if (this.#timer || !this.#running) return;
+    this.#timer = setTimeout(() => this.#check(), this.#delay);
+  }
+
+  #check(): void {
+    this.#timer = undefined;
+    let version: number;
+    try {
+      version = this.#read();
+    } catch {
+      return; // the connection closed under us
+    }
+    if (version !== this.#version) {
+      this.#version = version;
+      this.#delay = this.minMs;
+      this.onChange();
+    } else {
+      this.#delay = Math.min(this.maxMs, this.#delay * 2);
+    }
+    this.#schedule();
+  }
+
+  #read(): number {
+    return this.db.pragma('data_version', { simple: true }) as number;
+  }
+}

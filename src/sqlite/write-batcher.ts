@@ -1,0 +1,69 @@
+/**
+ * Batches writes made in one turn of the event loop into one SQLite transaction: one commit for
+ * many publishes, acks or results. If the batch fails, each write is retried alone, so one bad
+ * write fails only its own caller.
+ */
+import type { Database } from './connection.js';
+
+interface PendingWrite {
+  run: () => unknown;
+  resolve: (value: never) => void;
+  reject: (error: unknown) => void;
+}
+
+export class WriteBatcher {
+  #pending: PendingWrite[] = [];
+  #scheduled = false;
+  #idle: Array<() => void> = [];
+
+  constructor(
+    private readonly db: () => Database,
+    private readonly afterCommit: () => void = () => undefined,
+  ) {}
+
+  /** Queues `run` for the next batch; resolves with its return value once committed. */
+  enqueue<T>(run: () => T): Promise<T> {
+    return new Promise<T>((resolve, reject) => {
+      this.#pending.push({ run, resolve: resolve as (value: never) => void, reject });
+      if (!this.#scheduled) {
+        this.#scheduled = true;
+        setImmediate(() => this.flush());
+      }
+    });
+  }
+
+  /** Commits everything queued now. */
+  flush(): void {
+    this.#scheduled = false;
+    const batch = this.#pending;
+    this.#pending = [];
+    if (batch.length > 0) {
+      const db = this.db();
+      let results: unknown[] | undefined;
+      try {
+        results = db.transaction(() => batch.map((write) => write.run()))();
+      } catch {
+        results = undefined;
+      }
+      if (results) {
+        batch.forEach((write, i) => write.resolve(results![i] as never));
+      } else {
+        for (const write of batch) {
+          try {
+            write.resolve(db.transaction(write.run)() as never);
+          } catch (error) {
+            write.reject(error);
+          }
+        }
+      }
+      this.afterCommit();
+    }
+    for (const resolve of this.#idle.splice(0)) resolve();
+  }
+
+  /** Resolves once everything queued so far is committed. */
+  drained(): Promise<void> {
+    if (this.#pending.length === 0) return Promise.resolve();
+    return new Promise((resolve) => this.#idle.push(resolve));
+  }
+}
