@@ -35,13 +35,16 @@ export function absolutePath(path: string): string {
 const localChanges = new EventEmitter();
 localChanges.setMaxListeners(0);
 
-/** Tells every listener in this process that `path` changed (`topic`: messages, results, control). */
-export function announceChange(path: string, topic: string): void {
-  localChanges.emit(`${topic}:${path}`);
+/**
+ * Tells every listener in this process that `path` changed (`topic`: messages, results,
+ * control). `origin` names the writer, so it can skip its own announcement.
+ */
+export function announceChange(path: string, topic: string, origin?: object): void {
+  localChanges.emit(`${topic}:${path}`, origin);
 }
 
 /** Listens for changes of `path` made in this process; returns the unsubscribe function. */
-export function onLocalChange(path: string, topic: string, listener: () => void): () => void {
+export function onLocalChange(path: string, topic: string, listener: (origin: object | undefined) => void): () => void {
   localChanges.on(`${topic}:${path}`, listener);
   return () => localChanges.off(`${topic}:${path}`, listener);
 }

@@ -76,7 +76,7 @@ export class SqliteBackend implements ResultBackend {
     db.exec(SCHEMA);
     this.#sql = prepare(db);
     this.#db = db;
-    this.#unlisten = onLocalChange(this.path, 'results', () => this.#readWatched());
+    this.#unlisten = onLocalChange(this.path, 'results', (origin) => origin !== this && this.#readWatched());
     this.#cleanupTimer = setInterval(() => void this.cleanup().catch(() => undefined), CLEANUP_INTERVAL_MS);
     this.#cleanupTimer.unref();
   }
@@ -96,7 +96,7 @@ export class SqliteBackend implements ResultBackend {
     const stored = this.#justStored;
     this.#justStored = [];
     for (const meta of stored) this.#watchers.notify(meta);
-    if (stored.length > 0) announceChange(this.path, 'results');
+    if (stored.length > 0) announceChange(this.path, 'results', this);
   }
 
   async get(taskId: string): Promise<ResultMeta | null> {

@@ -1,0 +1,183 @@
+/**
+ * The broker port's conformance suite. Every broker runs it through a one-line test file; a case
+ * that needs a capability is skipped, by name, where the broker lacks it.
+ */
+import { randomUUID } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Broker, Delivery } from '../../src/brokers/broker.js';
+import type { TransportMessage } from '../../src/protocol/message.js';
+import { until } from '../helpers/wait.js';
+
+function message(label: string, extra: Partial<TransportMessage> = {}): TransportMessage {
+  return {
+    headers: { task: 'conformance.task', id: label, nested: { list: [1, 'two', null] } },
+    properties: { correlation_id: label, reply_to: 'reply', delivery_mode: 2 },
+    contentType: 'application/json',
+    contentEncoding: 'utf-8',
+    body: Buffer.from(JSON.stringify([[label], {}, null])),
+    ...extra,
+  };
+}
+
+const label = (d: Delivery): string => d.message.headers['id'] as string;
+
+/** Collects deliveries from a consumer. */
+async function collect(broker: Broker, queue: string, prefetch = 100) {
+  const got: Delivery[] = [];
+  const consumer = await broker.consume([queue], (d) => got.push(d), { prefetch });
+  return { got, consumer };
+}
+
+/** Runs the conformance suite against the broker `open` returns (connected). */
+export function describeBrokerConformance(name: string, open: () => Promise<Broker>): void {
+  describe(`broker conformance: ${name}`, () => {
+    let broker: Broker;
+    let queue: string;
+    beforeAll(async () => {
+      broker = await open();
+    });
+    afterAll(async () => {
+      await broker.close();
+    });
+    const fresh = (): string => (queue = `conformance-${randomUUID()}`);
+
+    it('delivers a message with its headers, properties and body bytes intact', async () => {
+      fresh();
+      const sent = message('a', { body: Buffer.from([0x5b, 0x5d, 0xff, 0x00]) });
+      await broker.publish(queue, sent);
+      const { got, consumer } = await collect(broker, queue);
+      await until(() => got.length === 1);
+      const d = got[0]!;
+      expect(d.message.headers).toEqual(sent.headers);
+      expect(d.message.properties).toMatchObject(sent.properties);
+      expect(Buffer.compare(d.message.body, sent.body)).toBe(0);
+      expect(d.message.contentType).toBe('application/json');
+      expect(d.queue).toBe(queue);
+      expect(d.redelivered).toBe(false);
+      await d.ack();
+      await consumer.cancel();
+      expect(await broker.queueLength(queue)).toBe(0);
+    });
+
+    it('keeps FIFO order within a priority, and publishMany keeps order too', async () => {
+      fresh();
+      await broker.publishMany(['1', '2', '3'].map((l) => ({ queue, message: message(l) })));
+      await broker.publish(queue, message('4'));
+      const { got, consumer } = await collect(broker, queue);
+      await until(() => got.length === 4);
+      expect(got.map(label)).toEqual(['1', '2', '3', '4']);
+      await Promise.all(got.map((d) => d.ack()));
+      await consumer.cancel();
+    });
+
+    it('delivers more urgent priorities first', async (context) => {
+      if (!broker.capabilities.priorities) context.skip();
+      fresh();
+      await broker.publish(queue, message('low'), { priority: 0 });
+      await broker.publish(queue, message('high'), { priority: 9 });
+      await broker.publish(queue, message('mid'), { priority: 5 });
+      const { got, consumer } = await collect(broker, queue);
+      await until(() => got.length === 3);
+      expect(got.map(label)).toEqual(['high', 'mid', 'low']);
+      await Promise.all(got.map((d) => d.ack()));
+      await consumer.cancel();
+    });
+
+    it('never has more than prefetch deliveries unsettled', async () => {
+      fresh();
+      await broker.publishMany(Array.from({ length: 10 }, (_, i) => ({ queue, message: message(`m${i}`) })));
+      const { got, consumer } = await collect(broker, queue, 3);
+      await until(() => got.length === 3);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(got).toHaveLength(3);
+      await got[0]!.ack();
+      await until(() => got.length === 4);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(got).toHaveLength(4);
+      await consumer.cancel();
+      await Promise.all(got.slice(1).map((d) => d.ack()));
+    });
+
+    it('redelivers a message rejected with requeue, and drops one rejected without', async () => {
+      fresh();
+      await broker.publish(queue, message('again'));
+      await broker.publish(queue, message('gone'));
+      const { got, consumer } = await collect(broker, queue);
+      await until(() => got.length === 2);
+      const [again, gone] = got;
+      await gone!.reject(false);
+      await again!.reject(true);
+      await until(() => got.length === 3);
+      expect(label(got[2]!)).toBe('again');
+      expect(got[2]!.redelivered).toBe(true);
+      await got[2]!.ack();
+      await consumer.cancel();
+      expect(await broker.queueLength(queue)).toBe(0);
+    });
+
+    it('moves a dead-lettered message aside with its reason', async (context) => {
+      if (!broker.listDeadLetters) context.skip();
+      fresh();
+      await broker.publish(queue, message('poison'));
+      const { got, consumer } = await collect(broker, queue);
+      await until(() => got.length === 1);
+      await got[0]!.deadLetter('malformed: body is not JSON');
+      await consumer.cancel();
+      const dead = await broker.listDeadLetters!(1000);
+      const entry = dead.find((d) => d.queue === queue);
+      expect(entry?.reason).toBe('malformed: body is not JSON');
+      expect(entry?.message.headers['id']).toBe('poison');
+      expect(await broker.queueLength(queue)).toBe(0);
+    });
+
+    it('holds a message published with notBefore until its time', async (context) => {
+      if (!broker.capabilities.delayedDelivery) context.skip();
+      fresh();
+      const publishedAt = Date.now();
+      await broker.publish(queue, message('later'), { notBefore: publishedAt + 300 });
+      await broker.publish(queue, message('now'));
+      const { got, consumer } = await collect(broker, queue);
+      await until(() => got.length === 1);
+      expect(label(got[0]!)).toBe('now');
+      expect(await broker.queueLength(queue)).toBe(1);
+      await until(() => got.length === 2, 5000);
+      expect(Date.now() - publishedAt).toBeGreaterThanOrEqual(290);
+      expect(label(got[1]!)).toBe('later');
+      await Promise.all(got.map((d) => d.ack()));
+      await consumer.cancel();
+    });
+
+    it('purges and counts waiting messages', async () => {
+      fresh();
+      await broker.publishMany(Array.from({ length: 5 }, (_, i) => ({ queue, message: message(`p${i}`) })));
+      expect(await broker.queueLength(queue)).toBe(5);
+      expect(await broker.purge(queue)).toBe(5);
+      expect(await broker.queueLength(queue)).toBe(0);
+    });
+
+    it('gives back unsettled deliveries when the broker closes', async () => {
+      fresh();
+      const other = await open();
+      await other.publish(queue, message('held'));
+      const { got } = await collect(other, queue);
+      await until(() => got.length === 1);
+      await other.close();
+      const { got: again, consumer } = await collect(broker, queue);
+      await until(() => again.length === 1);
+      expect(label(again[0]!)).toBe('held');
+      expect(again[0]!.redelivered).toBe(true);
+      await again[0]!.ack();
+      await consumer.cancel();
+    });
+
+    it('broadcasts control commands to subscribers', async (context) => {
+      if (!broker.control) context.skip();
+      const heard: string[] = [];
+      const subscription = await broker.control!.subscribe((command) => heard.push(String(command.arguments['marker'])));
+      const marker = randomUUID();
+      await broker.control!.broadcast({ method: 'revoke', arguments: { marker }, destination: null });
+      await until(() => heard.includes(marker), 5000);
+      await subscription.cancel();
+    });
+  });
+}

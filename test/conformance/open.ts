@@ -1,0 +1,17 @@
+/** Opening connected brokers and backends from URLs, for the conformance files. */
+import { createBackend } from '../../src/backends/index.js';
+import { createBroker } from '../../src/brokers/index.js';
+import type { Broker } from '../../src/brokers/broker.js';
+import type { ResultBackend } from '../../src/backends/backend.js';
+
+export async function openBroker(url: string): Promise<Broker> {
+  const broker = await createBroker(url);
+  await broker.connect();
+  return broker;
+}
+
+export async function openBackend(url: string): Promise<ResultBackend> {
+  const backend = await createBackend(url);
+  await backend.connect();
+  return backend;
+}
