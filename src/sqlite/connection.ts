@@ -6,12 +6,19 @@ import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
-import { ConnectionError } from '../errors.js';
+import { ConfigurationError, ConnectionError } from '../errors.js';
 
 export type Database = BetterSqlite3.Database;
 
 /** How writes reach the disk: NORMAL survives a process crash, FULL also a power cut. */
 export type Synchronous = 'normal' | 'full';
+
+/** Reads the `synchronous` URL option (default `normal`). */
+export function synchronousOption(options: URLSearchParams): Synchronous {
+  const value = options.get('synchronous') ?? 'normal';
+  if (value !== 'normal' && value !== 'full') throw new ConfigurationError(`URL option synchronous=${value} is not one of normal, full`);
+  return value;
+}
 
 /** Opens (creating if needed) the file at `path` in WAL mode. */
 export async function openDatabase(path: string, synchronous: Synchronous = 'normal'): Promise<Database> {

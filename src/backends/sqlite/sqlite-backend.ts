@@ -16,6 +16,7 @@ import {
   ExternalChangeWatcher,
   onLocalChange,
   openDatabase,
+  synchronousOption,
   type Database,
   type Synchronous,
 } from '../../sqlite/connection.js';
@@ -62,11 +63,7 @@ export class SqliteBackend implements ResultBackend {
     if (!path) throw new ConfigurationError(`${url.display} names no file; write sqlite://PATH`);
     this.path = absolutePath(path);
     this.#expiresMs = numberOption(url.options, 'expires', DEFAULT_RESULT_EXPIRES_SECONDS) * 1000;
-    const synchronous = url.options.get('synchronous') ?? 'normal';
-    if (synchronous !== 'normal' && synchronous !== 'full') {
-      throw new ConfigurationError(`URL option synchronous=${synchronous} is not one of normal, full`);
-    }
-    this.#synchronous = synchronous;
+    this.#synchronous = synchronousOption(url.options);
     this.#writes = new WriteBatcher(() => this.#database(), () => this.#afterCommit());
   }
 

@@ -21,6 +21,7 @@ import {
   ExternalChangeWatcher,
   onLocalChange,
   openDatabase,
+  synchronousOption,
   type Database,
   type Synchronous,
 } from '../../sqlite/connection.js';
@@ -69,11 +70,7 @@ export class SqliteBroker implements Broker {
     this.path = absolutePath(path);
     this.#visibilityMs = numberOption(url.options, 'visibility_timeout', 300) * 1000;
     this.#consumerTimeoutMs = numberOption(url.options, 'consumer_timeout', 60) * 1000;
-    const synchronous = url.options.get('synchronous') ?? 'normal';
-    if (synchronous !== 'normal' && synchronous !== 'full') {
-      throw new ConfigurationError(`URL option synchronous=${synchronous} is not one of normal, full`);
-    }
-    this.#synchronous = synchronous;
+    this.#synchronous = synchronousOption(url.options);
     this.#writes = new WriteBatcher(() => this.#database(), () => announceChange(this.path, 'messages'));
     this.control = new SqliteControlChannel(this);
   }
