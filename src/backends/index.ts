@@ -8,6 +8,8 @@ type BackendFactory = (url: ParsedUrl, raw: string) => Promise<ResultBackend>;
 const FACTORIES: Record<string, BackendFactory> = {
   memory: async (url) => new (await import('./memory/memory-backend.js')).MemoryBackend(url),
   sqlite: async (url, raw) => new (await import('./sqlite/sqlite-backend.js')).SqliteBackend(url, raw),
+  redis: async (url, raw) => new (await import('./redis/redis-backend.js')).RedisBackend(url, raw),
+  rediss: async (url, raw) => new (await import('./redis/redis-backend.js')).RedisBackend(url, raw),
 };
 
 /** The URL schemes {@link createBackend} understands. */

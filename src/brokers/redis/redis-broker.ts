@@ -1,0 +1,441 @@
+/**
+ * `redis://` and `rediss://`: a broker on kombu's Redis layout, so Python Celery workers and
+ * clients share its queues (see kombu-layout.ts).
+ *
+ * A consumer takes up to its free prefetch slots in one round trip: a Lua script pops them and
+ * records each in `unacked` / `unacked_index` in the same step. When nothing waits it blocks on
+ * BRPOP (1 s), records what arrives, and goes back to batches. Messages a dead consumer held are
+ * restored after `visibility_timeout` (default 3600 s) under kombu's `unacked_mutex`, by Python
+ * and TypeScript workers alike; a live celeriac consumer renews what it holds, and an ETA
+ * message's entry is dated at its ETA, so neither is delivered twice for outliving the timeout.
+ *
+ * Priorities follow kombu: buckets 0, 3, 6, 9, and bucket 0 is served first (the reverse of
+ * RabbitMQ), so `capabilities.priorities` is false: the port's "9 first" does not hold here.
+ */
+import { randomUUID } from 'node:crypto';
+import { parseIsoDate } from '../../protocol/kombu-json.js';
+import type { TransportMessage } from '../../protocol/message.js';
+import { connectRedis, type RedisClient } from '../../redis/client.js';
+import { numberOption, type ParsedUrl } from '../../url.js';
+import type { Broker, BrokerCapabilities, ConsumeOptions, Consumer, DeadLetter, Delivery, PublishOptions } from '../broker.js';
+import { clampPriority } from '../priority.js';
+import {
+  binding,
+  fromEnvelope,
+  markRedelivered,
+  queueKey,
+  queueKeys,
+  toEnvelope,
+  UNACKED,
+  UNACKED_INDEX,
+  UNACKED_MUTEX,
+  type Envelope,
+} from './kombu-layout.js';
+
+const RESTORE_INTERVAL_MS = 10_000;
+const RENEW_INTERVAL_MS = 5_000;
+const BLOCK_SECONDS = 1;
+
+// Pops up to ARGV[1] messages across KEYS (in order) and records each as unacked, atomically.
+// KEYS: list keys..., unacked, unacked_index. ARGV: limit, now (s), queue name per list key.
+const TAKE_SCRIPT = `
+local n = #KEYS - 2
+local limit = tonumber(ARGV[1])
+local out = {}
+local count = 0
+for i = 1, n do
+  while count < limit do
+    local raw = redis.call('RPOP', KEYS[i])
+    if not raw then break end
+    local tag = ''
+    local ok, env = pcall(cjson.decode, raw)
+    if ok and type(env) == 'table' and type(env['properties']) == 'table' and type(env['properties']['delivery_tag']) == 'string' then
+      tag = env['properties']['delivery_tag']
+      redis.call('HSET', KEYS[n + 1], tag, '[' .. raw .. ', "", ' .. cjson.encode(ARGV[2 + i]) .. ']')
+      redis.call('ZADD', KEYS[n + 2], ARGV[2], tag)
+    end
+    out[#out + 1] = ARGV[2 + i]
+    out[#out + 1] = raw
+    out[#out + 1] = tag
+    count = count + 1
+  end
+end
+return out
+`;
+
+const RELEASE_MUTEX_SCRIPT = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+interface Taken {
+  queue: string;
+  raw: string;
+  tag: string;
+}
+
+type ScriptedClient = RedisClient & {
+  celeriacTake(...args: Array<string | number>): Promise<string[]>;
+  celeriacReleaseMutex(key: string, token: string): Promise<number>;
+};
+
+/** The Redis broker. */
+export class RedisBroker implements Broker {
+  readonly capabilities: BrokerCapabilities = { delayedDelivery: false, priorities: false, durable: true, shared: true };
+  readonly displayUrl: string;
+  readonly #visibilitySeconds: number;
+  #client: ScriptedClient | undefined;
+  readonly #declared = new Set<string>();
+  readonly #consumers = new Set<RedisConsumer>();
+  #restoreTimer: NodeJS.Timeout | undefined;
+  #renewTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly url: ParsedUrl,
+    private readonly raw: string,
+  ) {
+    this.displayUrl = url.display;
+    this.#visibilitySeconds = numberOption(url.options, 'visibility_timeout', 3600);
+  }
+
+  async connect(): Promise<void> {
+    if (this.#client) return;
+    const client = (await connectRedis(this.url, this.raw)) as ScriptedClient;
+    client.on('error', () => undefined); // ioredis reconnects; commands wait meanwhile
+    client.defineCommand('celeriacTake', { lua: TAKE_SCRIPT });
+    client.defineCommand('celeriacReleaseMutex', { numberOfKeys: 1, lua: RELEASE_MUTEX_SCRIPT });
+    this.#client = client;
+  }
+
+  /** @internal */
+  get client(): ScriptedClient {
+    if (!this.#client) throw new Error(`the Redis broker ${this.displayUrl} is not connected (call connect() first)`);
+    return this.#client;
+  }
+
+  async publish(queue: string, message: TransportMessage, options: PublishOptions = {}): Promise<void> {
+    await this.publishMany([{ queue, message, options }]);
+  }
+
+  async publishMany(items: ReadonlyArray<{ queue: string; message: TransportMessage; options?: PublishOptions }>): Promise<void> {
+    const pipeline = this.client.pipeline();
+    for (const { queue, message, options } of items) {
+      this.#declare(pipeline, queue);
+      const priority = clampPriority(options?.priority ?? (message.properties.priority as number | undefined));
+      pipeline.lpush(queueKey(queue, priority), JSON.stringify(toEnvelope(queue, message, priority)));
+    }
+    const results = await pipeline.exec();
+    const failed = results?.find(([error]) => error);
+    if (failed) throw failed[0];
+  }
+
+  #declare(pipeline: ReturnType<RedisClient['pipeline']>, queue: string): void {
+    if (this.#declared.has(queue)) return;
+    const { key, member } = binding(queue);
+    pipeline.sadd(key, member);
+    this.#declared.add(queue);
+  }
+
+  async consume(queues: readonly string[], onDelivery: (delivery: Delivery) => void, options: ConsumeOptions): Promise<Consumer> {
+    const blocker = this.client.duplicate();
+    blocker.on('error', () => undefined);
+    const consumer = new RedisConsumer(this, blocker, [...queues], onDelivery, options.prefetch);
+    this.#consumers.add(consumer);
+    const pipeline = this.client.pipeline();
+    for (const queue of queues) this.#declare(pipeline, queue);
+    await pipeline.exec();
+    if (!this.#restoreTimer) {
+      await this.restoreVisible();
+      this.#restoreTimer = setInterval(() => void this.restoreVisible().catch(() => undefined), RESTORE_INTERVAL_MS);
+      this.#renewTimer = setInterval(() => void this.#renew().catch(() => undefined), RENEW_INTERVAL_MS);
+    }
+    consumer.start();
+    return consumer;
+  }
+
+  /** @internal Pops and records up to `limit` messages from `queues`, in kombu's order. */
+  async take(queues: readonly string[], limit: number): Promise<Taken[]> {
+    const keys = queues.flatMap(queueKeys);
+    const names = queues.flatMap((queue) => queueKeys(queue).map(() => queue));
+    const flat = await this.client.celeriacTake(keys.length + 2, ...keys, UNACKED, UNACKED_INDEX, limit, nowSeconds(), ...names);
+    const taken: Taken[] = [];
+    for (let i = 0; i < flat.length; i += 3) taken.push({ queue: flat[i]!, raw: flat[i + 1]!, tag: flat[i + 2]! });
+    return taken;
+  }
+
+  /** @internal Records one message a blocking pop returned, as the take script does. */
+  async record(queue: string, raw: string): Promise<Taken> {
+    const tag = tagOf(raw);
+    if (tag) await this.client.multi().hset(UNACKED, tag, `[${raw}, "", ${JSON.stringify(queue)}]`).zadd(UNACKED_INDEX, nowSeconds(), tag).exec();
+    return { queue, raw, tag };
+  }
+
+  /** @internal Dates an unacked entry at `seconds` (its ETA, or now for a renewal). */
+  async hold(tag: string, seconds: number): Promise<void> {
+    await this.client.zadd(UNACKED_INDEX, 'XX', seconds, tag);
+  }
+
+  /** @internal Removes a message from the unacked bookkeeping. */
+  async forgetUnacked(tag: string, then?: (multi: ReturnType<RedisClient['multi']>) => void): Promise<void> {
+    const multi = this.client.multi();
+    then?.(multi);
+    if (tag) multi.zrem(UNACKED_INDEX, tag).hdel(UNACKED, tag);
+    await multi.exec();
+  }
+
+  /** @internal Stops tracking a consumer. */
+  release(consumer: RedisConsumer): void {
+    this.#consumers.delete(consumer);
+  }
+
+  async #renew(): Promise<void> {
+    const now = nowSeconds();
+    const pipeline = this.client.pipeline();
+    for (const consumer of this.#consumers) {
+      for (const delivery of consumer.outstanding) if (delivery.tag) pipeline.zadd(UNACKED_INDEX, 'XX', Math.max(now, delivery.holdUntil), delivery.tag);
+    }
+    await pipeline.exec();
+  }
+
+  /**
+   * kombu's visibility restore: under `unacked_mutex`, puts every unacked message older than
+   * the visibility timeout back at the head of its queue, marked redelivered.
+   */
+  async restoreVisible(): Promise<number> {
+    const client = this.client;
+    const token = randomUUID();
+    if ((await client.set(UNACKED_MUTEX, token, 'PX', 300_000, 'NX')) !== 'OK') return 0;
+    let restored = 0;
+    try {
+      const tags = await client.zrangebyscore(UNACKED_INDEX, '-inf', nowSeconds() - this.#visibilitySeconds);
+      for (const tag of tags) {
+        const value = await client.hget(UNACKED, tag);
+        const multi = client.multi().zrem(UNACKED_INDEX, tag).hdel(UNACKED, tag);
+        if (value) {
+          const [envelope, , routingKey] = JSON.parse(value) as [Envelope, string, string];
+          multi.rpush(queueKey(routingKey, envelope.properties?.priority ?? 0), JSON.stringify(markRedelivered(envelope)));
+          restored++;
+        }
+        await multi.exec();
+      }
+    } finally {
+      await client.celeriacReleaseMutex(UNACKED_MUTEX, token);
+    }
+    return restored;
+  }
+
+  async purge(queue: string): Promise<number> {
+    const keys = queueKeys(queue);
+    const multi = this.client.multi();
+    for (const key of keys) multi.llen(key);
+    multi.del(...keys);
+    const results = (await multi.exec()) ?? [];
+    return results.slice(0, keys.length).reduce((sum, [, count]) => sum + Number(count), 0);
+  }
+
+  async queueLength(queue: string): Promise<number> {
+    const pipeline = this.client.pipeline();
+    for (const key of queueKeys(queue)) pipeline.llen(key);
+    const results = (await pipeline.exec()) ?? [];
+    return results.reduce((sum, [, count]) => sum + Number(count), 0);
+  }
+
+  async listQueues(): Promise<string[]> {
+    const names = new Set<string>();
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.client.scan(cursor, 'MATCH', '_kombu.binding.*', 'COUNT', 1000);
+      cursor = next;
+      for (const key of keys) names.add(key.slice('_kombu.binding.'.length));
+    } while (cursor !== '0');
+    return [...names].filter((name) => !name.startsWith('celeryev') && !name.includes('pidbox')).sort();
+  }
+
+  async listDeadLetters(limit = 100): Promise<DeadLetter[]> {
+    const queues = new Set([...this.#declared, ...(await this.listQueues())]);
+    const letters: DeadLetter[] = [];
+    for (const queue of queues) {
+      for (const text of await this.client.lrange(deadLetterKey(queue), 0, limit - 1)) {
+        const entry = JSON.parse(text) as { reason: string; at: number; queue: string; raw: string };
+        letters.push({ queue: entry.queue, reason: entry.reason, at: entry.at, message: parseRaw(entry.raw) });
+      }
+    }
+    return letters.sort((a, b) => a.at - b.at).slice(-limit);
+  }
+
+  async close(): Promise<void> {
+    const client = this.#client;
+    if (!client) return;
+    clearInterval(this.#restoreTimer);
+    clearInterval(this.#renewTimer);
+    this.#restoreTimer = undefined;
+    for (const consumer of [...this.#consumers]) await consumer.close();
+    this.#client = undefined;
+    await client.quit().catch(() => client.disconnect());
+  }
+}
+
+/** One consumer: batches while messages wait, blocks on BRPOP while none do. */
+class RedisConsumer implements Consumer {
+  readonly outstanding = new Set<RedisDelivery>();
+  #cancelled = false;
+  #slotFreed: (() => void) | undefined;
+  #loop: Promise<void> | undefined;
+
+  constructor(
+    readonly broker: RedisBroker,
+    private readonly blocker: RedisClient,
+    private readonly queues: readonly string[],
+    private readonly onDelivery: (delivery: Delivery) => void,
+    private readonly prefetch: number,
+  ) {}
+
+  start(): void {
+    this.#loop = this.#run();
+  }
+
+  async #run(): Promise<void> {
+    const keys = this.queues.flatMap(queueKeys);
+    const queueOfKey = new Map(this.queues.flatMap((queue) => queueKeys(queue).map((key) => [key, queue] as const)));
+    while (!this.#cancelled) {
+      const free = this.prefetch - this.outstanding.size;
+      if (free <= 0) {
+        await new Promise<void>((resolve) => (this.#slotFreed = resolve));
+        continue;
+      }
+      try {
+        let taken = await this.broker.take(this.queues, free);
+        if (taken.length === 0) {
+          const popped = await this.blocker.brpop(...keys, BLOCK_SECONDS);
+          if (!popped) continue;
+          taken = [await this.broker.record(queueOfKey.get(popped[0]) ?? popped[0], popped[1])];
+        }
+        for (const item of taken) this.#deliver(item);
+      } catch {
+        if (this.#cancelled) return;
+        await new Promise((resolve) => setTimeout(resolve, 500)); // the connection is recovering
+      }
+    }
+  }
+
+  #deliver(item: Taken): void {
+    const delivery = new RedisDelivery(this, item);
+    if (this.#cancelled) {
+      void delivery.reject(true).catch(() => undefined);
+      return;
+    }
+    this.outstanding.add(delivery);
+    if (delivery.holdUntil > nowSeconds()) void this.broker.hold(delivery.tag, delivery.holdUntil).catch(() => undefined);
+    this.onDelivery(delivery);
+  }
+
+  settled(delivery: RedisDelivery): void {
+    this.outstanding.delete(delivery);
+    const wake = this.#slotFreed;
+    this.#slotFreed = undefined;
+    wake?.();
+  }
+
+  async cancel(): Promise<void> {
+    if (this.#cancelled) return;
+    this.#cancelled = true;
+    this.#slotFreed?.();
+    this.blocker.disconnect();
+    await this.#loop;
+    this.broker.release(this);
+  }
+
+  /** Cancels and gives back everything unsettled (the broker is closing). */
+  async close(): Promise<void> {
+    await this.cancel();
+    await Promise.all([...this.outstanding].map((delivery) => delivery.reject(true).catch(() => undefined)));
+  }
+}
+
+class RedisDelivery implements Delivery {
+  readonly message: TransportMessage;
+  readonly queue: string;
+  readonly redelivered: boolean;
+  readonly tag: string;
+  /** The unacked entry's date in seconds: its ETA when that is later than now. */
+  readonly holdUntil: number;
+  readonly #raw: string;
+  #settled = false;
+
+  constructor(
+    private readonly consumer: RedisConsumer,
+    item: Taken,
+  ) {
+    this.queue = item.queue;
+    this.tag = item.tag;
+    this.#raw = item.raw;
+    this.message = parseRaw(item.raw);
+    const envelopeRedelivered = (this.message.headers['redelivered'] ?? false) === true;
+    this.redelivered = envelopeRedelivered;
+    const eta = typeof this.message.headers['eta'] === 'string' ? parseIsoDate(this.message.headers['eta']) : null;
+    this.holdUntil = eta ? eta.getTime() / 1000 : 0;
+  }
+
+  ack(): Promise<void> {
+    return this.#settle();
+  }
+
+  reject(requeue: boolean): Promise<void> {
+    return this.#settle((multi) => {
+      if (!requeue) return;
+      const envelope = tryParse(this.#raw);
+      const key = queueKey(this.queue, envelope?.properties?.priority ?? 0);
+      multi.rpush(key, envelope ? JSON.stringify(markRedelivered(envelope)) : this.#raw);
+    });
+  }
+
+  deadLetter(reason: string): Promise<void> {
+    return this.#settle((multi) => {
+      multi.lpush(deadLetterKey(this.queue), JSON.stringify({ reason, at: Date.now(), queue: this.queue, raw: this.#raw }));
+    });
+  }
+
+  async #settle(then?: (multi: ReturnType<RedisClient['multi']>) => void): Promise<void> {
+    if (this.#settled) return;
+    this.#settled = true;
+    try {
+      await this.consumer.broker.forgetUnacked(this.tag, then);
+    } finally {
+      this.consumer.settled(this);
+    }
+  }
+}
+
+/** Where celeriac moves messages it cannot process: a list beside the queue. */
+export function deadLetterKey(queue: string): string {
+  return `${queue}.celeriac.dead`;
+}
+
+function tryParse(raw: string): Envelope | null {
+  try {
+    const envelope = JSON.parse(raw) as Envelope;
+    return typeof envelope === 'object' && envelope !== null && typeof envelope.properties === 'object' ? envelope : null;
+  } catch {
+    return null;
+  }
+}
+
+function tagOf(raw: string): string {
+  const tag = tryParse(raw)?.properties?.delivery_tag;
+  return typeof tag === 'string' ? tag : '';
+}
+
+/**
+ * The message inside a raw list entry. An entry that is not a kombu envelope becomes a message
+ * whose body is the raw text, so the worker's decoder refuses it with a reason and it is moved
+ * aside rather than lost.
+ */
+function parseRaw(raw: string): TransportMessage {
+  const envelope = tryParse(raw);
+  if (envelope && typeof envelope.body === 'string') return fromEnvelope(envelope);
+  return { headers: {}, properties: {}, contentType: 'application/json', contentEncoding: 'utf-8', body: Buffer.from(raw, 'utf8') };
+}
+
+function nowSeconds(): number {
+  return Date.now() / 1000;
+}
