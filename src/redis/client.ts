@@ -31,7 +31,9 @@ export async function connectRedis(url: ParsedUrl, raw: string): Promise<RedisCl
     ]);
   } catch (error) {
     client.disconnect();
-    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    // The socket's own error (ECONNREFUSED, ENOTFOUND...) says more than the client's wrapper.
+    const cause = (lastError ?? error) as NodeJS.ErrnoException;
+    const reason = cause.code ?? cause.message;
     throw new ConnectionError(`cannot reach Redis at ${where} (${url.display}): ${reason}`, { cause: error });
   }
   return client;

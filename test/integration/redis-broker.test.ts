@@ -1,0 +1,115 @@
+/**
+ * The Redis broker against a real Redis: kombu's layout checked with raw commands, kombu-style
+ * restore of what a dead consumer held, malformed entries moved aside with a reason, and a
+ * clear error for an unreachable server.
+ */
+import { randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Celeriac, ConnectionError, createBroker, createLogger } from '../../src/index.js';
+import type { Broker, Delivery } from '../../src/brokers/broker.js';
+import { encodeTaskMessage } from '../../src/protocol/encode.js';
+import { until } from '../helpers/wait.js';
+
+const URL = 'redis://127.0.0.1:6379/7';
+const raw = new Redis('redis://127.0.0.1:6379/7');
+const opened: Array<{ close(): Promise<unknown> }> = [];
+
+afterAll(async () => {
+  for (const item of opened.reverse()) await item.close();
+  raw.disconnect();
+});
+
+async function broker(url = URL): Promise<Broker> {
+  const b = await createBroker(url);
+  await b.connect();
+  opened.push(b);
+  return b;
+}
+
+function message(app: Celeriac, name: string, args: unknown[] = []) {
+  return encodeTaskMessage(app.buildMessage(name, args, {}, {}));
+}
+
+describe('RedisBroker on kombu\'s layout', () => {
+  const app = new Celeriac({ broker: URL });
+
+  it('writes the envelope, priority keys and binding kombu expects, and tracks unacked while held', async () => {
+    const queue = `layout-${randomUUID()}`;
+    const b = await broker();
+    const wire = message(app, 'x.task', [1, 2]);
+    await b.publish(queue, wire);
+    await b.publish(queue, message(app, 'x.task'), { priority: 6 });
+    expect(await raw.llen(queue)).toBe(1);
+    expect(await raw.llen(`${queue}\x06\x166`)).toBe(1);
+    expect(await raw.smembers(`_kombu.binding.${queue}`)).toEqual([`${queue}\x06\x16\x06\x16${queue}`]);
+    const envelope = JSON.parse((await raw.lindex(queue, 0))!);
+    expect(Buffer.from(envelope.body, 'base64').toString()).toBe(wire.body.toString());
+    expect(envelope.properties).toMatchObject({ body_encoding: 'base64', delivery_info: { exchange: '', routing_key: queue }, correlation_id: wire.headers['id'] });
+    expect(envelope.headers.task).toBe('x.task');
+
+    const got: Delivery[] = [];
+    const consumer = await b.consume([queue], (d) => got.push(d), { prefetch: 10 });
+    await until(() => got.length === 2);
+    const tag = envelope.properties.delivery_tag as string;
+    expect(JSON.parse((await raw.hget('unacked', tag))!)).toEqual([envelope, '', queue]);
+    expect(await raw.zscore('unacked_index', tag)).not.toBeNull();
+    await Promise.all(got.map((d) => d.ack()));
+    expect(await raw.hget('unacked', tag)).toBeNull();
+    expect(await raw.zscore('unacked_index', tag)).toBeNull();
+    await consumer.cancel();
+  });
+
+  it('restores what a dead consumer held once the visibility timeout passes', async () => {
+    const queue = `restore-${randomUUID()}`;
+    const producer = await broker();
+    await producer.publish(queue, message(app, 'x.lost'));
+    // A consumer that takes the message and dies without acking: its process is simply gone.
+    const doomed = await createBroker(`${URL}?visibility_timeout=1`);
+    await doomed.connect();
+    const held: Delivery[] = [];
+    await doomed.consume([queue], (d) => held.push(d), { prefetch: 1 });
+    await until(() => held.length === 1);
+    expect(await raw.hlen('unacked')).toBeGreaterThan(0);
+    // Simulate the crash: drop the connections without settling anything.
+    (doomed as unknown as { client: Redis }).client.disconnect();
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    const survivor = await broker(`${URL}?visibility_timeout=1`);
+    const got: Delivery[] = [];
+    await survivor.consume([queue], (d) => got.push(d), { prefetch: 1 });
+    await until(() => got.length === 1, 10_000);
+    expect(got[0]!.message.headers['task']).toBe('x.lost');
+    expect(got[0]!.redelivered).toBe(true);
+    await got[0]!.ack();
+  });
+
+  it('moves malformed entries aside with a reason and keeps serving', async () => {
+    const queue = `malformed-${randomUUID()}`;
+    const worker = new Celeriac({ broker: URL, backend: URL });
+    opened.push(worker);
+    worker.task('x.ok', () => 'fine');
+    const w = worker.worker({ queues: [queue], logger: createLogger('critical') });
+    const reasons: string[] = [];
+    w.on('task-rejected', ({ reason }) => reasons.push(reason));
+    await raw.lpush(queue, 'not json at all');
+    await raw.lpush(queue, JSON.stringify({ body: '!!!not-base64!!!', 'content-type': 'application/json', 'content-encoding': 'utf-8', headers: { task: 'x.ok', id: 'bad-b64' }, properties: { body_encoding: 'base64', delivery_tag: randomUUID() } }));
+    await raw.lpush(queue, JSON.stringify({ body: Buffer.from('[[], {}, null]').toString('base64'), 'content-type': 'application/json', 'content-encoding': 'utf-8', headers: {}, properties: { body_encoding: 'base64', delivery_tag: randomUUID() } }));
+    await w.start();
+    opened.unshift({ close: () => w.stop(1) });
+    await until(() => reasons.length === 3, 10_000);
+    expect(reasons.sort()).toEqual(['undecodable', 'undecodable', 'unknown-protocol']);
+    const dead = await raw.lrange(`${queue}.celeriac.dead`, 0, -1);
+    expect(dead).toHaveLength(3);
+    expect(dead.map((d) => JSON.parse(d).reason).join('\n')).toMatch(/not valid JSON/);
+    expect(await worker.sendTask('x.ok', [], {}, { queue }).get({ timeout: 10 })).toBe('fine');
+  });
+
+  it('reports an unreachable Redis in one line, quickly', async () => {
+    const started = Date.now();
+    const b = await createBroker('redis://127.0.0.1:1/0');
+    const error = await b.connect().catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ConnectionError);
+    expect((error as Error).message).toMatch(/^cannot reach Redis at 127\.0\.0\.1:1 \(redis:\/\/127\.0\.0\.1:1\/0\): ECONNREFUSED$/);
+    expect(Date.now() - started).toBeLessThan(6000);
+  });
+});
