@@ -102,7 +102,11 @@ export interface Broker {
   consume(queues: readonly string[], onDelivery: (delivery: Delivery) => void, options: ConsumeOptions): Promise<Consumer>;
   /** Removes every waiting message from a queue; returns how many. */
   purge(queue: string): Promise<number>;
-  /** How many messages wait in a queue (ready or delayed, not those being worked on). */
+  /**
+   * How many messages wait in a queue, not counting those being worked on. Delayed messages
+   * count where the broker keeps them in the queue itself (SQLite); RabbitMQ holds them on
+   * its delay path, outside the queue, until they are due.
+   */
   queueLength(queue: string): Promise<number>;
   /** Queues the broker knows of, where it can tell; otherwise undefined. */
   listQueues?(): Promise<string[]>;

@@ -10,6 +10,8 @@ const FACTORIES: Record<string, BrokerFactory> = {
   sqlite: async (url, raw) => new (await import('./sqlite/sqlite-broker.js')).SqliteBroker(url, raw),
   redis: async (url, raw) => new (await import('./redis/redis-broker.js')).RedisBroker(url, raw),
   rediss: async (url, raw) => new (await import('./redis/redis-broker.js')).RedisBroker(url, raw),
+  amqp: async (url) => new (await import('./amqp/amqp-broker.js')).AmqpBroker(url),
+  amqps: async (url) => new (await import('./amqp/amqp-broker.js')).AmqpBroker(url),
 };
 
 /** The URL schemes {@link createBroker} understands. */

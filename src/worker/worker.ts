@@ -57,6 +57,8 @@ export interface WorkerStats {
 }
 
 const PROGRESS_INTERVAL_MS = 200;
+/** An ETA task due within this many ms waits in worker memory rather than a broker round trip. */
+const ETA_HOLD_MS = 1_000;
 
 /** Runs an app's tasks. Create it with `app.worker(options)`. */
 export class Worker extends TypedEmitter<WorkerEventMap> {
@@ -216,10 +218,13 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     }
   }
 
-  /** An ETA in the future: the broker holds it if it can; otherwise this worker does. */
+  /**
+   * An ETA in the future: the broker holds it if it can, unless it is due within
+   * {@link ETA_HOLD_MS}; otherwise this worker does.
+   */
   #defer(delivery: Delivery, request: TaskMessage): void {
     const eta = request.eta!.getTime();
-    if (this.#broker.capabilities.delayedDelivery) {
+    if (this.#broker.capabilities.delayedDelivery && eta - Date.now() > ETA_HOLD_MS) {
       const republish = this.#broker
         .publish(delivery.queue, delivery.message, {
           notBefore: eta,

@@ -139,7 +139,6 @@ export function describeBrokerConformance(name: string, open: () => Promise<Brok
       const { got, consumer } = await collect(broker, queue);
       await until(() => got.length === 1);
       expect(label(got[0]!)).toBe('now');
-      expect(await broker.queueLength(queue)).toBe(1);
       await until(() => got.length === 2, 5000);
       expect(Date.now() - publishedAt).toBeGreaterThanOrEqual(290);
       expect(label(got[1]!)).toBe('later');

@@ -1,0 +1,165 @@
+/**
+ * One AMQP 0-9-1 connection that comes back by itself. The first connect is bounded and fails
+ * with one line naming the server; after that a lost connection is reopened with backoff, and
+ * every registered setup (declaring, consuming) runs again on the new connection before anyone
+ * waiting in {@link AmqpSession.ready} is let through.
+ */
+import { readFileSync } from 'node:fs';
+import type { ChannelModel, Options } from 'amqplib';
+import { ConfigurationError, ConnectionError } from '../errors.js';
+import { numberOption, type ParsedUrl } from '../url.js';
+
+const FIRST_CONNECT_MS = 5_000;
+const DEFAULT_HEARTBEAT_SECONDS = 60;
+const BACKOFF_START_MS = 100;
+const BACKOFF_MAX_MS = 5_000;
+
+/** Work to redo on every fresh connection, in registration order. */
+export type SessionSetup = (connection: ChannelModel) => Promise<void>;
+
+/** A self-healing AMQP connection. */
+export class AmqpSession {
+  readonly displayUrl: string;
+  readonly #url: ParsedUrl;
+  readonly #setups = new Set<SessionSetup>();
+  #connection: ChannelModel | undefined;
+  #ready: Promise<ChannelModel> | undefined;
+  #closed = false;
+  #lastError: unknown;
+  /** Called when the connection drops (with the reason) and when it is back. */
+  onLost: ((error: unknown) => void) | undefined;
+  onRestored: (() => void) | undefined;
+
+  constructor(url: ParsedUrl) {
+    this.#url = url;
+    this.displayUrl = url.display;
+  }
+
+  /** Opens the first connection; rejects with a {@link ConnectionError} that says why. */
+  async connect(): Promise<void> {
+    if (this.#ready) {
+      await this.#ready;
+      return;
+    }
+    this.#ready = this.#open().catch((error: unknown) => {
+      this.#ready = undefined;
+      if (error instanceof ConfigurationError) throw error;
+      throw new ConnectionError(`cannot reach RabbitMQ at ${this.#where()} (${this.displayUrl}): ${describe(error)}`, { cause: error });
+    });
+    await this.#ready;
+  }
+
+  /** The live connection, waiting for a reconnect in progress; rejects once closed. */
+  async ready(): Promise<ChannelModel> {
+    if (this.#closed) throw new ConnectionError(`the AMQP connection to ${this.displayUrl} is closed`);
+    if (!this.#ready) throw new ConnectionError(`the AMQP connection to ${this.displayUrl} is not open (call connect() first)`);
+    return this.#ready;
+  }
+
+  /** True while a connection is up. */
+  get connected(): boolean {
+    return this.#connection !== undefined;
+  }
+
+  /** Registers work to run now (if connected) and after every reconnect. */
+  async addSetup(setup: SessionSetup): Promise<void> {
+    this.#setups.add(setup);
+    const connection = await this.ready();
+    await setup(connection);
+  }
+
+  removeSetup(setup: SessionSetup): void {
+    this.#setups.delete(setup);
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    const connection = this.#connection;
+    this.#connection = undefined;
+    await connection?.close().catch(() => undefined);
+  }
+
+  async #open(): Promise<ChannelModel> {
+    const amqp = await import('amqplib');
+    const connection = await amqp.connect(connectOptions(this.#url), socketOptions(this.#url));
+    connection.on('error', (error: unknown) => (this.#lastError = error));
+    connection.on('close', () => this.#lost(connection));
+    this.#connection = connection;
+    for (const setup of this.#setups) await setup(connection);
+    return connection;
+  }
+
+  #lost(connection: ChannelModel): void {
+    if (this.#connection !== connection || this.#closed) return;
+    this.#connection = undefined;
+    this.onLost?.(this.#lastError ?? new Error('connection closed'));
+    this.#ready = this.#reopen();
+    this.#ready.catch(() => undefined);
+  }
+
+  /** Reopens with backoff until it works or the session is closed. */
+  async #reopen(): Promise<ChannelModel> {
+    for (let delay = BACKOFF_START_MS; ; delay = Math.min(delay * 2, BACKOFF_MAX_MS)) {
+      await new Promise((resolve) => setTimeout(resolve, delay));
+      if (this.#closed) throw new ConnectionError(`the AMQP connection to ${this.displayUrl} is closed`);
+      try {
+        const connection = await this.#open();
+        this.onRestored?.();
+        return connection;
+      } catch (error) {
+        this.#lastError = error;
+        const stale = this.#connection;
+        this.#connection = undefined;
+        await stale?.close().catch(() => undefined);
+      }
+    }
+  }
+
+  #where(): string {
+    return `${this.#url.url.hostname || '127.0.0.1'}:${this.#url.url.port || (this.#url.scheme === 'amqps' ? 5671 : 5672)}`;
+  }
+}
+
+/** The server address and login a URL names; `//` or an empty path is the vhost `/`. */
+function connectOptions(url: ParsedUrl): Options.Connect {
+  const path = url.url.pathname;
+  const vhost = path === '' || path === '/' || path === '//' ? '/' : decodeURIComponent(path.slice(1));
+  return {
+    protocol: url.scheme,
+    hostname: url.url.hostname || '127.0.0.1',
+    port: Number(url.url.port) || (url.scheme === 'amqps' ? 5671 : 5672),
+    username: url.url.username ? decodeURIComponent(url.url.username) : 'guest',
+    password: url.url.password ? decodeURIComponent(url.url.password) : 'guest',
+    vhost,
+    heartbeat: numberOption(url.options, 'heartbeat', DEFAULT_HEARTBEAT_SECONDS),
+    frameMax: numberOption(url.options, 'frame_max', 131_072),
+  };
+}
+
+/** Connect timeout and, for `amqps://`, the TLS files named by `?ca=`, `?cert=`, `?key=`. */
+function socketOptions(url: ParsedUrl): Record<string, unknown> {
+  const options: Record<string, unknown> = { timeout: numberOption(url.options, 'connect_timeout', FIRST_CONNECT_MS / 1000) * 1000 };
+  if (url.scheme !== 'amqps') return options;
+  for (const name of ['ca', 'cert', 'key'] as const) {
+    const file = url.options.get(name);
+    if (file === null) continue;
+    try {
+      options[name] = readFileSync(file);
+    } catch (error) {
+      throw new ConfigurationError(`cannot read the TLS ${name} file ${file} named in ${url.display}: ${describe(error)}`);
+    }
+  }
+  const servername = url.options.get('servername');
+  if (servername) options['servername'] = servername;
+  if (url.options.get('verify') === 'false') options['rejectUnauthorized'] = false;
+  return options;
+}
+
+function describe(error: unknown): string {
+  const errno = error as NodeJS.ErrnoException;
+  if (errno?.code) return errno.code;
+  const message = error instanceof Error ? error.message : String(error);
+  if (/ACCESS.REFUSED|403/.test(message)) return 'login refused (check the user and password)';
+  if (/NOT.ALLOWED|530/.test(message)) return 'access to the vhost refused';
+  return message;
+}

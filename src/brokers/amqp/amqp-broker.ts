@@ -1,0 +1,451 @@
+/**
+ * `amqp://` and `amqps://`: RabbitMQ with Celery's exchanges and queues (see topology.ts), so
+ * Python Celery workers and clients share them.
+ *
+ * - Publishing goes through one confirm channel; many publishes share the broker's confirms
+ *   (they are acknowledged in batches), and a publish resolves only once RabbitMQ has it. A
+ *   publish whose confirm is lost with the connection is sent again on the next connection,
+ *   then reported if that fails too; nothing is dropped in silence.
+ * - Each consumer has its own channel with `basic.qos` set to its prefetch; acks are manual.
+ * - ETA messages go through the delay levels, so RabbitMQ, not worker memory, holds them.
+ * - The connection reopens by itself; consumers and declarations come back with it.
+ */
+import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
+import { ChannelSlot } from '../../amqp/channel-slot.js';
+import { AmqpSession } from '../../amqp/session.js';
+import { ConfigurationError, ConnectionError } from '../../errors.js';
+import { decodeJson, encodeJson } from '../../protocol/kombu-json.js';
+import type { TransportMessage } from '../../protocol/message.js';
+import { numberOption, type ParsedUrl } from '../../url.js';
+import type {
+  Broker,
+  BrokerCapabilities,
+  ConsumeOptions,
+  Consumer,
+  ControlChannel,
+  ControlCommand,
+  DeadLetter,
+  Delivery,
+  PublishOptions,
+} from '../broker.js';
+import { clampPriority } from '../priority.js';
+import {
+  bindTaskQueue,
+  DEAD_AT_HEADER,
+  DEAD_LETTER_EXCHANGE,
+  DEAD_REASON_HEADER,
+  deadLetterQueue,
+  declareSharedEntities,
+  declareTaskQueue,
+  DELAY_ENTRY_EXCHANGE,
+  delayedRoutingKey,
+  isBrokerDeathHeader,
+  PIDBOX_EXCHANGE,
+  PIDBOX_QUEUE_ARGUMENTS,
+  pidboxQueue,
+  type TaskQueueShape,
+} from './topology.js';
+
+/** How many times a publish is sent before its failure is reported. */
+const PUBLISH_ATTEMPTS = 3;
+/** How long a publish waits for a lost connection to come back before each attempt. */
+const RECONNECT_WAIT_MS = 30_000;
+
+type PublishItem = { queue: string; message: TransportMessage; options?: PublishOptions };
+
+/** The RabbitMQ broker. */
+export class AmqpBroker implements Broker {
+  readonly capabilities: BrokerCapabilities;
+  readonly displayUrl: string;
+  readonly control: ControlChannel;
+  readonly #session: AmqpSession;
+  readonly #shape: TaskQueueShape;
+  readonly #consumers = new Set<AmqpConsumer>();
+  /** Queues declared on the current connection; cleared when it drops. */
+  #declared = new Map<string, Promise<void>>();
+  /** Declarations; RabbitMQ closes this channel on a refused declaration, so it is replaced. */
+  readonly #topology = new ChannelSlot<Channel>(async () => (await this.#readyConnection()).createChannel());
+  /** Publishing, with confirms. */
+  readonly #publisher = new ChannelSlot<ConfirmChannel>(async () => (await this.#readyConnection()).createConfirmChannel());
+  /** Called with a warning the user should see (a queue declared differently elsewhere...). */
+  onWarning: (message: string) => void = () => undefined;
+
+  constructor(url: ParsedUrl) {
+    this.displayUrl = url.display;
+    const maxPriority = url.options.get('max_priority');
+    const queueType = url.options.get('queue_type') ?? 'classic';
+    if (queueType !== 'classic' && queueType !== 'quorum') {
+      throw new ConfigurationError(`URL option queue_type=${queueType} in ${url.display}: use classic or quorum`);
+    }
+    this.#shape = { maxPriority: maxPriority === null ? null : Math.min(255, numberOption(url.options, 'max_priority', 0)), queueType };
+    this.capabilities = { delayedDelivery: true, priorities: this.#shape.maxPriority !== null, durable: true, shared: true };
+    this.#session = new AmqpSession(url);
+    this.#session.onLost = () => {
+      this.#declared = new Map();
+      this.#topology.reset();
+      this.#publisher.reset();
+    };
+    this.control = new PidboxChannel(this.#session);
+  }
+
+  async connect(): Promise<void> {
+    await this.#session.connect();
+    await this.#session.addSetup(async (connection) => {
+      const channel = await connection.createChannel();
+      await declareSharedEntities(channel);
+      await channel.close();
+    });
+  }
+
+  /** @internal The session, for the rpc backend sharing this broker's URL. */
+  get session(): AmqpSession {
+    return this.#session;
+  }
+
+  async publish(queue: string, message: TransportMessage, options: PublishOptions = {}): Promise<void> {
+    await this.publishMany([{ queue, message, options }]);
+  }
+
+  async publishMany(items: readonly PublishItem[]): Promise<void> {
+    let pending = [...items];
+    for (let attempt = 1; pending.length > 0; attempt++) {
+      const failed: PublishItem[] = [];
+      let lastError: unknown;
+      try {
+        const channel = await this.#publisher.get();
+        for (const queue of new Set(pending.map((item) => item.queue))) await this.declareQueue(queue);
+        const confirms = pending.map((item) => this.#send(channel, item).catch((error: unknown) => ((lastError = error), failed.push(item))));
+        await Promise.all(confirms);
+      } catch (error) {
+        lastError = error;
+        failed.splice(0, failed.length, ...pending);
+      }
+      pending = failed;
+      if (pending.length > 0 && attempt >= PUBLISH_ATTEMPTS) {
+        throw new ConnectionError(`RabbitMQ at ${this.displayUrl} did not confirm ${pending.length} of ${items.length} published message(s): ${describe(lastError)}`, {
+          cause: lastError,
+        });
+      }
+    }
+  }
+
+  #send(channel: ConfirmChannel, { queue, message, options = {} }: PublishItem): Promise<void> {
+    const priority = options.priority ?? (message.properties.priority as number | undefined);
+    const properties = publishProperties(message, priority === undefined ? undefined : clampPriority(priority));
+    const delay = options.notBefore === undefined ? 0 : options.notBefore - Date.now();
+    const [exchange, routingKey] = delay > 0 ? [DELAY_ENTRY_EXCHANGE, delayedRoutingKey(queue, delay)] : ['', queue];
+    return new Promise((resolve, reject) => {
+      const flowing = channel.publish(exchange, routingKey, message.body, properties, (error) => (error ? reject(error) : resolve()));
+      if (!flowing) void waitForDrain(channel);
+    });
+  }
+
+  #readyConnection(): Promise<ChannelModel> {
+    return withTimeout(this.#session.ready(), RECONNECT_WAIT_MS, `RabbitMQ at ${this.displayUrl} is unreachable`);
+  }
+
+  /**
+   * @internal Declares a task queue as Celery does, once per connection. When the queue exists
+   * with other arguments (declared by another client with a different max priority or type),
+   * RabbitMQ refuses the declaration; the queue is then used as it is, with a warning.
+   */
+  declareQueue(queue: string): Promise<void> {
+    let declared = this.#declared.get(queue);
+    if (!declared) {
+      declared = this.#declareQueue(queue);
+      this.#declared.set(queue, declared);
+      declared.catch(() => this.#declared.delete(queue));
+    }
+    return declared;
+  }
+
+  async #declareQueue(queue: string): Promise<void> {
+    try {
+      await declareTaskQueue(await this.#topology.get(), queue, this.#shape);
+    } catch (error) {
+      if (!/PRECONDITION_FAILED|inequivalent/i.test(describe(error))) throw error;
+      this.onWarning(`queue ${queue} exists with other arguments than this URL asks for (${describe(error)}); using it as it is`);
+      const channel = await this.#topology.get();
+      await channel.checkQueue(queue);
+      await bindTaskQueue(channel, queue);
+    }
+  }
+
+  async consume(queues: readonly string[], onDelivery: (delivery: Delivery) => void, options: ConsumeOptions): Promise<Consumer> {
+    const consumer = new AmqpConsumer(this, [...queues], onDelivery, options.prefetch, this.#shape.queueType === 'quorum');
+    this.#consumers.add(consumer);
+    await this.#session.addSetup(consumer.setup);
+    return consumer;
+  }
+
+  /** @internal */
+  release(consumer: AmqpConsumer): void {
+    this.#consumers.delete(consumer);
+    this.#session.removeSetup(consumer.setup);
+  }
+
+  /** @internal Publishes a dead letter for `queue` and resolves once it is confirmed. */
+  async publishDeadLetter(queue: string, message: TransportMessage, reason: string): Promise<void> {
+    const channel = await this.#publisher.get();
+    await this.declareQueue(queue);
+    const properties = publishProperties({ ...message, headers: { ...message.headers, [DEAD_REASON_HEADER]: reason, [DEAD_AT_HEADER]: Date.now() } }, undefined);
+    await new Promise<void>((resolve, reject) =>
+      channel.publish(DEAD_LETTER_EXCHANGE, queue, message.body, properties, (error) => (error ? reject(error) : resolve())),
+    );
+  }
+
+  async purge(queue: string): Promise<number> {
+    await this.declareQueue(queue);
+    const { messageCount } = await (await this.#topology.get()).purgeQueue(queue);
+    return messageCount;
+  }
+
+  async queueLength(queue: string): Promise<number> {
+    await this.declareQueue(queue);
+    const { messageCount } = await (await this.#topology.get()).checkQueue(queue);
+    return messageCount;
+  }
+
+  /** Reads (and leaves in place) the dead letters of the queues this broker has declared. */
+  async listDeadLetters(limit = 100): Promise<DeadLetter[]> {
+    const connection = await this.#readyConnection();
+    const channel = await connection.createChannel();
+    channel.on('error', () => undefined);
+    const letters: DeadLetter[] = [];
+    try {
+      for (const queue of this.#declared.keys()) {
+        for (let message = await channel.get(deadLetterQueue(queue)); message; message = await channel.get(deadLetterQueue(queue))) {
+          const transport = toTransportMessage(message);
+          const { [DEAD_REASON_HEADER]: reason, [DEAD_AT_HEADER]: at, ...headers } = transport.headers;
+          letters.push({ queue, reason: String(reason ?? 'unknown'), at: Number(at ?? 0), message: { ...transport, headers } });
+        }
+      }
+    } finally {
+      await channel.close().catch(() => undefined); // unacked gets go back to their queues
+    }
+    return letters.sort((a, b) => a.at - b.at).slice(-limit);
+  }
+
+  async close(): Promise<void> {
+    for (const consumer of [...this.#consumers]) await consumer.cancel();
+    await this.#session.close();
+  }
+}
+
+/** One consumer: a channel with its own prefetch, consuming every queue it was given. */
+class AmqpConsumer implements Consumer {
+  #channel: Channel | undefined;
+  #tags: string[] = [];
+  #cancelled = false;
+  readonly #outstanding = new Set<AmqpDelivery>();
+
+  constructor(
+    readonly broker: AmqpBroker,
+    private readonly queues: readonly string[],
+    private readonly onDelivery: (delivery: Delivery) => void,
+    private readonly prefetch: number,
+    private readonly quorum: boolean,
+  ) {}
+
+  /** Opens the channel and starts consuming; runs again after every reconnect. */
+  readonly setup = async (connection: ChannelModel): Promise<void> => {
+    if (this.#cancelled) return;
+    for (const queue of this.queues) await this.broker.declareQueue(queue);
+    const channel = await connection.createChannel();
+    channel.on('error', () => undefined);
+    // One limit for the whole channel when it consumes several queues (quorum queues only
+    // know per-consumer limits, so there each queue gets the full prefetch).
+    await channel.prefetch(this.prefetch, this.queues.length > 1 && !this.quorum);
+    this.#channel = channel;
+    this.#outstanding.clear(); // deliveries of a lost channel come back from RabbitMQ
+    this.#tags = [];
+    for (const queue of this.queues) {
+      const { consumerTag } = await channel.consume(queue, (message) => message && this.#deliver(channel, queue, message), { noAck: false });
+      this.#tags.push(consumerTag);
+    }
+  };
+
+  #deliver(channel: Channel, queue: string, message: ConsumeMessage): void {
+    const delivery = new AmqpDelivery(this, channel, queue, message);
+    this.#outstanding.add(delivery);
+    this.onDelivery(delivery);
+  }
+
+  /** @internal */
+  settled(delivery: AmqpDelivery): void {
+    this.#outstanding.delete(delivery);
+    if (this.#cancelled && this.#outstanding.size === 0) void this.#channel?.close().catch(() => undefined);
+  }
+
+  async cancel(): Promise<void> {
+    if (this.#cancelled) return;
+    this.#cancelled = true;
+    this.broker.release(this);
+    const channel = this.#channel;
+    if (!channel) return;
+    await Promise.all(this.#tags.map((tag) => channel.cancel(tag).catch(() => undefined)));
+    if (this.#outstanding.size === 0) await channel.close().catch(() => undefined);
+  }
+}
+
+class AmqpDelivery implements Delivery {
+  readonly message: TransportMessage;
+  readonly redelivered: boolean;
+  #settled = false;
+
+  constructor(
+    private readonly consumer: AmqpConsumer,
+    private readonly channel: Channel,
+    readonly queue: string,
+    private readonly raw: ConsumeMessage,
+  ) {
+    this.message = toTransportMessage(raw);
+    this.redelivered = raw.fields.redelivered;
+  }
+
+  async ack(): Promise<void> {
+    this.#settle(() => this.channel.ack(this.raw));
+  }
+
+  async reject(requeue: boolean): Promise<void> {
+    this.#settle(() => this.channel.nack(this.raw, false, requeue));
+  }
+
+  async deadLetter(reason: string): Promise<void> {
+    if (this.#settled) return;
+    await this.consumer.broker.publishDeadLetter(this.queue, this.message, reason);
+    await this.ack();
+  }
+
+  /**
+   * Settles on the channel the message came on. If that channel is gone (the connection was
+   * lost), RabbitMQ has already put the message back, so there is nothing left to settle.
+   */
+  #settle(action: () => void): void {
+    if (this.#settled) return;
+    this.#settled = true;
+    try {
+      action();
+    } catch {
+      // channel closed: the message is redelivered by RabbitMQ
+    } finally {
+      this.consumer.settled(this);
+    }
+  }
+}
+
+/** Celery's pidbox: commands fan out through `celery.pidbox` to each node's own queue. */
+class PidboxChannel implements ControlChannel {
+  constructor(private readonly session: AmqpSession) {}
+
+  async broadcast(command: ControlCommand): Promise<void> {
+    const connection = await this.session.ready();
+    const channel = await connection.createConfirmChannel();
+    try {
+      await channel.assertExchange(PIDBOX_EXCHANGE, 'fanout', { durable: false, autoDelete: false });
+      const body = Buffer.from(encodeJson({ method: command.method, arguments: command.arguments, destination: command.destination, pattern: null, matcher: null }));
+      channel.publish(PIDBOX_EXCHANGE, '', body, { contentType: 'application/json', contentEncoding: 'utf-8', deliveryMode: 1 });
+      await channel.waitForConfirms();
+    } finally {
+      await channel.close().catch(() => undefined);
+    }
+  }
+
+  async subscribe(onCommand: (command: ControlCommand) => void): Promise<Consumer> {
+    const queue = pidboxQueue(`celeriac-${randomUUID().slice(0, 8)}@${hostname()}`);
+    let channel: Channel | undefined;
+    const setup = async (connection: ChannelModel): Promise<void> => {
+      channel = await connection.createChannel();
+      channel.on('error', () => undefined);
+      await channel.assertExchange(PIDBOX_EXCHANGE, 'fanout', { durable: false, autoDelete: false });
+      await channel.assertQueue(queue, { durable: false, autoDelete: true, arguments: PIDBOX_QUEUE_ARGUMENTS });
+      await channel.bindQueue(queue, PIDBOX_EXCHANGE, '');
+      await channel.consume(queue, (message) => message && hear(message, onCommand), { noAck: true });
+    };
+    await this.session.addSetup(setup);
+    return {
+      cancel: async () => {
+        this.session.removeSetup(setup);
+        await channel?.close().catch(() => undefined);
+      },
+    };
+  }
+}
+
+/** Passes on a well-formed control message; anything else is not a command and is ignored. */
+function hear(message: ConsumeMessage, onCommand: (command: ControlCommand) => void): void {
+  let body: unknown;
+  try {
+    body = decodeJson(message.content.toString('utf8'));
+  } catch {
+    return;
+  }
+  if (typeof body !== 'object' || body === null) return;
+  const { method, arguments: args, destination } = body as Record<string, unknown>;
+  if (typeof method !== 'string') return;
+  onCommand({
+    method,
+    arguments: typeof args === 'object' && args !== null ? (args as Record<string, unknown>) : {},
+    destination: Array.isArray(destination) ? destination.map(String) : null,
+  });
+}
+
+/** AMQP basic properties for a Celery message. */
+function publishProperties(message: TransportMessage, priority: number | undefined): Options.Publish {
+  const { correlation_id, reply_to, delivery_mode, expiration } = message.properties;
+  const properties: Options.Publish = {
+    contentType: message.contentType,
+    contentEncoding: message.contentEncoding,
+    headers: withoutUndefined(message.headers),
+    deliveryMode: delivery_mode ?? 2,
+  };
+  if (correlation_id !== undefined) properties.correlationId = correlation_id;
+  if (reply_to !== undefined) properties.replyTo = reply_to;
+  if (priority !== undefined) properties.priority = priority;
+  if (expiration !== undefined) properties.expiration = expiration;
+  return properties;
+}
+
+/** The message a consumer sees; headers RabbitMQ added on the delay path are left out. */
+function toTransportMessage(raw: { content: Buffer; properties: ConsumeMessage['properties'] }): TransportMessage {
+  const { headers = {}, contentType, contentEncoding, correlationId, replyTo, deliveryMode, priority, expiration } = raw.properties;
+  const own = Object.fromEntries(Object.entries(headers as Record<string, unknown>).filter(([name]) => !isBrokerDeathHeader(name)));
+  const properties: TransportMessage['properties'] = {};
+  if (correlationId !== undefined) properties.correlation_id = String(correlationId);
+  if (replyTo !== undefined) properties.reply_to = String(replyTo);
+  if (deliveryMode !== undefined) properties.delivery_mode = Number(deliveryMode);
+  if (priority !== undefined) properties.priority = Number(priority);
+  if (expiration !== undefined) properties.expiration = String(expiration);
+  return {
+    headers: own,
+    properties,
+    contentType: typeof contentType === 'string' ? contentType : 'application/json',
+    contentEncoding: typeof contentEncoding === 'string' ? contentEncoding : 'utf-8',
+    body: raw.content,
+  };
+}
+
+/** AMQP tables have no `undefined`; such entries are dropped, as JSON would drop them. */
+function withoutUndefined(headers: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(headers).filter(([, value]) => value !== undefined));
+}
+
+function waitForDrain(channel: ConfirmChannel): Promise<void> {
+  return new Promise((resolve) => channel.once('drain', resolve));
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new ConnectionError(`${message} (waited ${ms / 1000} s for the connection to come back)`)), ms);
+    promise.then(
+      (value) => (clearTimeout(timer), resolve(value)),
+      (error: unknown) => (clearTimeout(timer), reject(error)),
+    );
+  });
+}
+
+function describe(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
