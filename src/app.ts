@@ -195,7 +195,7 @@ export class Celeriac implements TaskSender, ResultSource {
 
   /** The connected result backend (connected on first use). */
   backend(): Promise<ResultBackend> {
-    this.#backend ??= connectOnce(() => createBackend(this.backendUrl)).catch((error: unknown) => {
+    this.#backend ??= connectOnce(() => createBackend(this.backendUrl, { brokerUrl: this.brokerUrl })).catch((error: unknown) => {
       this.#backend = undefined;
       throw error;
     });

@@ -4,8 +4,8 @@
  */
 import { waitForReady, type ResultBackend, type ResultMeta } from './backends/backend.js';
 import { TimeoutError } from './errors.js';
-import { deserializeException } from './protocol/exceptions.js';
-import { isReady, PENDING, PROPAGATE_STATES, SUCCESS, type TaskState } from './states.js';
+import { deserializeException, deserializeRevocation } from './protocol/exceptions.js';
+import { isReady, PENDING, PROPAGATE_STATES, REVOKED, SUCCESS, type TaskState } from './states.js';
 
 /** What a result needs from the app that made it. */
 export interface ResultSource {
@@ -54,7 +54,7 @@ export class AsyncResult<R = unknown> implements PromiseLike<R> {
   async get(options: GetOptions = {}): Promise<R> {
     const meta = await this.#waitReady(options);
     if (meta.status === SUCCESS) return meta.result as R;
-    const error = deserializeException(this.id, meta.result, meta.traceback);
+    const error = meta.status === REVOKED ? deserializeRevocation(meta.result) : deserializeException(this.id, meta.result, meta.traceback);
     if (options.propagate === false) return error as R;
     throw error;
   }

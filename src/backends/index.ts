@@ -3,13 +3,22 @@ import { ConfigurationError } from '../errors.js';
 import { parseTransportUrl, type ParsedUrl } from '../url.js';
 import type { ResultBackend } from './backend.js';
 
-type BackendFactory = (url: ParsedUrl, raw: string) => Promise<ResultBackend>;
+/** What a backend may need besides its own URL. */
+export interface BackendContext {
+  /** The broker's URL: `rpc://` sends results over the broker's RabbitMQ. */
+  brokerUrl?: string;
+}
+
+type BackendFactory = (url: ParsedUrl, raw: string, context: BackendContext) => Promise<ResultBackend>;
 
 const FACTORIES: Record<string, BackendFactory> = {
   memory: async (url) => new (await import('./memory/memory-backend.js')).MemoryBackend(url),
   sqlite: async (url, raw) => new (await import('./sqlite/sqlite-backend.js')).SqliteBackend(url, raw),
   redis: async (url, raw) => new (await import('./redis/redis-backend.js')).RedisBackend(url, raw),
   rediss: async (url, raw) => new (await import('./redis/redis-backend.js')).RedisBackend(url, raw),
+  rpc: async (url, _raw, context) => new (await import('./rpc/rpc-backend.js')).RpcBackend(url, rpcBrokerUrl(url, context)),
+  amqp: async (url) => new (await import('./rpc/rpc-backend.js')).RpcBackend(url, url),
+  amqps: async (url) => new (await import('./rpc/rpc-backend.js')).RpcBackend(url, url),
 };
 
 /** The URL schemes {@link createBackend} understands. */
@@ -20,7 +29,7 @@ export const BACKEND_SCHEMES = Object.keys(FACTORIES);
  *
  * @throws {@link ConfigurationError} for a malformed URL or an unknown scheme.
  */
-export async function createBackend(raw: string): Promise<ResultBackend> {
+export async function createBackend(raw: string, context: BackendContext = {}): Promise<ResultBackend> {
   const url = parseTransportUrl(raw, 'result backend');
   const factory = FACTORIES[url.scheme];
   if (!factory) {
@@ -28,5 +37,16 @@ export async function createBackend(raw: string): Promise<ResultBackend> {
       `unknown result backend scheme ${JSON.stringify(url.scheme + '://')} in ${url.display}; use one of ${BACKEND_SCHEMES.map((s) => s + '://').join(', ')}`,
     );
   }
-  return factory(url, raw);
+  return factory(url, raw, context);
+}
+
+/** `rpc://` rides on the broker, which must then be RabbitMQ. */
+function rpcBrokerUrl(url: ParsedUrl, context: BackendContext): ParsedUrl {
+  const broker = context.brokerUrl ? parseTransportUrl(context.brokerUrl, 'broker') : undefined;
+  if (!broker || (broker.scheme !== 'amqp' && broker.scheme !== 'amqps')) {
+    throw new ConfigurationError(
+      `the result backend ${url.display} sends results over the broker's RabbitMQ, but the broker is ${broker?.display ?? 'not set'}; use an amqp:// broker, or a redis:// or sqlite:// result backend`,
+    );
+  }
+  return broker;
 }

@@ -2,7 +2,7 @@
  * Errors as Celery stores them in results: `{exc_type, exc_message: [...], exc_module}`, so a
  * Python client re-raises a failure from a TypeScript worker, and the other way round.
  */
-import { CeleriacError, TaskFailedError } from '../errors.js';
+import { CeleriacError, TaskFailedError, TaskRevokedError, type RevokeReason } from '../errors.js';
 
 /** Celery's JSON form of an exception. */
 export interface ExceptionDict {
@@ -60,4 +60,12 @@ export function deserializeException(taskId: string, value: unknown, traceback: 
   }
   const message = Array.isArray(value.exc_message) ? value.exc_message : [value.exc_message];
   return new TaskFailedError(taskId, value.exc_type, String(value.exc_module ?? 'builtins'), message, traceback);
+}
+
+const REVOKE_REASONS: readonly RevokeReason[] = ['revoked', 'terminated', 'expired', 'shutdown'];
+
+/** The error for a REVOKED result, whichever side stored it; its reason is `exc_message[0]`. */
+export function deserializeRevocation(value: unknown): TaskRevokedError {
+  const said = isExceptionDict(value) ? value.exc_message[0] : undefined;
+  return new TaskRevokedError(REVOKE_REASONS.find((reason) => reason === said) ?? 'revoked');
 }

@@ -14,6 +14,7 @@ import {
   gather,
   SoftTimeLimitExceeded,
   TaskFailedError,
+  TaskRevokedError,
   TimeoutError,
   wait,
   type Worker,
@@ -247,8 +248,8 @@ describe('time limits, expiry, revocation and ETA', () => {
     await result.sent;
     await startWorker(app);
     const error = await result.get().catch((e: unknown) => e);
-    expect((error as TaskFailedError).excType).toBe('TaskRevokedError');
-    expect((error as TaskFailedError).excMessage).toEqual(['expired']);
+    expect(error).toBeInstanceOf(TaskRevokedError);
+    expect((error as TaskRevokedError).reason).toBe('expired');
     expect(await result.state()).toBe('REVOKED');
     expect(ran).toBe(false);
   });
@@ -271,7 +272,8 @@ describe('time limits, expiry, revocation and ETA', () => {
     await nextEvent(worker, 'task-started', ({ id }) => id === running.id);
     await running.revoke({ terminate: true });
     const error = await running.get().catch((e: unknown) => e);
-    expect((error as TaskFailedError).excMessage).toEqual(['terminated']);
+    expect(error).toBeInstanceOf(TaskRevokedError);
+    expect((error as TaskRevokedError).reason).toBe('terminated');
   });
 
   it('holds a countdown task in the broker until its ETA', async () => {

@@ -1,0 +1,134 @@
+/**
+ * `rpc://`: Celery's rpc result backend. Results travel back over RabbitMQ as messages: each
+ * client has a reply queue (its {@link RpcBackend.replyTo}, put in the `reply_to` property of
+ * every task it sends), and a worker publishes each state change of a task to that queue
+ * through the default exchange, with the task id as `correlation_id`.
+ *
+ * As in Celery, only the client that sent a task hears its result, and it is kept in that
+ * client's memory, not stored anywhere: `get` from another process answers null (PENDING).
+ * `rpc://` uses the broker's RabbitMQ; an `amqp://` URL given as the backend names it directly.
+ */
+import { randomUUID } from 'node:crypto';
+import type { ChannelModel, ConfirmChannel } from 'amqplib';
+import { ChannelSlot } from '../../amqp/channel-slot.js';
+import { AmqpSession } from '../../amqp/session.js';
+import { decodeJson, encodeJson } from '../../protocol/kombu-json.js';
+import { SUCCESS, type TaskState } from '../../states.js';
+import { numberOption, type ParsedUrl } from '../../url.js';
+import { DEFAULT_RESULT_EXPIRES_SECONDS, type ResultBackend, type ResultMeta, type StoreContext, type Unwatch } from '../backend.js';
+import { WatcherRegistry } from '../watchers.js';
+
+/** States heard for tasks nobody waits on are kept up to this many, oldest dropped first. */
+const BUFFER_LIMIT = 100_000;
+
+/** The rpc result backend. */
+export class RpcBackend implements ResultBackend {
+  readonly displayUrl: string;
+  /** This client's reply queue, named like Celery's `thread_oid`. */
+  readonly replyTo = randomUUID();
+  readonly #session: AmqpSession;
+  readonly #expiresMs: number;
+  readonly #heard = new Map<string, ResultMeta>();
+  readonly #watchers = new WatcherRegistry();
+  readonly #publisher: ChannelSlot<ConfirmChannel>;
+
+  /**
+   * @param url the `rpc://` URL (its options: `expires`, the reply queue's idle lifetime in s)
+   * @param amqpUrl the RabbitMQ to use: the broker's URL, or this backend's own `amqp://` URL
+   */
+  constructor(url: ParsedUrl, amqpUrl: ParsedUrl) {
+    this.displayUrl = url.display;
+    this.#expiresMs = numberOption(url.options, 'expires', DEFAULT_RESULT_EXPIRES_SECONDS) * 1000;
+    this.#session = new AmqpSession(amqpUrl);
+    this.#publisher = new ChannelSlot(async () => (await this.#session.ready()).createConfirmChannel());
+    this.#session.onLost = () => this.#publisher.reset();
+  }
+
+  async connect(): Promise<void> {
+    await this.#session.connect();
+    await this.#session.addSetup((connection) => this.#listen(connection));
+  }
+
+  /** Declares this client's reply queue (as Celery does) and consumes it. */
+  async #listen(connection: ChannelModel): Promise<void> {
+    const channel = await connection.createChannel();
+    channel.on('error', () => undefined);
+    await channel.assertQueue(this.replyTo, { durable: false, autoDelete: true, arguments: { 'x-expires': this.#expiresMs } });
+    await channel.consume(
+      this.replyTo,
+      (message) => {
+        if (!message) return;
+        const meta = parseReply(message.content, message.properties.correlationId);
+        if (meta) this.#hear(meta);
+      },
+      { noAck: true },
+    );
+  }
+
+  #hear(meta: ResultMeta): void {
+    if (this.#heard.get(meta.task_id)?.status === SUCCESS) return;
+    this.#heard.delete(meta.task_id);
+    this.#heard.set(meta.task_id, meta);
+    if (this.#heard.size > BUFFER_LIMIT) this.#heard.delete(this.#heard.keys().next().value!);
+    this.#watchers.notify(meta);
+  }
+
+  /** Sends a state to the client that asked (`reply_to`); a task sent without one has no reader. */
+  async store(meta: ResultMeta, context?: StoreContext): Promise<void> {
+    const replyTo = context?.replyTo;
+    if (!replyTo) return;
+    const channel = await this.#publisher.get();
+    await new Promise<void>((resolve, reject) =>
+      channel.publish('', replyTo, Buffer.from(encodeJson(meta)), {
+        correlationId: meta.task_id,
+        contentType: 'application/json',
+        contentEncoding: 'utf-8',
+        deliveryMode: 1,
+      }, (error) => (error ? reject(error) : resolve())),
+    );
+  }
+
+  async get(taskId: string): Promise<ResultMeta | null> {
+    return this.#heard.get(taskId) ?? null;
+  }
+
+  async forget(taskId: string): Promise<void> {
+    this.#heard.delete(taskId);
+  }
+
+  watch(taskId: string, onChange: (meta: ResultMeta) => void): Unwatch {
+    return this.#watchers.add(taskId, onChange);
+  }
+
+  /** Nothing is stored, so nothing expires here; RabbitMQ drops an idle reply queue itself. */
+  async cleanup(): Promise<number> {
+    return 0;
+  }
+
+  async close(): Promise<void> {
+    await this.#session.close();
+  }
+}
+
+/** A reply's meta; Celery 5.2 sends only task_id, status, result, traceback and children. */
+function parseReply(content: Buffer, correlationId: unknown): ResultMeta | null {
+  let body: unknown;
+  try {
+    body = decodeJson(content.toString('utf8'));
+  } catch {
+    return null;
+  }
+  if (typeof body !== 'object' || body === null) return null;
+  const reply = body as Partial<ResultMeta>;
+  const taskId = typeof reply.task_id === 'string' ? reply.task_id : typeof correlationId === 'string' ? correlationId : null;
+  if (!taskId || typeof reply.status !== 'string') return null;
+  return {
+    ...reply,
+    task_id: taskId,
+    status: reply.status as TaskState,
+    result: reply.result ?? null,
+    traceback: reply.traceback ?? null,
+    children: reply.children ?? [],
+    date_done: reply.date_done ?? null,
+  };
+}

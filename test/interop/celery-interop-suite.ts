@@ -1,0 +1,193 @@
+/**
+ * Interop with real Python Celery (Debian's python3-celery, /usr/bin/python3) on one broker:
+ * each side calls the other's tasks and reads the results; countdown, ETA, expiry, retries and
+ * priorities behave as a Celery user expects; a Python and a TypeScript worker share a queue
+ * without losing a task. Each broker runs it through a short test file.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { Celeriac, createLogger, gather, TaskRevokedError, type Worker } from '../../src/index.js';
+import { until } from '../helpers/wait.js';
+
+const PYTHON_DIR = fileURLToPath(new URL('./python/', import.meta.url));
+const quiet = createLogger('critical');
+
+/** One broker/backend pairing, as each side spells it. */
+export interface InteropSetup {
+  /** URLs for celeriac. */
+  broker: string;
+  backend: string;
+  /** URLs for Python Celery (the same servers). */
+  pythonBroker: string;
+  pythonBackend: string;
+  /** RabbitMQ queues declared with x-max-priority by both sides. */
+  maxPriority?: number;
+  /** The priorities Celery users on this broker call least and most urgent. */
+  priorities: { low: number; high: number };
+}
+
+export function describeCeleryInterop(name: string, setup: InteropSetup): void {
+  const env = {
+    ...process.env,
+    CELERIAC_TEST_BROKER: setup.pythonBroker,
+    CELERIAC_TEST_BACKEND: setup.pythonBackend,
+    ...(setup.maxPriority ? { CELERIAC_TEST_MAX_PRIORITY: String(setup.maxPriority) } : {}),
+  };
+  const children: ChildProcess[] = [];
+  const closers: Array<() => Promise<unknown>> = [];
+
+  /** Starts a Python Celery worker on `queue`; resolves once it logs that it is ready. */
+  function pythonWorker(queue: string): Promise<ChildProcess> {
+    const args = ['-m', 'celery', '-A', 'celery_app', 'worker', '--pool=solo', '-Q', queue, '--without-mingle', '--without-gossip', '--without-heartbeat', '-l', 'info'];
+    const child = spawn('/usr/bin/python3', args, { cwd: PYTHON_DIR, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    let log = '';
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`Python worker not ready in 30 s:\n${log}`)), 30_000);
+      const watch = (chunk: Buffer): void => {
+        log += chunk.toString();
+        if (/ready\./.test(log)) {
+          clearTimeout(timer);
+          resolve(child);
+        }
+      };
+      child.stdout!.on('data', watch);
+      child.stderr!.on('data', watch);
+    });
+  }
+
+  /** Runs a scenario of the Python client; resolves with its output lines. */
+  function pythonClient(scenario: string, queue: string, ...extra: string[]): Promise<string[]> {
+    return new Promise((resolve, reject) => {
+      const child = spawn('/usr/bin/python3', ['celery_app.py', scenario, queue, ...extra], { cwd: PYTHON_DIR, env });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+      child.once('exit', (status) => {
+        if (status !== 0 || stderr) reject(new Error(`Python client ${scenario} exited ${status}:\n${stderr}\n${stdout}`));
+        else resolve(stdout.trim().split('\n'));
+      });
+    });
+  }
+
+  function app(): Celeriac {
+    const celeriac = new Celeriac({ broker: setup.broker, backend: setup.backend });
+    closers.push(() => celeriac.close());
+    return celeriac;
+  }
+
+  async function tsWorker(celeriac: Celeriac, queue: string, concurrency = 10): Promise<Worker> {
+    const worker = celeriac.worker({ queues: [queue], logger: quiet, concurrency, prefetch: concurrency });
+    await worker.start();
+    closers.unshift(() => worker.stop(1));
+    return worker;
+  }
+
+  /** celeriac's side of the Python client's scenarios. */
+  function tsTasks(celeriac: Celeriac, ran: string[] = []): void {
+    celeriac.task('ts.add', (_ctx, a: number, b: number) => a + b, { params: ['a', 'b'] });
+    celeriac.task('ts.fail', (_ctx, why: string) => {
+      throw new TypeError(`refused: ${why}`);
+    });
+    celeriac.task('ts.stamp', () => Date.now() / 1000);
+    celeriac.task('ts.flaky', (ctx, label: string) => {
+      if (ctx.retries < 1) ctx.retry({ countdown: 0.3 });
+      return `${label} after ${ctx.retries} retry`;
+    });
+    celeriac.task('ts.record', (_ctx, label: string) => void ran.push(label));
+  }
+
+  describe(`TypeScript and Python Celery on ${name}`, () => {
+    afterEach(async () => {
+      for (const close of closers.splice(0)) await close();
+    });
+    afterAll(async () => {
+      for (const child of children) {
+        if (child.exitCode === null) {
+          child.kill('SIGKILL');
+          await new Promise((resolve) => child.once('exit', resolve));
+        }
+      }
+    });
+
+    it('a TypeScript producer calls a Python task and gets its result', async () => {
+      const queue = `interop-py-${randomUUID()}`;
+      await pythonWorker(queue);
+      const product = app().sendTask<number>('py.mul', [6, 7], {}, { queue });
+      expect(await product.get({ timeout: 30 })).toBe(42);
+      expect((await product.info())?.status).toBe('SUCCESS');
+    });
+
+    it('a Python producer calls TypeScript tasks: values come back, failures re-raise', async () => {
+      const queue = `interop-ts-${randomUUID()}`;
+      const celeriac = app();
+      tsTasks(celeriac);
+      await tsWorker(celeriac, queue);
+      expect(await pythonClient('calls', queue)).toEqual(['5', '15', 'TypeError refused: bad input']);
+    });
+
+    it('Python countdown and ETA wait on a TypeScript worker, and an expired task is revoked', async () => {
+      const queue = `interop-timing-${randomUUID()}`;
+      const celeriac = app();
+      tsTasks(celeriac);
+      await tsWorker(celeriac, queue);
+      expect(await pythonClient('timing', queue)).toEqual(['countdown ok', 'eta ok', 'expires TaskRevokedError REVOKED']);
+    });
+
+    it('a TypeScript countdown waits on a Python worker, and an expired task is revoked there', async () => {
+      const queue = `interop-py-timing-${randomUUID()}`;
+      await pythonWorker(queue);
+      const celeriac = app();
+      const sent = Date.now() / 1000;
+      const ran = await celeriac.sendTask<number>('py.stamp', [], {}, { queue, countdown: 2 }).get({ timeout: 30 });
+      expect(ran - sent).toBeGreaterThanOrEqual(1.9);
+      const expired = celeriac.sendTask('py.stamp', [], {}, { queue, expires: new Date(Date.now() - 5000) });
+      await expect(expired.get({ timeout: 30 })).rejects.toBeInstanceOf(TaskRevokedError);
+      expect(await expired.state()).toBe('REVOKED');
+    });
+
+    it('Python sees a TypeScript retry as RETRY, then SUCCESS', async () => {
+      const queue = `interop-retry-${randomUUID()}`;
+      const celeriac = app();
+      tsTasks(celeriac);
+      await tsWorker(celeriac, queue);
+      expect(await pythonClient('retries', queue)).toEqual(['RETRY SUCCESS', 'x after 1 retry']);
+    });
+
+    it("a TypeScript worker serves Python's urgent tasks first", async () => {
+      const queue = `interop-priority-${randomUUID()}`;
+      const celeriac = app();
+      const ran: string[] = [];
+      tsTasks(celeriac, ran);
+      expect(await pythonClient('priorities', queue, String(setup.priorities.low), String(setup.priorities.high))).toEqual(['sent']);
+      await tsWorker(celeriac, queue, 1);
+      await until(() => ran.length === 6, 30_000, 'six tasks run');
+      expect(ran).toEqual(['high', 'high', 'high', 'low', 'low', 'low']);
+    });
+
+    it('a Python and a TypeScript worker share one queue without losing a task', async () => {
+      const queue = `interop-shared-${randomUUID()}`;
+      await pythonWorker(queue);
+      const celeriac = app();
+      celeriac.task('shared.echo', (_ctx, value: number) => value);
+      await tsWorker(celeriac, queue);
+      const results = Array.from({ length: 200 }, (_, i) => celeriac.sendTask<number>('shared.echo', [i], {}, { queue }));
+      expect(await gather(results, { timeout: 60 })).toEqual(Array.from({ length: 200 }, (_, i) => i));
+      const metas = await Promise.all(results.map((r) => r.info()));
+      const byTs = metas.filter((m) => m?.worker).length;
+      expect(byTs).toBeGreaterThan(0); // celeriac stores its node name; Python (no result_extended) does not
+      expect(byTs).toBeLessThan(200);
+    });
+  });
+}
+
+/** The Python side must be importable, or every interop test is meaningless. */
+export function expectPythonCelery(): void {
+  it('has Python Celery installed for the interop tests', () => {
+    const probe = spawnSync('/usr/bin/python3', ['-c', 'import celery, redis, amqp; print(celery.__version__)'], { encoding: 'utf8' });
+    expect(probe.status).toBe(0);
+  });
+}
