@@ -1,10 +1,11 @@
 /**
- * Real worker processes on the embedded SQLite broker: results across processes, at-least-once
+ * Real worker processes: results across processes, at-least-once
  * delivery through a SIGKILL, warm and cold shutdown, and the CLI around them.
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { randomUUID } from 'node:crypto';
 import { Celeriac, gather } from '../../src/index.js';
 import { runCli, startWorkerProcess, tempSqlite, type WorkerProcess } from '../helpers/cli.js';
 import { until } from '../helpers/wait.js';
@@ -38,28 +39,6 @@ describe('a worker process on the SQLite broker', () => {
     const sums = Array.from({ length: 20 }, (_, i) => app.sendTask<number>('fx.add', [i, i]));
     expect(await gather(sums, { timeout: 20 })).toEqual(Array.from({ length: 20 }, (_, i) => 2 * i));
     await expect(app.sendTask('fx.fail').get({ timeout: 10 })).rejects.toThrow(/fixture failure/);
-  });
-
-  it('completes every task exactly once in the result store after a SIGKILL', async () => {
-    const { app, dir, spawnWorker } = setup();
-    const log = join(dir, 'runs.log');
-    writeFileSync(log, '');
-    const total = 60;
-    const results = Array.from({ length: total }, (_, i) => app.sendTask<string>('fx.record', [`t${i}`, 40]));
-    await Promise.all(results.map((r) => r.sent));
-    const doomed = spawnWorker(['-c', '10'], { FIXTURE_LOG: log });
-    await until(() => readFileSync(log, 'utf8').split('\n').length > 15, 20_000, 'the first worker to be busy');
-    doomed.child.kill('SIGKILL');
-    await doomed.exited;
-    const survivor = spawnWorker(['-c', '10'], { FIXTURE_LOG: log });
-    const values = await gather(results, { timeout: 60 });
-    expect(values).toEqual(Array.from({ length: total }, (_, i) => `t${i}`));
-    const runs = readFileSync(log, 'utf8').trim().split('\n');
-    expect(new Set(runs).size).toBe(total); // every task ran
-    const backend = await app.backend();
-    for (const result of results) expect((await backend.get(result.id))?.status).toBe('SUCCESS');
-    survivor.child.kill('SIGTERM');
-    expect(await survivor.exited).toBe(0);
   });
 
   it('warm shutdown finishes running tasks; a second signal stops at once and the broker redelivers', async () => {
@@ -159,5 +138,51 @@ describe('the demo', () => {
     expect(demo.stdout).toMatch(/done-callback: primes finished \(25 values\)/);
     expect(demo.stdout).toMatch(/done-callback: squares finished \(100 values\)/);
     expect(demo.stdout.match(/celeriac: \w+.*http:\/\/127\.0\.0\.1/g)).toHaveLength(12);
+  });
+});
+
+/** Brokers a worker process is killed on; each must give the killed worker's tasks to another. */
+const KILL_TARGETS: Array<{ name: string; broker: () => { url: string; cleanup?: () => void } }> = [
+  { name: 'SQLite', broker: () => tempSqlite() },
+  // The restore of a dead consumer's messages waits for the visibility timeout, kept short here.
+  { name: 'Redis', broker: () => ({ url: 'redis://127.0.0.1:6379/7?visibility_timeout=2' }) },
+  { name: 'RabbitMQ', broker: () => ({ url: 'amqp://guest:guest@127.0.0.1:5672//' }) },
+];
+
+describe.each(KILL_TARGETS)('a worker process killed on $name', ({ broker }) => {
+  it('leaves every task to complete exactly once in the result store', async () => {
+    const { url, cleanup } = broker();
+    const { dir, cleanup: removeDir } = tempSqlite();
+    const queue = `kill-${randomUUID()}`;
+    const app = new Celeriac({ broker: url });
+    cleanups.push(removeDir, () => cleanup?.(), () => app.close());
+    const spawnWorker = (): WorkerProcess => {
+      const worker = startWorkerProcess(url, ['-c', '10', '-Q', queue], { FIXTURE_LOG: log });
+      cleanups.push(async () => {
+        if (worker.child.exitCode === null && worker.child.signalCode === null) {
+          worker.child.kill('SIGKILL');
+          await worker.exited;
+        }
+      });
+      return worker;
+    };
+    const log = join(dir, 'runs.log');
+    writeFileSync(log, '');
+    const total = 60;
+    const results = Array.from({ length: total }, (_, i) => app.sendTask<string>('fx.record', [`t${i}`, 40], {}, { queue }));
+    await Promise.all(results.map((r) => r.sent));
+    const doomed = spawnWorker();
+    await until(() => readFileSync(log, 'utf8').split('\n').length > 15, 20_000, 'the first worker to be busy');
+    doomed.child.kill('SIGKILL');
+    await doomed.exited;
+    const survivor = spawnWorker();
+    const values = await gather(results, { timeout: 60 });
+    expect(values).toEqual(Array.from({ length: total }, (_, i) => `t${i}`));
+    const runs = readFileSync(log, 'utf8').trim().split('\n');
+    expect(new Set(runs).size).toBe(total); // every task ran
+    const backend = await app.backend();
+    for (const result of results) expect((await backend.get(result.id))?.status).toBe('SUCCESS');
+    survivor.child.kill('SIGTERM');
+    expect(await survivor.exited).toBe(0);
   });
 });

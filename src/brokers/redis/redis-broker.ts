@@ -32,6 +32,7 @@ import {
   type Envelope,
 } from './kombu-layout.js';
 
+/** How often lost messages are looked for: every 10 s, or twice per visibility timeout if shorter. */
 const RESTORE_INTERVAL_MS = 10_000;
 const RENEW_INTERVAL_MS = 5_000;
 const BLOCK_SECONDS = 1;
@@ -146,7 +147,10 @@ export class RedisBroker implements Broker {
     await pipeline.exec();
     if (!this.#restoreTimer) {
       await this.restoreVisible();
-      this.#restoreTimer = setInterval(() => void this.restoreVisible().catch(() => undefined), RESTORE_INTERVAL_MS);
+      this.#restoreTimer = setInterval(
+        () => void this.restoreVisible().catch(() => undefined),
+        Math.min(RESTORE_INTERVAL_MS, this.#visibilitySeconds * 500),
+      );
       this.#renewTimer = setInterval(() => void this.#renew().catch(() => undefined), RENEW_INTERVAL_MS);
     }
     consumer.start();
