@@ -56,6 +56,14 @@ export class AmqpSession {
     return this.#ready;
   }
 
+  /**
+   * The open connection without waiting for its setups (which may themselves need it, to
+   * declare what they consume); while there is none, waits like {@link ready}.
+   */
+  async current(): Promise<ChannelModel> {
+    return this.#connection ?? this.ready();
+  }
+
   /** True while a connection is up. */
   get connected(): boolean {
     return this.#connection !== undefined;

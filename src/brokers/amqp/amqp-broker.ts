@@ -66,7 +66,7 @@ export class AmqpBroker implements Broker {
   /** Queues declared on the current connection; cleared when it drops. */
   #declared = new Map<string, Promise<void>>();
   /** Declarations; RabbitMQ closes this channel on a refused declaration, so it is replaced. */
-  readonly #topology = new ChannelSlot<Channel>(async () => (await this.#readyConnection()).createChannel());
+  readonly #topology = new ChannelSlot<Channel>(async () => (await this.#session.current()).createChannel());
   /** Publishing, with confirms. */
   readonly #publisher = new ChannelSlot<ConfirmChannel>(async () => (await this.#readyConnection()).createConfirmChannel());
   /** Called with a warning the user should see (a queue declared differently elsewhere...). */
@@ -174,7 +174,7 @@ export class AmqpBroker implements Broker {
   }
 
   async consume(queues: readonly string[], onDelivery: (delivery: Delivery) => void, options: ConsumeOptions): Promise<Consumer> {
-    const consumer = new AmqpConsumer(this, [...queues], onDelivery, options.prefetch, this.#shape.queueType === 'quorum');
+    const consumer = new AmqpConsumer(this, this.#session, [...queues], onDelivery, options.prefetch, this.#shape.queueType === 'quorum');
     this.#consumers.add(consumer);
     await this.#session.addSetup(consumer.setup);
     return consumer;
@@ -234,38 +234,67 @@ export class AmqpBroker implements Broker {
   }
 }
 
-/** One consumer: a channel with its own prefetch, consuming every queue it was given. */
+/**
+ * One consumer: a channel with its own prefetch, consuming every queue it was given. Its
+ * channel is opened again whenever it closes, whether with the connection (the session runs
+ * {@link AmqpConsumer.setup} on the new one) or alone (RabbitMQ closes a channel on a
+ * `consumer_timeout` or a refused operation, and the consumer reopens it itself).
+ */
 class AmqpConsumer implements Consumer {
   #channel: Channel | undefined;
+  #channelConnection: ChannelModel | undefined;
   #tags: string[] = [];
   #cancelled = false;
+  #opening: Promise<void> = Promise.resolve();
   readonly #outstanding = new Set<AmqpDelivery>();
 
   constructor(
     readonly broker: AmqpBroker,
+    private readonly session: AmqpSession,
     private readonly queues: readonly string[],
     private readonly onDelivery: (delivery: Delivery) => void,
     private readonly prefetch: number,
     private readonly quorum: boolean,
   ) {}
 
-  /** Opens the channel and starts consuming; runs again after every reconnect. */
-  readonly setup = async (connection: ChannelModel): Promise<void> => {
-    if (this.#cancelled) return;
+  /** Opens the channel on `connection` and consumes, unless that is done already. */
+  readonly setup = (connection: ChannelModel): Promise<void> => {
+    this.#opening = this.#opening.catch(() => undefined).then(() => this.#open(connection));
+    return this.#opening;
+  };
+
+  async #open(connection: ChannelModel): Promise<void> {
+    if (this.#cancelled || (this.#channel && this.#channelConnection === connection)) return;
     for (const queue of this.queues) await this.broker.declareQueue(queue);
     const channel = await connection.createChannel();
     channel.on('error', () => undefined);
+    channel.on('close', () => this.#closed(channel));
     // One limit for the whole channel when it consumes several queues (quorum queues only
     // know per-consumer limits, so there each queue gets the full prefetch).
     await channel.prefetch(this.prefetch, this.queues.length > 1 && !this.quorum);
     this.#channel = channel;
+    this.#channelConnection = connection;
     this.#outstanding.clear(); // deliveries of a lost channel come back from RabbitMQ
     this.#tags = [];
     for (const queue of this.queues) {
       const { consumerTag } = await channel.consume(queue, (message) => message && this.#deliver(channel, queue, message), { noAck: false });
       this.#tags.push(consumerTag);
     }
-  };
+  }
+
+  #closed(channel: Channel): void {
+    if (this.#channel !== channel) return;
+    this.#channel = undefined;
+    if (this.#cancelled) return;
+    // If the connection went too, the session reopens it and runs setup; otherwise do it here.
+    setTimeout(() => {
+      if (this.#cancelled || this.#channel || !this.session.connected) return;
+      void this.session
+        .ready()
+        .then((connection) => this.setup(connection))
+        .catch(() => undefined);
+    }, 100);
+  }
 
   #deliver(channel: Channel, queue: string, message: ConsumeMessage): void {
     const delivery = new AmqpDelivery(this, channel, queue, message);
@@ -283,6 +312,7 @@ class AmqpConsumer implements Consumer {
     if (this.#cancelled) return;
     this.#cancelled = true;
     this.broker.release(this);
+    await this.#opening.catch(() => undefined);
     const channel = this.#channel;
     if (!channel) return;
     await Promise.all(this.#tags.map((tag) => channel.cancel(tag).catch(() => undefined)));
