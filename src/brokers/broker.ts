@@ -114,6 +114,12 @@ export interface Broker {
   listDeadLetters?(limit?: number): Promise<DeadLetter[]>;
   /** The control channel, where the broker has one. */
   readonly control?: ControlChannel;
+  /**
+   * Where the broker reports what a user should know but that fails no call: a stalled
+   * consumer being reconnected, a queue declared differently elsewhere. The worker sets it to
+   * its logger; by default warnings are dropped.
+   */
+  onWarning?: (message: string) => void;
   /** Closes connections. Unsettled deliveries are given back by the broker's own rules. */
   close(): Promise<void>;
 }

@@ -96,6 +96,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     if (this.#state !== 'new') throw new Error(`worker cannot start: it is ${this.#state}`);
     this.#state = 'running';
     [this.#broker, this.#backend] = await Promise.all([this.app.broker(), this.app.backend()]);
+    this.#broker.onWarning = (message) => this.options.logger.warning(message);
     if (this.#broker.control) this.#control = await this.#broker.control.subscribe((command) => this.#onControl(command));
     this.#consumer = await this.#broker.consume(this.options.queues, (delivery) => this.#onDelivery(delivery), {
       prefetch: this.options.prefetch,

@@ -3,8 +3,13 @@
  * clients share its queues (see kombu-layout.ts).
  *
  * A consumer takes up to its free prefetch slots in one round trip: a Lua script pops them and
- * records each in `unacked` / `unacked_index` in the same step. When nothing waits it blocks on
- * BRPOP (1 s), records what arrives, and goes back to batches. Messages a dead consumer held are
+ * records each in `unacked` / `unacked_index` in the same step, so no message is ever out of
+ * the queue without being recorded. When nothing waits, the consumer blocks without taking
+ * anything: `BLMOVE q q RIGHT RIGHT` (1 s) on each queue's main list returns as soon as a
+ * message arrives and leaves it in place, and the script takes it. (Messages in kombu's lower
+ * priority lists, 3/6/9, are seen by the script on the next turn, within a second when idle.)
+ * A watchdog reconnects a consumer whose loop stops turning (a half-open connection that never
+ * errors), so it keeps consuming after any network failure. Messages a dead consumer held are
  * restored after `visibility_timeout` (default 3600 s) under kombu's `unacked_mutex`, by Python
  * and TypeScript workers alike; a live celeriac consumer renews what it holds, and an ETA
  * message's entry is dated at its ETA, so neither is delivered twice for outliving the timeout.
@@ -36,6 +41,8 @@ import {
 const RESTORE_INTERVAL_MS = 10_000;
 const RENEW_INTERVAL_MS = 5_000;
 const BLOCK_SECONDS = 1;
+/** A consumer loop that has not turned for this long (`?stall_timeout=` seconds) is reconnected. */
+const DEFAULT_STALL_SECONDS = 15;
 
 // Pops up to ARGV[1] messages across KEYS (in order) and records each as unacked, atomically.
 // KEYS: list keys..., unacked, unacked_index. ARGV: limit, now (s), queue name per list key.
@@ -85,6 +92,7 @@ export class RedisBroker implements Broker {
   readonly capabilities: BrokerCapabilities = { delayedDelivery: false, priorities: false, durable: true, shared: true };
   readonly displayUrl: string;
   readonly #visibilitySeconds: number;
+  readonly #stallMs: number;
   #client: ScriptedClient | undefined;
   readonly #declared = new Set<string>();
   readonly #consumers = new Set<RedisConsumer>();
@@ -97,7 +105,11 @@ export class RedisBroker implements Broker {
   ) {
     this.displayUrl = url.display;
     this.#visibilitySeconds = numberOption(url.options, 'visibility_timeout', 3600);
+    this.#stallMs = numberOption(url.options, 'stall_timeout', DEFAULT_STALL_SECONDS) * 1000;
   }
+
+  /** Called with a warning the user should see (a stalled consumer being reconnected...). */
+  onWarning: (message: string) => void = () => undefined;
 
   async connect(): Promise<void> {
     if (this.#client) return;
@@ -138,9 +150,12 @@ export class RedisBroker implements Broker {
   }
 
   async consume(queues: readonly string[], onDelivery: (delivery: Delivery) => void, options: ConsumeOptions): Promise<Consumer> {
-    const blocker = this.client.duplicate();
-    blocker.on('error', () => undefined);
-    const consumer = new RedisConsumer(this, blocker, [...queues], onDelivery, options.prefetch);
+    const waiters = queues.map(() => {
+      const waiter = this.client.duplicate();
+      waiter.on('error', () => undefined);
+      return waiter;
+    });
+    const consumer = new RedisConsumer(this, waiters, [...queues], onDelivery, options.prefetch, this.#stallMs);
     this.#consumers.add(consumer);
     const pipeline = this.client.pipeline();
     for (const queue of queues) this.#declare(pipeline, queue);
@@ -165,13 +180,6 @@ export class RedisBroker implements Broker {
     const taken: Taken[] = [];
     for (let i = 0; i < flat.length; i += 3) taken.push({ queue: flat[i]!, raw: flat[i + 1]!, tag: flat[i + 2]! });
     return taken;
-  }
-
-  /** @internal Records one message a blocking pop returned, as the take script does. */
-  async record(queue: string, raw: string): Promise<Taken> {
-    const tag = tagOf(raw);
-    if (tag) await this.client.multi().hset(UNACKED, tag, `[${raw}, "", ${JSON.stringify(queue)}]`).zadd(UNACKED_INDEX, nowSeconds(), tag).exec();
-    return { queue, raw, tag };
   }
 
   /** @internal Dates an unacked entry at `seconds` (its ETA, or now for a renewal). */
@@ -279,47 +287,72 @@ export class RedisBroker implements Broker {
   }
 }
 
-/** One consumer: batches while messages wait, blocks on BRPOP while none do. */
+/** One consumer: takes in batches while messages wait, waits without taking while none do. */
 class RedisConsumer implements Consumer {
   readonly outstanding = new Set<RedisDelivery>();
   #cancelled = false;
   #slotFreed: (() => void) | undefined;
   #loop: Promise<void> | undefined;
+  /** One wait in flight per queue's connection, shared by loop turns until it returns. */
+  readonly #waits = new Map<RedisClient, Promise<unknown>>();
+  #lastTurn = Date.now();
+  #watchdog: NodeJS.Timeout | undefined;
 
   constructor(
     readonly broker: RedisBroker,
-    private readonly blocker: RedisClient,
+    private readonly waiters: readonly RedisClient[],
     private readonly queues: readonly string[],
     private readonly onDelivery: (delivery: Delivery) => void,
     private readonly prefetch: number,
+    private readonly stallMs: number,
   ) {}
 
   start(): void {
     this.#loop = this.#run();
+    this.#watchdog = setInterval(() => this.#checkStalled(), Math.max(250, this.stallMs / 3));
   }
 
   async #run(): Promise<void> {
-    const keys = this.queues.flatMap(queueKeys);
-    const queueOfKey = new Map(this.queues.flatMap((queue) => queueKeys(queue).map((key) => [key, queue] as const)));
     while (!this.#cancelled) {
+      this.#lastTurn = Date.now();
       const free = this.prefetch - this.outstanding.size;
       if (free <= 0) {
         await new Promise<void>((resolve) => (this.#slotFreed = resolve));
         continue;
       }
       try {
-        let taken = await this.broker.take(this.queues, free);
-        if (taken.length === 0) {
-          const popped = await this.blocker.brpop(...keys, BLOCK_SECONDS);
-          if (!popped) continue;
-          taken = [await this.broker.record(queueOfKey.get(popped[0]) ?? popped[0], popped[1])];
-        }
+        const taken = await this.broker.take(this.queues, free);
         for (const item of taken) this.#deliver(item);
+        if (taken.length === 0) await this.#waitForMessages();
       } catch {
         if (this.#cancelled) return;
         await new Promise((resolve) => setTimeout(resolve, 500)); // the connection is recovering
       }
     }
+  }
+
+  /** Resolves when a message arrives on any queue's main list, or after BLOCK_SECONDS. */
+  #waitForMessages(): Promise<unknown> {
+    return Promise.race(
+      this.queues.map((queue, i) => {
+        const waiter = this.waiters[i]!;
+        let wait = this.#waits.get(waiter);
+        if (!wait) {
+          wait = waiter.blmove(queue, queue, 'RIGHT', 'RIGHT', BLOCK_SECONDS).finally(() => this.#waits.delete(waiter));
+          this.#waits.set(waiter, wait);
+        }
+        return wait;
+      }),
+    );
+  }
+
+  /** The watchdog: a loop that neither turns nor waits for a free slot is stuck on a dead socket. */
+  #checkStalled(): void {
+    if (this.#cancelled || this.#slotFreed || Date.now() - this.#lastTurn < this.stallMs) return;
+    this.broker.onWarning(`the Redis consumer of ${this.queues.join(', ')} has not heard from ${this.broker.displayUrl} in ${Math.round((Date.now() - this.#lastTurn) / 1000)} s; reconnecting`);
+    this.#lastTurn = Date.now();
+    for (const waiter of this.waiters) waiter.disconnect(true);
+    this.broker.client.disconnect(true);
   }
 
   #deliver(item: Taken): void {
@@ -343,8 +376,9 @@ class RedisConsumer implements Consumer {
   async cancel(): Promise<void> {
     if (this.#cancelled) return;
     this.#cancelled = true;
+    clearInterval(this.#watchdog);
     this.#slotFreed?.();
-    this.blocker.disconnect();
+    for (const waiter of this.waiters) waiter.disconnect();
     await this.#loop;
     this.broker.release(this);
   }
