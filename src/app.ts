@@ -114,7 +114,7 @@ export class Celeriac implements TaskSender, ResultSource {
     const shared = { ...options };
     delete shared.taskId; // each message gets its own id
     const messages = argsList.map((args) => this.buildMessage(name, args, shared, defaults));
-    const sent = this.publishMany(messages, queue);
+    const sent = this.publishMany(messages, queue, options);
     sent.catch(() => undefined); // observed through each result's sent / get()
     return messages.map((message) => new AsyncResult<R>(message.id, this, sent));
   }
@@ -157,31 +157,22 @@ export class Celeriac implements TaskSender, ResultSource {
     const replyTo = message.replyTo ?? (await this.backend().catch(() => undefined))?.replyTo ?? null;
     const wire = encodeTaskMessage(replyTo === message.replyTo ? message : { ...message, replyTo });
     const publishOptions = publishOptionsOf(message);
-    const policy = { ...DEFAULT_PUBLISH_RETRY, ...options.retryPolicy };
-    const attempts = options.retry === false ? 1 : policy.maxRetries + 1;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await broker.publish(queue, wire, publishOptions);
-        return;
-      } catch (error) {
-        if (attempt >= attempts) throw error;
-        const delay = Math.min(policy.intervalMax, policy.intervalStart + policy.intervalStep * (attempt - 1));
-        await new Promise((resolve) => setTimeout(resolve, delay * 1000));
-      }
-    }
+    await withPublishRetry(options, () => broker.publish(queue, wire, publishOptions));
   }
 
-  /** @internal Publishes built messages to one queue as a single broker batch. */
-  async publishMany(messages: readonly TaskMessage[], queue: string): Promise<void> {
+  /**
+   * @internal Publishes built messages to one queue as a single broker batch, retrying the
+   * batch per the policy (a batch whose confirmation was lost may then arrive twice).
+   */
+  async publishMany(messages: readonly TaskMessage[], queue: string, options: Pick<ApplyOptions, 'retry' | 'retryPolicy'> = {}): Promise<void> {
     const broker = await this.broker();
     const replyTo = (await this.backend().catch(() => undefined))?.replyTo ?? null;
-    await broker.publishMany(
-      messages.map((message) => ({
-        queue,
-        message: encodeTaskMessage(message.replyTo === null && replyTo ? { ...message, replyTo } : message),
-        options: publishOptionsOf(message),
-      })),
-    );
+    const items = messages.map((message) => ({
+      queue,
+      message: encodeTaskMessage(message.replyTo === null && replyTo ? { ...message, replyTo } : message),
+      options: publishOptionsOf(message),
+    }));
+    await withPublishRetry(options, () => broker.publishMany(items));
   }
 
   /** The connected broker (connected on first use). */
@@ -222,6 +213,22 @@ export class Celeriac implements TaskSender, ResultSource {
     this.#broker = undefined;
     this.#backend = undefined;
     await Promise.all([broker?.then((b) => b.close(), () => undefined), backend?.then((b) => b.close(), () => undefined)]);
+  }
+}
+
+/** Runs a publish, trying again per the retry policy (Celery's defaults unless given). */
+async function withPublishRetry(options: Pick<ApplyOptions, 'retry' | 'retryPolicy'>, publish: () => Promise<void>): Promise<void> {
+  const policy = { ...DEFAULT_PUBLISH_RETRY, ...options.retryPolicy };
+  const attempts = options.retry === false ? 1 : policy.maxRetries + 1;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await publish();
+      return;
+    } catch (error) {
+      if (attempt >= attempts) throw error;
+      const delay = Math.min(policy.intervalMax, policy.intervalStart + policy.intervalStep * (attempt - 1));
+      await new Promise((resolve) => setTimeout(resolve, delay * 1000));
+    }
   }
 }
 

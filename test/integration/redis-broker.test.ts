@@ -1,14 +1,20 @@
 /**
  * The Redis broker against a real Redis: kombu's layout checked with raw commands, kombu-style
- * restore of what a dead consumer held, malformed entries moved aside with a reason, and a
- * clear error for an unreachable server.
+ * restore of what a dead consumer held, malformed entries moved aside with a reason, a
+ * watchdog for silent connections, one shared result subscriber without leaks, a restart of
+ * Redis in the middle of 20,000 tasks, and a clear error for an unreachable server.
  */
 import { randomUUID } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Celeriac, ConnectionError, createBroker, createLogger } from '../../src/index.js';
 import type { Broker, Delivery } from '../../src/brokers/broker.js';
 import { encodeTaskMessage } from '../../src/protocol/encode.js';
+import { startWorkerProcess, tempSqlite } from '../helpers/cli.js';
+import { startTestRedis } from '../helpers/redis-server.js';
+import { startFreezingProxy } from '../helpers/tcp-proxy.js';
 import { until } from '../helpers/wait.js';
 
 const URL = 'redis://127.0.0.1:6379/7';
@@ -94,14 +100,35 @@ describe('RedisBroker on kombu\'s layout', () => {
     await raw.lpush(queue, 'not json at all');
     await raw.lpush(queue, JSON.stringify({ body: '!!!not-base64!!!', 'content-type': 'application/json', 'content-encoding': 'utf-8', headers: { task: 'x.ok', id: 'bad-b64' }, properties: { body_encoding: 'base64', delivery_tag: randomUUID() } }));
     await raw.lpush(queue, JSON.stringify({ body: Buffer.from('[[], {}, null]').toString('base64'), 'content-type': 'application/json', 'content-encoding': 'utf-8', headers: {}, properties: { body_encoding: 'base64', delivery_tag: randomUUID() } }));
+    const twoElementBody = Buffer.from('[[], {}]').toString('base64');
+    await raw.lpush(queue, JSON.stringify({ body: twoElementBody, 'content-type': 'application/json', 'content-encoding': 'utf-8', headers: { task: 'x.ok', id: 'two', lang: 'py' }, properties: { body_encoding: 'base64', delivery_tag: randomUUID() } }));
     await w.start();
     opened.unshift({ close: () => w.stop(1) });
-    await until(() => reasons.length === 3, 10_000);
-    expect(reasons.sort()).toEqual(['undecodable', 'undecodable', 'unknown-protocol']);
+    await until(() => reasons.length === 4, 10_000);
+    expect(reasons.sort()).toEqual(['malformed', 'undecodable', 'undecodable', 'unknown-protocol']);
     const dead = await raw.lrange(`${queue}.celeriac.dead`, 0, -1);
-    expect(dead).toHaveLength(3);
+    expect(dead).toHaveLength(4);
     expect(dead.map((d) => JSON.parse(d).reason).join('\n')).toMatch(/not valid JSON/);
     expect(await worker.sendTask('x.ok', [], {}, { queue }).get({ timeout: 10 })).toBe('fine');
+  });
+
+  it('reconnects a consumer whose connection silently stops answering (the watchdog)', async () => {
+    const proxy = await startFreezingProxy(6379);
+    opened.push(proxy);
+    const queue = `watchdog-${randomUUID()}`;
+    const consumerSide = await broker(`redis://127.0.0.1:${proxy.port}/7?stall_timeout=2`);
+    const warnings: string[] = [];
+    consumerSide.onWarning = (warning) => warnings.push(warning);
+    const got: Delivery[] = [];
+    const consumer = await consumerSide.consume([queue], (d) => got.push(d), { prefetch: 5 });
+    await new Promise((resolve) => setTimeout(resolve, 300)); // it is waiting for messages
+    proxy.freeze();
+    await (await broker()).publish(queue, message(app, 'x.after-freeze'));
+    await until(() => got.length === 1, 20_000, 'the message to reach the reconnected consumer');
+    expect(got[0]!.message.headers['task']).toBe('x.after-freeze');
+    expect(warnings.join('\n')).toMatch(new RegExp(`consumer of ${queue} has not heard from .* reconnecting`));
+    await got[0]!.ack();
+    await consumer.cancel();
   });
 
   it('reports an unreachable Redis in one line, quickly', async () => {
@@ -112,4 +139,65 @@ describe('RedisBroker on kombu\'s layout', () => {
     expect((error as Error).message).toMatch(/^cannot reach Redis at 127\.0\.0\.1:1 \(redis:\/\/127\.0\.0\.1:1\/0\): ECONNREFUSED$/);
     expect(Date.now() - started).toBeLessThan(6000);
   });
+});
+
+describe('RedisBackend subscriptions', () => {
+  it('shares one subscriber connection and leaves no subscription behind', async () => {
+    const celeriac = new Celeriac({ broker: URL, backend: URL });
+    opened.push(celeriac);
+    const queue = `numsub-${randomUUID()}`;
+    celeriac.task('x.slow', async (_ctx, ms: number) => new Promise((resolve) => setTimeout(() => resolve(ms), ms)));
+    const results = Array.from({ length: 30 }, (_, i) => celeriac.sendTask<number>('x.slow', [50 + i], {}, { queue }));
+    const waiting = results.flatMap((r) => [r.get({ timeout: 20 }), r.get({ timeout: 20 })]); // two waiters per task
+    const channels = results.map((r) => `celery-task-meta-${r.id}`);
+    await until(async () => ((await raw.pubsub('NUMSUB', ...channels)) as Array<string | number>).filter((_, i) => i % 2 === 1).every((n) => Number(n) === 1), 5_000, 'one subscription per waited task');
+    const worker = celeriac.worker({ queues: [queue], logger: createLogger('critical'), concurrency: 30 });
+    await worker.start();
+    opened.unshift({ close: () => worker.stop(1) });
+    await Promise.all(waiting);
+    await until(async () => ((await raw.pubsub('NUMSUB', ...channels)) as Array<string | number>).filter((_, i) => i % 2 === 1).every((n) => Number(n) === 0), 5_000, 'no subscription left');
+  });
+});
+
+describe('a Redis restart in the middle of 20,000 tasks', () => {
+  it('a worker process and the producer reconnect and resume on their own; nothing is lost', async () => {
+    const server = await startTestRedis(6391);
+    const url = server.url(0);
+    const total = 20_000;
+    const queue = `restart-${randomUUID()}`;
+    const { dir, cleanup } = tempSqlite();
+    const log = join(dir, 'runs.log');
+    writeFileSync(log, '');
+    const celeriac = new Celeriac({ broker: url, backend: url });
+    const worker = startWorkerProcess(url, ['-c', '50', '-Q', queue], { FIXTURE_LOG: log });
+    try {
+      await worker.waitFor('ready');
+      let restart: Promise<void> | undefined;
+      const failures: unknown[] = [];
+      for (let start = 0; start < total; start += 500) {
+        const results = celeriac.sendMany<string>('fx.record', Array.from({ length: 500 }, (_, i) => [`t${start + i}`, 0]), { queue }, {});
+        await results[0]!.sent.catch((error: unknown) => failures.push(error));
+        if (start === 4_000) {
+          restart = (async () => {
+            await server.stop();
+            await new Promise((resolve) => setTimeout(resolve, 1_000));
+            await server.start();
+          })();
+        }
+      }
+      await restart;
+      expect(failures.map(String)).toEqual([]);
+      const ran = (): Set<string> => new Set(readFileSync(log, 'utf8').trim().split('\n'));
+      await until(() => ran().size >= total, 180_000, 'every task to run');
+      expect(ran().size).toBe(total);
+      expect(await celeriac.sendTask<number>('fx.add', [1, 2], {}, { queue }).get({ timeout: 30 })).toBe(3);
+      worker.child.kill('SIGTERM');
+      expect(await worker.exited).toBe(0);
+    } finally {
+      if (worker.child.exitCode === null) worker.child.kill('SIGKILL');
+      await celeriac.close();
+      await server.destroy();
+      cleanup();
+    }
+  }, 300_000);
 });

@@ -20,6 +20,7 @@
 import { randomUUID } from 'node:crypto';
 import { parseIsoDate } from '../../protocol/kombu-json.js';
 import type { TransportMessage } from '../../protocol/message.js';
+import { hostname } from 'node:os';
 import { connectRedis, type RedisClient } from '../../redis/client.js';
 import { numberOption, type ParsedUrl } from '../../url.js';
 import type { Broker, BrokerCapabilities, ConsumeOptions, Consumer, DeadLetter, Delivery, PublishOptions } from '../broker.js';
@@ -36,56 +37,28 @@ import {
   UNACKED_MUTEX,
   type Envelope,
 } from './kombu-layout.js';
+import { defineScripts, type ScriptedClient } from './scripts.js';
 
 /** How often lost messages are looked for: every 10 s, or twice per visibility timeout if shorter. */
 const RESTORE_INTERVAL_MS = 10_000;
 const RENEW_INTERVAL_MS = 5_000;
 const BLOCK_SECONDS = 1;
+/**
+ * Each celeriac consumer keeps a lease key alive; when it lapses (the process died), any
+ * celeriac worker gives back what that consumer held at once instead of after the visibility
+ * timeout. The lease is renewed every RENEW_INTERVAL_MS.
+ */
+const ALIVE_TTL_MS = 30_000;
+const HELD_PREFIX = 'celeriac.held.';
+const aliveKeyOf = (consumerId: string): string => `celeriac.alive.${consumerId}`;
 /** A consumer loop that has not turned for this long (`?stall_timeout=` seconds) is reconnected. */
 const DEFAULT_STALL_SECONDS = 15;
-
-// Pops up to ARGV[1] messages across KEYS (in order) and records each as unacked, atomically.
-// KEYS: list keys..., unacked, unacked_index. ARGV: limit, now (s), queue name per list key.
-const TAKE_SCRIPT = `
-local n = #KEYS - 2
-local limit = tonumber(ARGV[1])
-local out = {}
-local count = 0
-for i = 1, n do
-  while count < limit do
-    local raw = redis.call('RPOP', KEYS[i])
-    if not raw then break end
-    local tag = ''
-    local ok, env = pcall(cjson.decode, raw)
-    if ok and type(env) == 'table' and type(env['properties']) == 'table' and type(env['properties']['delivery_tag']) == 'string' then
-      tag = env['properties']['delivery_tag']
-      redis.call('HSET', KEYS[n + 1], tag, '[' .. raw .. ', "", ' .. cjson.encode(ARGV[2 + i]) .. ']')
-      redis.call('ZADD', KEYS[n + 2], ARGV[2], tag)
-    end
-    out[#out + 1] = ARGV[2 + i]
-    out[#out + 1] = raw
-    out[#out + 1] = tag
-    count = count + 1
-  end
-end
-return out
-`;
-
-const RELEASE_MUTEX_SCRIPT = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-`;
 
 interface Taken {
   queue: string;
   raw: string;
   tag: string;
 }
-
-type ScriptedClient = RedisClient & {
-  celeriacTake(...args: Array<string | number>): Promise<string[]>;
-  celeriacReleaseMutex(key: string, token: string): Promise<number>;
-};
 
 /** The Redis broker. */
 export class RedisBroker implements Broker {
@@ -113,10 +86,8 @@ export class RedisBroker implements Broker {
 
   async connect(): Promise<void> {
     if (this.#client) return;
-    const client = (await connectRedis(this.url, this.raw)) as ScriptedClient;
+    const client = defineScripts(await connectRedis(this.url, this.raw));
     client.on('error', () => undefined); // ioredis reconnects; commands wait meanwhile
-    client.defineCommand('celeriacTake', { lua: TAKE_SCRIPT });
-    client.defineCommand('celeriacReleaseMutex', { numberOfKeys: 1, lua: RELEASE_MUTEX_SCRIPT });
     this.#client = client;
   }
 
@@ -130,23 +101,28 @@ export class RedisBroker implements Broker {
     await this.publishMany([{ queue, message, options }]);
   }
 
+  /** One MULTI transaction: a batch lands whole or not at all, even if the connection drops. */
   async publishMany(items: ReadonlyArray<{ queue: string; message: TransportMessage; options?: PublishOptions }>): Promise<void> {
-    const pipeline = this.client.pipeline();
+    const multi = this.client.multi();
+    const queues = new Set(items.map((item) => item.queue));
+    this.#declare(multi, queues);
     for (const { queue, message, options } of items) {
-      this.#declare(pipeline, queue);
       const priority = clampPriority(options?.priority ?? (message.properties.priority as number | undefined));
-      pipeline.lpush(queueKey(queue, priority), JSON.stringify(toEnvelope(queue, message, priority)));
+      multi.lpush(queueKey(queue, priority), JSON.stringify(toEnvelope(queue, message, priority)));
     }
-    const results = await pipeline.exec();
+    const results = await multi.exec();
     const failed = results?.find(([error]) => error);
     if (failed) throw failed[0];
+    for (const queue of queues) this.#declared.add(queue);
   }
 
-  #declare(pipeline: ReturnType<RedisClient['pipeline']>, queue: string): void {
-    if (this.#declared.has(queue)) return;
-    const { key, member } = binding(queue);
-    pipeline.sadd(key, member);
-    this.#declared.add(queue);
+  /** Adds kombu's binding for queues not yet declared by this broker (remembered by the caller). */
+  #declare(commands: ReturnType<RedisClient['pipeline']>, queues: Iterable<string>): void {
+    for (const queue of queues) {
+      if (this.#declared.has(queue)) continue;
+      const { key, member } = binding(queue);
+      commands.sadd(key, member);
+    }
   }
 
   async consume(queues: readonly string[], onDelivery: (delivery: Delivery) => void, options: ConsumeOptions): Promise<Consumer> {
@@ -158,8 +134,9 @@ export class RedisBroker implements Broker {
     const consumer = new RedisConsumer(this, waiters, [...queues], onDelivery, options.prefetch, this.#stallMs);
     this.#consumers.add(consumer);
     const pipeline = this.client.pipeline();
-    for (const queue of queues) this.#declare(pipeline, queue);
+    this.#declare(pipeline, queues);
     await pipeline.exec();
+    for (const queue of queues) this.#declared.add(queue);
     if (!this.#restoreTimer) {
       await this.restoreVisible();
       this.#restoreTimer = setInterval(
@@ -172,11 +149,14 @@ export class RedisBroker implements Broker {
     return consumer;
   }
 
-  /** @internal Pops and records up to `limit` messages from `queues`, in kombu's order. */
-  async take(queues: readonly string[], limit: number): Promise<Taken[]> {
+  /**
+   * @internal Pops and records up to `limit` messages from `queues`, in kombu's order, as
+   * unacked and as held by the consumer whose held set is `held`.
+   */
+  async take(queues: readonly string[], limit: number, held: string): Promise<Taken[]> {
     const keys = queues.flatMap(queueKeys);
     const names = queues.flatMap((queue) => queueKeys(queue).map(() => queue));
-    const flat = await this.client.celeriacTake(keys.length + 2, ...keys, UNACKED, UNACKED_INDEX, limit, nowSeconds(), ...names);
+    const flat = await this.client.celeriacTake(keys.length + 3, ...keys, UNACKED, UNACKED_INDEX, held, limit, nowSeconds(), ...names);
     const taken: Taken[] = [];
     for (let i = 0; i < flat.length; i += 3) taken.push({ queue: flat[i]!, raw: flat[i + 1]!, tag: flat[i + 2]! });
     return taken;
@@ -187,15 +167,43 @@ export class RedisBroker implements Broker {
     await this.client.zadd(UNACKED_INDEX, 'XX', seconds, tag);
   }
 
-  /** @internal Removes a message from the unacked bookkeeping. */
-  async forgetUnacked(tag: string, then?: (multi: ReturnType<RedisClient['multi']>) => void): Promise<void> {
+  /** @internal Removes a message from the unacked bookkeeping and its consumer's held set. */
+  async forgetUnacked(tag: string, held: string, then?: (multi: ReturnType<RedisClient['multi']>) => void): Promise<void> {
     const multi = this.client.multi();
     then?.(multi);
-    if (tag) multi.zrem(UNACKED_INDEX, tag).hdel(UNACKED, tag);
+    if (tag) multi.zrem(UNACKED_INDEX, tag).hdel(UNACKED, tag).srem(held, tag);
     await multi.exec();
   }
 
-  /** @internal Stops tracking a consumer. */
+  /**
+   * @internal Puts an unacked message back at the head of its queue, marked redelivered, unless
+   * someone else already did. Returns true when this call restored it.
+   */
+  async restoreOne(tag: string, held: string = UNACKED): Promise<boolean> {
+    const client = this.client;
+    const value = await client.hget(UNACKED, tag);
+    if (!value) {
+      if (held !== UNACKED) await client.srem(held, tag);
+      return false;
+    }
+    const [envelope, , routingKey] = JSON.parse(value) as [Envelope, string, string];
+    const list = queueKey(routingKey, envelope.properties?.priority ?? 0);
+    return (await client.celeriacRestoreOne(UNACKED, UNACKED_INDEX, list, held, tag, JSON.stringify(markRedelivered(envelope)))) === 1;
+  }
+
+  /**
+   * @internal Gives back what a consumer holds but was never handed: messages a take recorded
+   * while its reply was lost with the connection.
+   */
+  async reclaim(held: string, handedOut: ReadonlySet<string>): Promise<number> {
+    let restored = 0;
+    for (const tag of await this.client.smembers(held)) {
+      if (!handedOut.has(tag) && (await this.restoreOne(tag, held))) restored++;
+    }
+    return restored;
+  }
+
+  /** @internal Stops renewing a consumer's lease. */
   release(consumer: RedisConsumer): void {
     this.#consumers.delete(consumer);
   }
@@ -204,14 +212,16 @@ export class RedisBroker implements Broker {
     const now = nowSeconds();
     const pipeline = this.client.pipeline();
     for (const consumer of this.#consumers) {
+      pipeline.set(consumer.aliveKey, '1', 'PX', ALIVE_TTL_MS);
       for (const delivery of consumer.outstanding) if (delivery.tag) pipeline.zadd(UNACKED_INDEX, 'XX', Math.max(now, delivery.holdUntil), delivery.tag);
     }
     await pipeline.exec();
   }
 
   /**
-   * kombu's visibility restore: under `unacked_mutex`, puts every unacked message older than
-   * the visibility timeout back at the head of its queue, marked redelivered.
+   * kombu's visibility restore, under `unacked_mutex`: puts every unacked message older than the
+   * visibility timeout back at the head of its queue, marked redelivered. celeriac also gives
+   * back at once what celeriac consumers that stopped renewing their lease still held.
    */
   async restoreVisible(): Promise<number> {
     const client = this.client;
@@ -219,20 +229,30 @@ export class RedisBroker implements Broker {
     if ((await client.set(UNACKED_MUTEX, token, 'PX', 300_000, 'NX')) !== 'OK') return 0;
     let restored = 0;
     try {
-      const tags = await client.zrangebyscore(UNACKED_INDEX, '-inf', nowSeconds() - this.#visibilitySeconds);
-      for (const tag of tags) {
-        const value = await client.hget(UNACKED, tag);
-        const multi = client.multi().zrem(UNACKED_INDEX, tag).hdel(UNACKED, tag);
-        if (value) {
-          const [envelope, , routingKey] = JSON.parse(value) as [Envelope, string, string];
-          multi.rpush(queueKey(routingKey, envelope.properties?.priority ?? 0), JSON.stringify(markRedelivered(envelope)));
-          restored++;
-        }
-        await multi.exec();
+      for (const tag of await client.zrangebyscore(UNACKED_INDEX, '-inf', nowSeconds() - this.#visibilitySeconds)) {
+        if (await this.restoreOne(tag)) restored++;
       }
+      restored += await this.#restoreDeadConsumers();
     } finally {
       await client.celeriacReleaseMutex(UNACKED_MUTEX, token);
     }
+    return restored;
+  }
+
+  /** Held sets whose consumer's lease key expired: that consumer is gone. */
+  async #restoreDeadConsumers(): Promise<number> {
+    const client = this.client;
+    let restored = 0;
+    let cursor = '0';
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', `${HELD_PREFIX}*`, 'COUNT', 1000);
+      cursor = next;
+      for (const held of keys) {
+        if (await client.exists(aliveKeyOf(held.slice(HELD_PREFIX.length)))) continue;
+        for (const tag of await client.smembers(held)) if (await this.restoreOne(tag, held)) restored++;
+        await client.del(held);
+      }
+    } while (cursor !== '0');
     return restored;
   }
 
@@ -290,7 +310,15 @@ export class RedisBroker implements Broker {
 /** One consumer: takes in batches while messages wait, waits without taking while none do. */
 class RedisConsumer implements Consumer {
   readonly outstanding = new Set<RedisDelivery>();
+  readonly id = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
+  /** The set of tags this consumer has taken and not yet settled. */
+  readonly heldKey = HELD_PREFIX + this.id;
+  /** This consumer's lease: while it exists, what it holds is not given back to others. */
+  readonly aliveKey = aliveKeyOf(this.id);
   #cancelled = false;
+  /** After a failed round trip: a take may have been recorded whose reply never came. */
+  #reclaimDue = false;
+  #retiring: Promise<void> | undefined;
   #slotFreed: (() => void) | undefined;
   #loop: Promise<void> | undefined;
   /** One wait in flight per queue's connection, shared by loop turns until it returns. */
@@ -308,6 +336,7 @@ class RedisConsumer implements Consumer {
   ) {}
 
   start(): void {
+    void this.broker.client.set(this.aliveKey, '1', 'PX', ALIVE_TTL_MS).catch(() => undefined);
     this.#loop = this.#run();
     this.#watchdog = setInterval(() => this.#checkStalled(), Math.max(250, this.stallMs / 3));
   }
@@ -321,11 +350,16 @@ class RedisConsumer implements Consumer {
         continue;
       }
       try {
-        const taken = await this.broker.take(this.queues, free);
+        if (this.#reclaimDue) {
+          await this.broker.reclaim(this.heldKey, new Set([...this.outstanding].map((delivery) => delivery.tag)));
+          this.#reclaimDue = false;
+        }
+        const taken = await this.broker.take(this.queues, free, this.heldKey);
         for (const item of taken) this.#deliver(item);
         if (taken.length === 0) await this.#waitForMessages();
       } catch {
         if (this.#cancelled) return;
+        this.#reclaimDue = true;
         await new Promise((resolve) => setTimeout(resolve, 500)); // the connection is recovering
       }
     }
@@ -371,6 +405,17 @@ class RedisConsumer implements Consumer {
     const wake = this.#slotFreed;
     this.#slotFreed = undefined;
     wake?.();
+    if (this.#cancelled && this.outstanding.size === 0) void this.#retire();
+  }
+
+  /** Once cancelled and with nothing left to settle: drop the lease (renewed until now). */
+  #retire(): Promise<void> {
+    this.#retiring ??= (async () => {
+      this.broker.release(this);
+      await this.broker.reclaim(this.heldKey, new Set()).catch(() => undefined);
+      await this.broker.client.del(this.heldKey, this.aliveKey).catch(() => undefined);
+    })();
+    return this.#retiring;
   }
 
   async cancel(): Promise<void> {
@@ -380,13 +425,14 @@ class RedisConsumer implements Consumer {
     this.#slotFreed?.();
     for (const waiter of this.waiters) waiter.disconnect();
     await this.#loop;
-    this.broker.release(this);
+    if (this.outstanding.size === 0) await this.#retire();
   }
 
-  /** Cancels and gives back everything unsettled (the broker is closing). */
+  /** Cancels and gives back everything unsettled (the broker is closing), then its lease. */
   async close(): Promise<void> {
     await this.cancel();
     await Promise.all([...this.outstanding].map((delivery) => delivery.reject(true).catch(() => undefined)));
+    await this.#retire();
   }
 }
 
@@ -437,7 +483,7 @@ class RedisDelivery implements Delivery {
     if (this.#settled) return;
     this.#settled = true;
     try {
-      await this.consumer.broker.forgetUnacked(this.tag, then);
+      await this.consumer.broker.forgetUnacked(this.tag, this.consumer.heldKey, then);
     } finally {
       this.consumer.settled(this);
     }

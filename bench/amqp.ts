@@ -1,0 +1,177 @@
+/**
+ * AMQP benchmark: celeriac beside Python Celery and celery-node on the same RabbitMQ, results in
+ * Redis db 12 for every system. Enqueue rate (single awaited, bulk with publisher confirms),
+ * drain of no-op tasks at concurrency 1, 2 and 50, enqueue→start latency on an idle worker, and
+ * the RSS of an idle worker process. The steps and helpers are bench/redis.ts's.
+ *
+ * Run: npx tsx -e "import('./bench/amqp.ts').then((m) => m.runAmqpBench())"   (after npm run build)
+ */
+import { execFile } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import amqp from 'amqplib';
+import { Redis } from 'ioredis';
+import { machine, perSecond, table, writeSection } from './lib.js';
+import {
+  celeriacSystem,
+  celeryNodeSystem,
+  celeryNodeVersion,
+  childRss,
+  maybe,
+  measure,
+  ms,
+  ratio,
+  REDIS_URL,
+  uniqueQueue,
+  withChild,
+  type Row,
+  type Sizes,
+  type System,
+} from './redis.js';
+
+const AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672//';
+const PYTHON = '/usr/bin/python3'; // Debian's python3-celery; never another interpreter
+const PYTHON_DIR = fileURLToPath(new URL('./python/', import.meta.url));
+/** The Celery pool for each concurrency: solo runs one task at a time; prefork one process per core. */
+const POOLS: Record<number, string> = { 1: 'solo', 2: 'prefork', 50: 'threads' };
+const run = promisify(execFile);
+
+/** Python Celery 5.2: producer bench/python/produce.py, worker `celery -A bench_tasks worker`. */
+function pythonSystem(label: string, results: Redis): System {
+  const queue = uniqueQueue('celery-py');
+  const options = { cwd: PYTHON_DIR, env: { ...process.env, BENCH_BROKER: AMQP_URL, BENCH_BACKEND: REDIS_URL } };
+  const produce = async (mode: string, n: number): Promise<{ rate: number; ms: number[] }> =>
+    JSON.parse((await run(PYTHON, ['produce.py', mode, String(n), queue], options)).stdout);
+  const worker = (concurrency: number): string[] => {
+    const pool = POOLS[concurrency] ?? 'prefork';
+    return ['-m', 'celery', '-A', 'bench_tasks', 'worker', `--pool=${pool}`, '-c', String(concurrency), '-Q', queue, '-l', 'WARNING', '--without-mingle', '--without-gossip'];
+  };
+  return {
+    label,
+    /** apply_async one call after another, timed inside Python (interpreter start excluded). */
+    enqueue: async (n) => (await produce('enqueue', n)).rate,
+    /** The clock starts at the first stored result, so the worker's boot is left out. */
+    async drain(n, concurrency) {
+      await produce('fill', n);
+      return withChild(PYTHON, worker(concurrency), options, async () => {
+        let first: { at: number; count: number } | undefined;
+        for (let count = 0; count < n; await sleep(5)) {
+          count = await results.dbsize();
+          if (count > 0) first ??= { at: performance.now(), count };
+        }
+        return (n - first!.count) / ((performance.now() - first!.at) / 1000);
+      });
+    },
+    latency: (n) => withChild(PYTHON, worker(2), options, async () => (await produce('latency', n)).ms),
+    async rss() {
+      const before = await results.dbsize();
+      return childRss(
+        PYTHON,
+        worker(2),
+        async () => {
+          await produce('fill', 1000);
+          while ((await results.dbsize()) < before + 1000) await sleep(5);
+        },
+        options,
+      );
+    },
+  };
+}
+
+export async function runAmqpBench(): Promise<void> {
+  const results = new Redis(REDIS_URL);
+  const reset = async (): Promise<void> => void (await results.flushdb());
+  const connection = await amqp.connect(AMQP_URL);
+  const channel = await connection.createChannel();
+  const sizes: Sizes = { single: 2000, bulk: 40_000, drain: 10_000, probes: 300, concurrencies: [1, 2, 50] };
+  try {
+    const python = `Python Celery ${(await run(PYTHON, ['-c', 'import celery; print(celery.__version__)'])).stdout.trim()}`;
+    const celeriac = await measure(celeriacSystem('celeriac', AMQP_URL, REDIS_URL), sizes, reset);
+    const py = await measure(pythonSystem(python, results), sizes, reset);
+    const node = await measure(
+      celeryNodeSystem({
+        label: `celery-node ${celeryNodeVersion()}`,
+        broker: AMQP_URL,
+        backend: REDIS_URL,
+        results,
+        // Declared as celery-node declares it (durable, no arguments), so this only reads the count.
+        queued: async (queue) => (await channel.assertQueue(queue, { durable: true })).messageCount,
+      }),
+      { ...sizes, concurrencies: [50] }, // no concurrency setting: see the note
+      reset,
+    );
+    node.drains = [NaN, NaN, node.drains[0]!];
+    await reset();
+    const pythonConfirmed = JSON.parse(
+      (await run(PYTHON, ['produce.py', 'enqueue', '2000', uniqueQueue('celery-py-confirm')], { cwd: PYTHON_DIR, env: { ...process.env, BENCH_BROKER: AMQP_URL, BENCH_BACKEND: REDIS_URL, BENCH_CONFIRM: '1' } }))
+        .stdout,
+    ).rate as number;
+    const best = (row: Row): number => Math.max(...row.drains.filter(Number.isFinite));
+    const rows = [celeriac, py, node].map((r) => [
+      r.label,
+      perSecond(r.single),
+      maybe(r.bulk, perSecond),
+      ...r.drains.map((d) => maybe(d, perSecond)),
+      ms(r.p50),
+      ms(r.p99),
+      `${r.rss.toFixed(1)} MB`,
+    ]);
+    const ratios = (peer: Row): string[] => [
+      `celeriac / ${peer.label}`,
+      ratio(celeriac.single, peer.single),
+      ratio(celeriac.bulk, peer.bulk),
+      ...celeriac.drains.map((d, i) => ratio(d, peer.drains[i]!)),
+      ratio(celeriac.p50, peer.p50),
+      ratio(celeriac.p99, peer.p99),
+      ratio(celeriac.rss, peer.rss),
+    ];
+    const met = (ok: boolean): string => (ok ? 'met' : 'NOT met');
+    const rabbit = (await run('rabbitmqctl', ['version'])).stdout.trim();
+    writeSection(
+      'amqp',
+      `## AMQP: celeriac, Python Celery and celery-node on one RabbitMQ
+
+Machine: ${machine()}. RabbitMQ ${rabbit}. Date: ${new Date().toISOString().slice(0, 10)}.
+Reproduce: \`npm run build && npx tsx -e "import('./bench/amqp.ts').then((m) => m.runAmqpBench())"\` (script: bench/amqp.ts,
+bench/python/). Broker \`${AMQP_URL}\`, one new queue per system (deleted afterwards); result backend
+\`${REDIS_URL}\` for every system (flushed before each measurement). Enqueue: ${sizes.single.toLocaleString('en-US')} sends one after another;
+bulk: ${sizes.bulk.toLocaleString('en-US')} (celeriac \`delayMany\` in batches of 1000, each batch awaited until RabbitMQ confirms it; celery-node:
+\`applyAsync\` in a loop without awaiting, timed until the queue holds all of them, no confirms). Drain: ${sizes.drain.toLocaleString('en-US')}
+no-op tasks pre-filled, timed until every result is stored. Latency: ${sizes.probes} probes one at a time to an idle worker,
+send → handler start. RSS: a worker process idle 3 s after running 1,000 tasks.
+
+${table(['system', 'enqueue (single, awaited)', 'enqueue (bulk)', 'drain c=1', 'drain c=2', 'drain c=50', 'enqueue→start p50', 'p99', 'idle worker RSS'], [...rows, ratios(py), ratios(node)])}
+
+- **celeriac**: producer and worker in one process (workers at prefetch max(4 × c, 100)); every publish waits for
+  RabbitMQ's confirm. RSS: \`celeriac worker -A bench/noop-tasks.js\`.
+- **${python}** (Debian's, run with /usr/bin/python3): producer bench/python/produce.py (\`apply_async\`, default
+  settings: no publisher confirms; with \`confirm_publish\` on it sends ${perSecond(pythonConfirmed)}). Worker \`celery -A bench_tasks worker
+  --without-mingle --without-gossip -l WARNING\` with c=1 \`--pool=solo\`, c=2 \`--pool=prefork -c 2\` (one process per core),
+  c=50 \`--pool=threads -c 50\` (prefork at 50 processes on 2 cores is not a useful setting; solo runs one task at a
+  time). Drain clocks start at the first stored result, leaving out the worker's boot. Latency and RSS: prefork
+  -c 2, the default pool (RSS sums the main process and its 2 children); the latency is measured in Python, \`time.time()\`
+  before \`apply_async\` to \`time.time()\` inside the task.
+- **celery-node**: no concurrency or prefetch setting: its consumer acks each message on arrival and runs the
+  handler without awaiting it, so its one drain figure is shown under c=50. Its publishes have no confirms; the
+  awaited enqueue awaits the \`assertQueue\` + publish that \`sendTask\` fires and drops. RSS: bench/peers/celery-node-worker.mjs.
+
+Targets (issue): drain ≥ 3× Python Celery's best pool — ${met(best(celeriac) >= 3 * best(py))} (celeriac best ${perSecond(best(celeriac))} vs ${perSecond(best(py))}: ${ratio(best(celeriac), best(py))});
+drain ≥ the best Node peer's — ${met(best(celeriac) >= best(node))} (vs celery-node ${perSecond(best(node))}: ${ratio(best(celeriac), best(node))}); publish with confirms
+≥ 20,000 messages/s — ${met(celeriac.bulk >= 20_000)} (${perSecond(celeriac.bulk)} with \`delayMany\`; ${perSecond(celeriac.single)} awaiting each \`delay\`).`,
+    );
+  } finally {
+    await reset();
+    await deleteBenchQueues(channel);
+    await connection.close();
+    results.disconnect();
+  }
+}
+
+/** Deletes the queues and exchanges this run declared (their names carry this process's pid). */
+async function deleteBenchQueues(channel: amqp.Channel): Promise<void> {
+  const ours = (name: string): boolean => name.startsWith('bench.') && name.includes(`.${process.pid}.`);
+  const list = async (what: string): Promise<string[]> => (await run('rabbitmqctl', ['-q', what, 'name'])).stdout.split('\n').map((l) => l.trim()).filter(ours);
+  for (const queue of await list('list_queues')) await channel.deleteQueue(queue);
+  for (const exchange of await list('list_exchanges')) await channel.deleteExchange(exchange);
+}

@@ -1,0 +1,66 @@
+/**
+ * The Lua scripts of the Redis broker. Each runs atomically on the server, which is what makes
+ * "taken" and "recorded as unacked" one step, and a restore happen at most once per message.
+ */
+import type { RedisClient } from '../../redis/client.js';
+
+// Pops up to ARGV[1] messages across the list keys (in order) and records each as unacked in
+// kombu's shape, and as held by the consumer, in the same step.
+// KEYS: list keys..., unacked, unacked_index, held. ARGV: limit, now (s), queue name per list key.
+const TAKE = `
+local n = #KEYS - 3
+local limit = tonumber(ARGV[1])
+local out = {}
+local count = 0
+for i = 1, n do
+  while count < limit do
+    local raw = redis.call('RPOP', KEYS[i])
+    if not raw then break end
+    local tag = ''
+    local ok, env = pcall(cjson.decode, raw)
+    if ok and type(env) == 'table' and type(env['properties']) == 'table' and type(env['properties']['delivery_tag']) == 'string' then
+      tag = env['properties']['delivery_tag']
+      redis.call('HSET', KEYS[n + 1], tag, '[' .. raw .. ', "", ' .. cjson.encode(ARGV[2 + i]) .. ']')
+      redis.call('ZADD', KEYS[n + 2], ARGV[2], tag)
+      redis.call('SADD', KEYS[n + 3], tag)
+    end
+    out[#out + 1] = ARGV[2 + i]
+    out[#out + 1] = raw
+    out[#out + 1] = tag
+    count = count + 1
+  end
+end
+return out
+`;
+
+// Puts one unacked message back at the head of its queue, if it is still unacked (so two
+// restorers never both push it). The envelope (marked redelivered) is built by the caller.
+// KEYS: unacked, unacked_index, queue list key, held set (or the unacked key again if none).
+// ARGV: tag, envelope. Returns 1 when it restored the message.
+const RESTORE_ONE = `
+if KEYS[4] ~= KEYS[1] then redis.call('SREM', KEYS[4], ARGV[1]) end
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('RPUSH', KEYS[3], ARGV[2])
+return 1
+`;
+
+const RELEASE_MUTEX = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+`;
+
+/** A client with the broker's scripts defined on it. */
+export type ScriptedClient = RedisClient & {
+  celeriacTake(...args: Array<string | number>): Promise<string[]>;
+  celeriacRestoreOne(unacked: string, index: string, list: string, held: string, tag: string, envelope: string): Promise<number>;
+  celeriacReleaseMutex(key: string, token: string): Promise<number>;
+};
+
+/** Defines the scripts on a client (ioredis loads them with EVALSHA, falling back to EVAL). */
+export function defineScripts(client: RedisClient): ScriptedClient {
+  client.defineCommand('celeriacTake', { lua: TAKE });
+  client.defineCommand('celeriacRestoreOne', { numberOfKeys: 4, lua: RESTORE_ONE });
+  client.defineCommand('celeriacReleaseMutex', { numberOfKeys: 1, lua: RELEASE_MUTEX });
+  return client as ScriptedClient;
+}
