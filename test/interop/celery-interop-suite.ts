@@ -40,7 +40,9 @@ export function describeCeleryInterop(name: string, setup: InteropSetup): void {
 
   /** Starts a Python Celery worker on `queue`; resolves once it logs that it is ready. */
   function pythonWorker(queue: string): Promise<ChildProcess> {
-    const args = ['-m', 'celery', '-A', 'celery_app', 'worker', '--pool=solo', '-Q', queue, '--without-mingle', '--without-gossip', '--without-heartbeat', '-l', 'info'];
+    // A node name of its own: on RabbitMQ, workers of one name share one control queue.
+    const node = `py-${randomUUID().slice(0, 8)}@%h`;
+    const args = ['-m', 'celery', '-A', 'celery_app', 'worker', '--pool=solo', '-Q', queue, '-n', node, '--without-mingle', '--without-gossip', '--without-heartbeat', '-l', 'info'];
     const child = spawn('/usr/bin/python3', args, { cwd: PYTHON_DIR, env, stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
     let log = '';
@@ -147,6 +149,24 @@ export function describeCeleryInterop(name: string, setup: InteropSetup): void {
       const expired = celeriac.sendTask('py.stamp', [], {}, { queue, expires: new Date(Date.now() - 5000) });
       await expect(expired.get({ timeout: 30 })).rejects.toBeInstanceOf(TaskRevokedError);
       expect(await expired.state()).toBe('REVOKED');
+    });
+
+    it("Python's control.revoke reaches a TypeScript worker", async () => {
+      const queue = `interop-revoke-${randomUUID()}`;
+      const celeriac = app();
+      tsTasks(celeriac);
+      await tsWorker(celeriac, queue);
+      expect(await pythonClient('revoke', queue)).toEqual(['revoke TaskRevokedError REVOKED']);
+    });
+
+    it("celeriac's revoke reaches a Python worker", async () => {
+      const queue = `interop-py-revoke-${randomUUID()}`;
+      await pythonWorker(queue);
+      const waiting = app().sendTask('py.stamp', [], {}, { queue, countdown: 3 });
+      await waiting.sent;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      await waiting.revoke();
+      await expect(waiting.get({ timeout: 30 })).rejects.toBeInstanceOf(TaskRevokedError);
     });
 
     it('Python sees a TypeScript retry as RETRY, then SUCCESS', async () => {

@@ -16,7 +16,6 @@ import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Options } f
 import { ChannelSlot } from '../../amqp/channel-slot.js';
 import { AmqpSession } from '../../amqp/session.js';
 import { ConfigurationError, ConnectionError } from '../../errors.js';
-import { decodeJson, encodeJson } from '../../protocol/kombu-json.js';
 import type { TransportMessage } from '../../protocol/message.js';
 import { numberOption, type ParsedUrl } from '../../url.js';
 import type {
@@ -30,6 +29,7 @@ import type {
   Delivery,
   PublishOptions,
 } from '../broker.js';
+import { decodeControlCommand, encodeControlCommand, PIDBOX_EXCHANGE } from '../pidbox-message.js';
 import { clampPriority } from '../priority.js';
 import {
   bindTaskQueue,
@@ -42,7 +42,6 @@ import {
   DELAY_ENTRY_EXCHANGE,
   delayedRoutingKey,
   isBrokerDeathHeader,
-  PIDBOX_EXCHANGE,
   PIDBOX_QUEUE_ARGUMENTS,
   pidboxQueue,
   type TaskQueueShape,
@@ -375,8 +374,7 @@ class PidboxChannel implements ControlChannel {
     const channel = await connection.createConfirmChannel();
     try {
       await channel.assertExchange(PIDBOX_EXCHANGE, 'fanout', { durable: false, autoDelete: false });
-      const body = Buffer.from(encodeJson({ method: command.method, arguments: command.arguments, destination: command.destination, pattern: null, matcher: null }));
-      channel.publish(PIDBOX_EXCHANGE, '', body, { contentType: 'application/json', contentEncoding: 'utf-8', deliveryMode: 1 });
+      channel.publish(PIDBOX_EXCHANGE, '', encodeControlCommand(command), { contentType: 'application/json', contentEncoding: 'utf-8', deliveryMode: 1 });
       await channel.waitForConfirms();
     } finally {
       await channel.close().catch(() => undefined);
@@ -392,7 +390,14 @@ class PidboxChannel implements ControlChannel {
       await channel.assertExchange(PIDBOX_EXCHANGE, 'fanout', { durable: false, autoDelete: false });
       await channel.assertQueue(queue, { durable: false, autoDelete: true, arguments: PIDBOX_QUEUE_ARGUMENTS });
       await channel.bindQueue(queue, PIDBOX_EXCHANGE, '');
-      await channel.consume(queue, (message) => message && hear(message, onCommand), { noAck: true });
+      await channel.consume(
+        queue,
+        (message) => {
+          const command = message && decodeControlCommand(message.content);
+          if (command) onCommand(command);
+        },
+        { noAck: true },
+      );
     };
     await this.session.addSetup(setup);
     return {
@@ -402,24 +407,6 @@ class PidboxChannel implements ControlChannel {
       },
     };
   }
-}
-
-/** Passes on a well-formed control message; anything else is not a command and is ignored. */
-function hear(message: ConsumeMessage, onCommand: (command: ControlCommand) => void): void {
-  let body: unknown;
-  try {
-    body = decodeJson(message.content.toString('utf8'));
-  } catch {
-    return;
-  }
-  if (typeof body !== 'object' || body === null) return;
-  const { method, arguments: args, destination } = body as Record<string, unknown>;
-  if (typeof method !== 'string') return;
-  onCommand({
-    method,
-    arguments: typeof args === 'object' && args !== null ? (args as Record<string, unknown>) : {},
-    destination: Array.isArray(destination) ? destination.map(String) : null,
-  });
 }
 
 /** AMQP basic properties for a Celery message. */

@@ -19,8 +19,6 @@
  */
 import type { Channel } from 'amqplib';
 
-/** Celery's control exchange (fanout, transient). */
-export const PIDBOX_EXCHANGE = 'celery.pidbox';
 /** The queue a node's control commands arrive on. */
 export const pidboxQueue = (node: string): string => `${node}.celery.pidbox`;
 /** Celery's `control_queue_ttl` and `control_queue_expires`. */

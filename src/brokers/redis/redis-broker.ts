@@ -37,6 +37,7 @@ import {
   UNACKED_MUTEX,
   type Envelope,
 } from './kombu-layout.js';
+import { RedisPidbox } from './pidbox.js';
 import { defineScripts, type ScriptedClient } from './scripts.js';
 
 /** How often lost messages are looked for: every 10 s, or twice per visibility timeout if shorter. */
@@ -64,6 +65,7 @@ interface Taken {
 export class RedisBroker implements Broker {
   readonly capabilities: BrokerCapabilities = { delayedDelivery: false, priorities: false, durable: true, shared: true };
   readonly displayUrl: string;
+  readonly control: RedisPidbox;
   readonly #visibilitySeconds: number;
   readonly #stallMs: number;
   #client: ScriptedClient | undefined;
@@ -79,6 +81,7 @@ export class RedisBroker implements Broker {
     this.displayUrl = url.display;
     this.#visibilitySeconds = numberOption(url.options, 'visibility_timeout', 3600);
     this.#stallMs = numberOption(url.options, 'stall_timeout', DEFAULT_STALL_SECONDS) * 1000;
+    this.control = new RedisPidbox(() => this.client, Number(url.url.pathname.slice(1)) || 0);
   }
 
   /** Called with a warning the user should see (a stalled consumer being reconnected...). */
@@ -412,8 +415,12 @@ class RedisConsumer implements Consumer {
   #retire(): Promise<void> {
     this.#retiring ??= (async () => {
       this.broker.release(this);
-      await this.broker.reclaim(this.heldKey, new Set()).catch(() => undefined);
-      await this.broker.client.del(this.heldKey, this.aliveKey).catch(() => undefined);
+      try {
+        await this.broker.reclaim(this.heldKey, new Set());
+        await this.broker.client.del(this.heldKey, this.aliveKey);
+      } catch {
+        // the broker closed first: the lease lapses and the held set is swept by others
+      }
     })();
     return this.#retiring;
   }

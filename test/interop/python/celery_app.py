@@ -59,6 +59,18 @@ def timing(queue):
         print('expires', type(error).__name__, expired.state)
 
 
+def revoke(queue):
+    """`control.revoke` of a task waiting for its countdown: it never runs."""
+    waiting = app.send_task('ts.stamp', queue=queue, countdown=3)
+    time.sleep(0.5)
+    app.control.revoke(waiting.id)
+    try:
+        waiting.get(timeout=30)
+        print('revoke', 'ran anyway')
+    except Exception as error:
+        print('revoke', type(error).__name__, waiting.state)
+
+
 def retries(queue):
     """A task that retries once: Python sees RETRY, then SUCCESS with the value."""
     seen = []
