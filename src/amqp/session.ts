@@ -4,9 +4,9 @@
  * every registered setup (declaring, consuming) runs again on the new connection before anyone
  * waiting in {@link AmqpSession.ready} is let through.
  */
-import { readFileSync } from 'node:fs';
 import type { ChannelModel, Options } from 'amqplib';
 import { ConfigurationError, ConnectionError } from '../errors.js';
+import { tlsOptionsOf } from '../tls.js';
 import { numberOption, type ParsedUrl } from '../url.js';
 
 const FIRST_CONNECT_MS = 5_000;
@@ -144,23 +144,10 @@ function connectOptions(url: ParsedUrl): Options.Connect {
   };
 }
 
-/** Connect timeout and, for `amqps://`, the TLS files named by `?ca=`, `?cert=`, `?key=`. */
+/** Connect timeout and, for `amqps://`, the TLS settings (see tls.ts). */
 function socketOptions(url: ParsedUrl): Record<string, unknown> {
-  const options: Record<string, unknown> = { timeout: numberOption(url.options, 'connect_timeout', FIRST_CONNECT_MS / 1000) * 1000 };
-  if (url.scheme !== 'amqps') return options;
-  for (const name of ['ca', 'cert', 'key'] as const) {
-    const file = url.options.get(name);
-    if (file === null) continue;
-    try {
-      options[name] = readFileSync(file);
-    } catch (error) {
-      throw new ConfigurationError(`cannot read the TLS ${name} file ${file} named in ${url.display}: ${describe(error)}`);
-    }
-  }
-  const servername = url.options.get('servername');
-  if (servername) options['servername'] = servername;
-  if (url.options.get('verify') === 'false') options['rejectUnauthorized'] = false;
-  return options;
+  const timeout = numberOption(url.options, 'connect_timeout', FIRST_CONNECT_MS / 1000) * 1000;
+  return url.scheme === 'amqps' ? { timeout, ...tlsOptionsOf(url) } : { timeout };
 }
 
 function describe(error: unknown): string {

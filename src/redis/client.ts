@@ -1,6 +1,16 @@
-/** Opening ioredis connections from a `redis://` or `rediss://` URL, with a bounded first connect. */
-import type { Redis as RedisClient } from 'ioredis';
-import { ConnectionError } from '../errors.js';
+/**
+ * Opening ioredis connections from a `redis://` or `rediss://` URL, with a bounded first
+ * connect.
+ *
+ * - `redis://[[user]:password@]host:port/db`; `rediss://` adds TLS (options in tls.ts).
+ * - Sentinel: `?master_name=NAME` makes the URL's host:port a Sentinel, with more Sentinels
+ *   in `?sentinels=host:port,host:port` and their password in `?sentinel_password=`; the
+ *   password in the URL is the master's. The client asks the Sentinels for the master and
+ *   follows it when it fails over.
+ */
+import type { Redis as RedisClient, RedisOptions } from 'ioredis';
+import { ConfigurationError, ConnectionError } from '../errors.js';
+import { tlsOptionsOf } from '../tls.js';
 import type { ParsedUrl } from '../url.js';
 
 export type { RedisClient };
@@ -12,16 +22,19 @@ const FIRST_CONNECT_MS = 5_000;
  * this rejects with one line naming the server and the reason; after that the client
  * reconnects on its own, forever.
  */
-export async function connectRedis(url: ParsedUrl, raw: string): Promise<RedisClient> {
+export async function connectRedis(url: ParsedUrl): Promise<RedisClient> {
   const { Redis } = await import('ioredis');
-  const client = new Redis(raw, {
+  const { options, where } = addressOf(url);
+  const clientOptions: RedisOptions = {
+    ...options,
     lazyConnect: true,
     connectTimeout: FIRST_CONNECT_MS,
     maxRetriesPerRequest: null,
     enableAutoPipelining: true,
-    retryStrategy: (attempt) => Math.min(attempt * 100, 2_000),
-  });
-  const where = `${url.url.hostname || '127.0.0.1'}:${url.url.port || 6379}`;
+    retryStrategy: (attempt: number) => Math.min(attempt * 100, 2_000),
+  };
+  // ioredis' constructor overloads reject RedisOptions under exactOptionalPropertyTypes.
+  const client = new Redis(clientOptions as never);
   let lastError: Error | undefined;
   client.on('error', (error: Error) => (lastError = error));
   try {
@@ -37,4 +50,30 @@ export async function connectRedis(url: ParsedUrl, raw: string): Promise<RedisCl
     throw new ConnectionError(`cannot reach Redis at ${where} (${url.display}): ${reason}`, { cause: error });
   }
   return client;
+}
+
+/** ioredis options for the server (or Sentinels) a URL names, and how to name it in errors. */
+function addressOf(url: ParsedUrl): { options: RedisOptions; where: string } {
+  const dbText = url.url.pathname.replace(/^\//, '') || '0';
+  const db = Number(dbText);
+  if (!Number.isInteger(db) || db < 0) throw new ConfigurationError(`bad database number ${JSON.stringify(dbText)} in ${url.display}: expected redis://host:port/0`);
+  const common: RedisOptions = { db };
+  if (url.url.username) common.username = decodeURIComponent(url.url.username);
+  if (url.url.password) common.password = decodeURIComponent(url.url.password);
+  if (url.scheme === 'rediss') common.tls = tlsOptionsOf(url);
+  const host = url.url.hostname || '127.0.0.1';
+  const master = url.options.get('master_name');
+  if (!master) {
+    const port = Number(url.url.port) || 6379;
+    return { options: { ...common, host, port }, where: `${host}:${port}` };
+  }
+  const sentinels = [`${host}:${url.url.port || 26379}`, ...(url.options.get('sentinels')?.split(',').filter(Boolean) ?? [])].map((entry) => {
+    const [name, port] = entry.split(':');
+    return { host: name || '127.0.0.1', port: Number(port) || 26379 };
+  });
+  const options: RedisOptions = { ...common, sentinels, name: master };
+  const sentinelPassword = url.options.get('sentinel_password');
+  if (sentinelPassword) options.sentinelPassword = sentinelPassword;
+  if (common.tls) options.enableTLSForSentinelMode = true;
+  return { options, where: `master ${master} via Sentinel ${sentinels.map((s) => `${s.host}:${s.port}`).join(',')}` };
 }

@@ -1,6 +1,6 @@
 /** A Redis server owned by one test (its own port and data dir), to stop and start at will. */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,11 +16,27 @@ export interface TestRedis {
   destroy(): Promise<void>;
 }
 
-/** Starts `redis-server` on `port` with append-only persistence (fsync on every write). */
+/**
+ * Starts `redis-server` on `port` with append-only persistence (fsync on every write).
+ * `extraArgs` come last and override (`--port 0 --tls-port N` serves only TLS on N).
+ */
 export async function startTestRedis(port: number, extraArgs: string[] = []): Promise<TestRedis> {
+  return startServer(port, (dir) => ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', ...extraArgs]);
+}
+
+/** Starts a Sentinel on `port` watching the master `name` at 127.0.0.1:`masterPort`. */
+export async function startTestSentinel(port: number, name: string, masterPort: number): Promise<TestRedis> {
+  return startServer(port, (dir) => {
+    const config = join(dir, 'sentinel.conf');
+    writeFileSync(config, `port ${port}\nbind 127.0.0.1\nsentinel monitor ${name} 127.0.0.1 ${masterPort} 1\nsentinel down-after-milliseconds ${name} 1000\n`);
+    return [config, '--sentinel'];
+  });
+}
+
+async function startServer(port: number, argsFor: (dir: string) => string[]): Promise<TestRedis> {
   const dir = mkdtempSync(join(tmpdir(), 'celeriac-redis-'));
   let child: ChildProcess | undefined;
-  const args = ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always', '--save', '', ...extraArgs];
+  const args = argsFor(dir);
   const server: TestRedis = {
     port,
     url: (db = 0) => `redis://127.0.0.1:${port}/${db}`,

@@ -45,7 +45,7 @@ export class RedisBackend implements ResultBackend {
 
   async connect(): Promise<void> {
     if (this.#client) return;
-    const client = await connectRedis(this.url, this.raw);
+    const client = await connectRedis(this.url);
     client.defineCommand('celeriacStoreResult', { numberOfKeys: 1, lua: STORE_SCRIPT });
     const subscriber = client.duplicate();
     subscriber.on('error', () => undefined); // reconnects on its own; watchers re-subscribe below

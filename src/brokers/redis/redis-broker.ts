@@ -89,7 +89,7 @@ export class RedisBroker implements Broker {
 
   async connect(): Promise<void> {
     if (this.#client) return;
-    const client = defineScripts(await connectRedis(this.url, this.raw));
+    const client = defineScripts(await connectRedis(this.url));
     client.on('error', () => undefined); // ioredis reconnects; commands wait meanwhile
     this.#client = client;
   }
