@@ -188,7 +188,15 @@ describe('a Redis restart in the middle of 20,000 tasks', () => {
       await restart;
       expect(failures.map(String)).toEqual([]);
       const ran = (): Set<string> => new Set(readFileSync(log, 'utf8').trim().split('\n'));
-      await until(() => ran().size >= total, 180_000, 'every task to run');
+      const inspect = new Redis(url);
+      try {
+        await until(() => ran().size >= total, 180_000, 'every task to run').catch(async (error: Error) => {
+          const state = { ran: ran().size, waiting: await inspect.llen(queue), unacked: await inspect.hlen('unacked'), held: await inspect.keys('celeriac.held.*') };
+          throw new Error(`${error.message}: ${JSON.stringify(state)}\n${worker.log().split('\n').filter((line) => !line.includes('INFO/')).slice(-20).join('\n')}`);
+        });
+      } finally {
+        inspect.disconnect();
+      }
       expect(ran().size).toBe(total);
       expect(await celeriac.sendTask<number>('fx.add', [1, 2], {}, { queue }).get({ timeout: 30 })).toBe(3);
       worker.child.kill('SIGTERM');
