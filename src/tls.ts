@@ -4,6 +4,7 @@
  * (`required`, the default, or `none` to skip verifying the server's certificate).
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import type { ConnectionOptions } from 'node:tls';
 import { ConfigurationError } from './errors.js';
 import type { ParsedUrl } from './url.js';
@@ -27,6 +28,7 @@ export function tlsOptionsOf(url: ParsedUrl): ConnectionOptions {
     throw new ConfigurationError(`URL option ssl_cert_reqs=${url.options.get('ssl_cert_reqs')} in ${url.display}: use required, optional or none`);
   }
   if (requirement === 'none') options.rejectUnauthorized = false;
-  if (url.url.hostname) options.servername = url.url.hostname;
+  // SNI carries host names only; an IP address is checked against the certificate as it is.
+  if (url.url.hostname && !isIP(url.url.hostname)) options.servername = url.url.hostname;
   return options;
 }

@@ -14,8 +14,8 @@ type BackendFactory = (url: ParsedUrl, raw: string, context: BackendContext) => 
 const FACTORIES: Record<string, BackendFactory> = {
   memory: async (url) => new (await import('./memory/memory-backend.js')).MemoryBackend(url),
   sqlite: async (url, raw) => new (await import('./sqlite/sqlite-backend.js')).SqliteBackend(url, raw),
-  redis: async (url, raw) => new (await import('./redis/redis-backend.js')).RedisBackend(url, raw),
-  rediss: async (url, raw) => new (await import('./redis/redis-backend.js')).RedisBackend(url, raw),
+  redis: async (url) => new (await import('./redis/redis-backend.js')).RedisBackend(url),
+  rediss: async (url) => new (await import('./redis/redis-backend.js')).RedisBackend(url),
   rpc: async (url, _raw, context) => new (await import('./rpc/rpc-backend.js')).RpcBackend(url, rpcBrokerUrl(url, context)),
   amqp: async (url) => new (await import('./rpc/rpc-backend.js')).RpcBackend(url, url),
   amqps: async (url) => new (await import('./rpc/rpc-backend.js')).RpcBackend(url, url),

@@ -8,8 +8,8 @@ type BrokerFactory = (url: ParsedUrl, raw: string) => Promise<Broker>;
 const FACTORIES: Record<string, BrokerFactory> = {
   memory: async (url) => new (await import('./memory/memory-broker.js')).MemoryBroker(url),
   sqlite: async (url, raw) => new (await import('./sqlite/sqlite-broker.js')).SqliteBroker(url, raw),
-  redis: async (url, raw) => new (await import('./redis/redis-broker.js')).RedisBroker(url, raw),
-  rediss: async (url, raw) => new (await import('./redis/redis-broker.js')).RedisBroker(url, raw),
+  redis: async (url) => new (await import('./redis/redis-broker.js')).RedisBroker(url),
+  rediss: async (url) => new (await import('./redis/redis-broker.js')).RedisBroker(url),
   amqp: async (url) => new (await import('./amqp/amqp-broker.js')).AmqpBroker(url),
   amqps: async (url) => new (await import('./amqp/amqp-broker.js')).AmqpBroker(url),
 };

@@ -8,7 +8,9 @@ import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { promisify } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createConnection, type AddressInfo } from 'node:net';
 import { join } from 'node:path';
+import { createServer as createTlsServer } from 'node:tls';
 import amqplib from 'amqplib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Celeriac, ConnectionError, createBroker, createLogger, gather } from '../../src/index.js';
@@ -16,6 +18,7 @@ import type { Broker, Delivery } from '../../src/brokers/broker.js';
 import { delayedRoutingKey } from '../../src/brokers/amqp/topology.js';
 import { encodeTaskMessage } from '../../src/protocol/encode.js';
 import { startWorkerProcess, tempSqlite, type WorkerProcess } from '../helpers/cli.js';
+import { selfSignedCertificate } from '../helpers/tls.js';
 import { until } from '../helpers/wait.js';
 
 const URL = 'amqp://guest:guest@127.0.0.1:5672//';
@@ -139,6 +142,49 @@ describe('AmqpBroker on Celery\'s entities', () => {
     expect(worker.stats.rejected).toEqual({ undecodable: 1, malformed: 1, 'unknown-protocol': 1, 'unknown-task': 1, 'unsupported-content-type': 1 });
     await worker.stop(1);
     await connection.close();
+  });
+
+  it('connects over TLS (amqps://) and checks the server certificate', async () => {
+    const { cert, key, remove } = selfSignedCertificate();
+    // A TLS front for the local RabbitMQ: what it tests is celeriac's side of the handshake.
+    const front = createTlsServer({ cert: readFileSync(cert), key: readFileSync(key) }, (socket) => {
+      const upstream = createConnection({ host: '127.0.0.1', port: 5672 });
+      socket.pipe(upstream).pipe(socket);
+      socket.on('error', () => upstream.destroy());
+      upstream.on('error', () => socket.destroy());
+    });
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    const { port } = front.address() as AddressInfo;
+    try {
+      const untrusted = await createBroker(`amqps://guest:guest@127.0.0.1:${port}//`);
+      await expect(untrusted.connect()).rejects.toThrow(/cannot reach RabbitMQ at 127\.0\.0\.1:\d+ .*(SELF_SIGNED|self.signed)/i);
+      const b = await broker(`amqps://guest:guest@127.0.0.1:${port}//?ssl_ca_certs=${cert}`);
+      const queue = `tls-${randomUUID()}`;
+      await b.publish(queue, encodeTaskMessage(app().buildMessage('x.tls', [], {}, {})));
+      const got: Delivery[] = [];
+      const consumer = await b.consume([queue], (d) => got.push(d), { prefetch: 1 });
+      await until(() => got.length === 1);
+      expect(got[0]!.message.headers['task']).toBe('x.tls');
+      await got[0]!.ack();
+      await consumer.cancel();
+      await b.close();
+    } finally {
+      front.close();
+      remove();
+    }
+  });
+
+  it('declares quorum queues when asked', async () => {
+    const queue = `quorum-${randomUUID()}`;
+    const b = await broker(`${URL}?queue_type=quorum`);
+    await b.publish(queue, encodeTaskMessage(app().buildMessage('x.quorum', [], {}, {})));
+    const declared = rabbitmqctl('queues', ['name', 'type']).find((q) => q['name'] === queue);
+    expect(declared?.['type']).toBe('quorum');
+    const got: Delivery[] = [];
+    const consumer = await b.consume([queue], (d) => got.push(d), { prefetch: 1 });
+    await until(() => got.length === 1);
+    await got[0]!.ack();
+    await consumer.cancel();
   });
 
   it('explains an unreachable server and a refused login in one line', async () => {

@@ -89,6 +89,31 @@ describe('RedisBroker on kombu\'s layout', () => {
     await got[0]!.ack();
   });
 
+  it('does not deliver an ETA task twice when it waits longer than the visibility timeout', async () => {
+    const queue = `eta-${randomUUID()}`;
+    const url = `${URL}?visibility_timeout=1`;
+    const celeriac = new Celeriac({ broker: url, backend: URL });
+    opened.push(celeriac);
+    let runs = 0;
+    const task = celeriac.task('x.eta-once', () => ++runs);
+    const worker = celeriac.worker({ queues: [queue], logger: createLogger('critical') });
+    await worker.start();
+    opened.unshift({ close: () => worker.stop(1) });
+    const result = task.applyAsync([], { queue, countdown: 3 });
+    // Another worker's restore loop, running kombu's visibility restore again and again.
+    const other = (await broker(url)) as unknown as { restoreVisible(): Promise<number> };
+    let restored = 0;
+    const timer = setInterval(() => void other.restoreVisible().then((n) => (restored += n)), 200);
+    try {
+      expect(await result.get({ timeout: 10 })).toBe(1);
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+    } finally {
+      clearInterval(timer);
+    }
+    expect(restored).toBe(0);
+    expect(runs).toBe(1);
+  });
+
   it('moves malformed entries aside with a reason and keeps serving', async () => {
     const queue = `malformed-${randomUUID()}`;
     const worker = new Celeriac({ broker: URL, backend: URL });

@@ -2,13 +2,10 @@
  * `rediss://` against a TLS-only Redis started by the test (a self-signed certificate made
  * with openssl), and Sentinel discovery of a master through `?master_name=`.
  */
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Celeriac, ConnectionError, createBroker, createLogger } from '../../src/index.js';
 import { startTestRedis, startTestSentinel, type TestRedis } from '../helpers/redis-server.js';
+import { selfSignedCertificate } from '../helpers/tls.js';
 
 const servers: TestRedis[] = [];
 const apps: Celeriac[] = [];
@@ -32,15 +29,12 @@ async function roundTrip(url: string): Promise<number> {
 }
 
 describe('rediss:// (TLS)', () => {
-  const certDir = mkdtempSync(join(tmpdir(), 'celeriac-tls-'));
-  const cert = join(certDir, 'cert.pem');
-  const key = join(certDir, 'key.pem');
+  const { cert, key, remove } = selfSignedCertificate();
   const port = 6395;
   beforeAll(async () => {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
     servers.push(await startTestRedis(port, ['--port', '0', '--tls-port', String(port), '--tls-cert-file', cert, '--tls-key-file', key, '--tls-auth-clients', 'no']));
   });
-  afterAll(() => rmSync(certDir, { recursive: true, force: true }));
+  afterAll(remove);
 
   it('runs a task over TLS when the server certificate is trusted', async () => {
     expect(await roundTrip(`rediss://127.0.0.1:${port}/0?ssl_ca_certs=${cert}`)).toBe(5);

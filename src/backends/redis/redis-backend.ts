@@ -35,10 +35,7 @@ export class RedisBackend implements ResultBackend {
   #subscriber: RedisClient | undefined;
   readonly #watchers = new WatcherRegistry();
 
-  constructor(
-    private readonly url: ParsedUrl,
-    private readonly raw: string,
-  ) {
+  constructor(private readonly url: ParsedUrl) {
     this.displayUrl = url.display;
     this.#expires = Math.max(1, Math.round(numberOption(url.options, 'expires', DEFAULT_RESULT_EXPIRES_SECONDS)));
   }

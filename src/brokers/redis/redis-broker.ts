@@ -74,10 +74,7 @@ export class RedisBroker implements Broker {
   #restoreTimer: NodeJS.Timeout | undefined;
   #renewTimer: NodeJS.Timeout | undefined;
 
-  constructor(
-    private readonly url: ParsedUrl,
-    private readonly raw: string,
-  ) {
+  constructor(private readonly url: ParsedUrl) {
     this.displayUrl = url.display;
     this.#visibilitySeconds = numberOption(url.options, 'visibility_timeout', 3600);
     this.#stallMs = numberOption(url.options, 'stall_timeout', DEFAULT_STALL_SECONDS) * 1000;
