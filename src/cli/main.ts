@@ -35,7 +35,7 @@ function withConnection(command: Command): Command {
   return command
     .option('-A, --app <module>', APP_HELP)
     .option('-b, --broker <url>', 'broker URL (default: the app\'s, $CELERIAC_BROKER_URL, or sqlite://.celeriac/celeriac.db)')
-    .option('--backend <url>', 'result backend URL (default: the broker URL)')
+    .option('--backend <url>', 'result backend URL (default: the broker URL; rpc:// for an amqp:// broker)')
     .option('--verbose', 'print stack traces on errors');
 }
 
@@ -55,7 +55,10 @@ Examples:
   $ celeriac queues                                show how many messages wait
   $ celeriac demo                                  run the demo on the embedded broker
 
-With no broker configured, everything uses the embedded SQLite file .celeriac/celeriac.db.`,
+With no broker configured, everything uses the embedded SQLite file .celeriac/celeriac.db.
+Broker URLs: sqlite://PATH, redis://host:6379/0 (rediss:// for TLS, ?master_name= for
+Sentinel), amqp://user:pass@host:5672/vhost (amqps:// for TLS), memory://.
+Result backends: the same, plus rpc:// (results over the broker's RabbitMQ).`,
     );
 
   withConnection(program.command('worker'))
