@@ -51,6 +51,7 @@ const BLOCK_SECONDS = 1;
  */
 const ALIVE_TTL_MS = 30_000;
 const HELD_PREFIX = 'celeriac.held.';
+const RECLAIM_INTERVAL_MS = 30_000;
 const aliveKeyOf = (consumerId: string): string => `celeriac.alive.${consumerId}`;
 /** A consumer loop that has not turned for this long (`?stall_timeout=` seconds) is reconnected. */
 const DEFAULT_STALL_SECONDS = 15;
@@ -88,6 +89,9 @@ export class RedisBroker implements Broker {
     if (this.#client) return;
     const client = defineScripts(await connectRedis(this.url));
     client.on('error', () => undefined); // ioredis reconnects; commands wait meanwhile
+    client.on('ready', () => {
+      for (const consumer of this.#consumers) consumer.reclaimSoon();
+    });
     this.#client = client;
   }
 
@@ -316,8 +320,14 @@ class RedisConsumer implements Consumer {
   /** This consumer's lease: while it exists, what it holds is not given back to others. */
   readonly aliveKey = aliveKeyOf(this.id);
   #cancelled = false;
-  /** After a failed round trip: a take may have been recorded whose reply never came. */
+  /**
+   * After a failed round trip or a reconnect, a take may have been recorded whose reply never
+   * came (ioredis may even send it again, taking other messages): what this consumer holds but
+   * was never handed is given back on the next turn, and every RECLAIM_INTERVAL_MS in any case.
+   * The loop is the only taker, so no take of its own is in flight while it reclaims.
+   */
   #reclaimDue = false;
+  #lastReclaim = Date.now();
   #retiring: Promise<void> | undefined;
   #slotFreed: (() => void) | undefined;
   #loop: Promise<void> | undefined;
@@ -335,6 +345,11 @@ class RedisConsumer implements Consumer {
     private readonly stallMs: number,
   ) {}
 
+  /** Gives back, on the next turn, what was recorded as held but never handed out. */
+  reclaimSoon(): void {
+    this.#reclaimDue = true;
+  }
+
   start(): void {
     void this.broker.client.set(this.aliveKey, '1', 'PX', ALIVE_TTL_MS).catch(() => undefined);
     this.#loop = this.#run();
@@ -350,9 +365,10 @@ class RedisConsumer implements Consumer {
         continue;
       }
       try {
-        if (this.#reclaimDue) {
+        if (this.#reclaimDue || Date.now() - this.#lastReclaim > RECLAIM_INTERVAL_MS) {
           await this.broker.reclaim(this.heldKey, new Set([...this.outstanding].map((delivery) => delivery.tag)));
           this.#reclaimDue = false;
+          this.#lastReclaim = Date.now();
         }
         const taken = await this.broker.take(this.queues, free, this.heldKey);
         for (const item of taken) this.#deliver(item);
