@@ -11,6 +11,7 @@
  * - The connection reopens by itself; consumers and declarations come back with it.
  */
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { hostname } from 'node:os';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
 import { ChannelSlot } from '../../amqp/channel-slot.js';
@@ -98,11 +99,6 @@ export class AmqpBroker implements Broker {
     });
   }
 
-  /** @internal The session, for the rpc backend sharing this broker's URL. */
-  get session(): AmqpSession {
-    return this.#session;
-  }
-
   async publish(queue: string, message: TransportMessage, options: PublishOptions = {}): Promise<void> {
     await this.publishMany([{ queue, message, options }]);
   }
@@ -115,7 +111,13 @@ export class AmqpBroker implements Broker {
       try {
         const channel = await this.#publisher.get();
         for (const queue of new Set(pending.map((item) => item.queue))) await this.declareQueue(queue);
-        const confirms = pending.map((item) => this.#send(channel, item).catch((error: unknown) => ((lastError = error), failed.push(item))));
+        const confirms: Array<Promise<unknown>> = [];
+        for (const item of pending) {
+          const { confirmed, flowing } = this.#send(channel, item);
+          confirms.push(confirmed.catch((error: unknown) => ((lastError = error), failed.push(item))));
+          // The socket's buffer is full: let it empty (or the channel close, failing what is left).
+          if (!flowing) await Promise.race([once(channel, 'drain'), once(channel, 'close')]);
+        }
         await Promise.all(confirms);
       } catch (error) {
         lastError = error;
@@ -130,15 +132,17 @@ export class AmqpBroker implements Broker {
     }
   }
 
-  #send(channel: ConfirmChannel, { queue, message, options = {} }: PublishItem): Promise<void> {
+  /** Sends one message; `confirmed` settles with RabbitMQ's confirm, `flowing` is false when the socket is backed up. */
+  #send(channel: ConfirmChannel, { queue, message, options = {} }: PublishItem): { confirmed: Promise<void>; flowing: boolean } {
     const priority = options.priority ?? (message.properties.priority as number | undefined);
     const properties = publishProperties(message, priority === undefined ? undefined : clampPriority(priority));
     const delay = options.notBefore === undefined ? 0 : options.notBefore - Date.now();
     const [exchange, routingKey] = delay > 0 ? [DELAY_ENTRY_EXCHANGE, delayedRoutingKey(queue, delay)] : ['', queue];
-    return new Promise((resolve, reject) => {
-      const flowing = channel.publish(exchange, routingKey, message.body, properties, (error) => (error ? reject(error) : resolve()));
-      if (!flowing) void waitForDrain(channel);
+    let flowing = true;
+    const confirmed = new Promise<void>((resolve, reject) => {
+      flowing = channel.publish(exchange, routingKey, message.body, properties, (error) => (error ? reject(error) : resolve()));
     });
+    return { confirmed, flowing };
   }
 
   #readyConnection(): Promise<ChannelModel> {
@@ -447,10 +451,6 @@ function toTransportMessage(raw: { content: Buffer; properties: ConsumeMessage['
 /** AMQP tables have no `undefined`; such entries are dropped, as JSON would drop them. */
 function withoutUndefined(headers: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(headers).filter(([, value]) => value !== undefined));
-}
-
-function waitForDrain(channel: ConfirmChannel): Promise<void> {
-  return new Promise((resolve) => channel.once('drain', resolve));
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
