@@ -171,10 +171,17 @@ export class RedisBroker implements Broker {
     await this.client.zadd(UNACKED_INDEX, 'XX', seconds, tag);
   }
 
-  /** @internal Removes a message from the unacked bookkeeping and its consumer's held set. */
+  /**
+   * @internal Removes a message from the unacked bookkeeping and its consumer's held set, in
+   * one transaction with `then`'s commands (a requeue or a dead letter) when given.
+   */
   async forgetUnacked(tag: string, held: string, then?: (multi: ReturnType<RedisClient['multi']>) => void): Promise<void> {
+    if (!then) {
+      if (tag) await this.client.celeriacAck(UNACKED, UNACKED_INDEX, held, tag);
+      return;
+    }
     const multi = this.client.multi();
-    then?.(multi);
+    then(multi);
     if (tag) multi.zrem(UNACKED_INDEX, tag).hdel(UNACKED, tag).srem(held, tag);
     await multi.exec();
   }
@@ -335,6 +342,11 @@ class RedisConsumer implements Consumer {
   readonly #waits = new Map<RedisClient, Promise<unknown>>();
   #lastTurn = Date.now();
   #watchdog: NodeJS.Timeout | undefined;
+  /**
+   * Takes wait until a quarter of the prefetch is free (at least one slot), so a busy consumer
+   * refills in batches instead of one round trip per finished task.
+   */
+  readonly #refillAt: number;
 
   constructor(
     readonly broker: RedisBroker,
@@ -343,7 +355,9 @@ class RedisConsumer implements Consumer {
     private readonly onDelivery: (delivery: Delivery) => void,
     private readonly prefetch: number,
     private readonly stallMs: number,
-  ) {}
+  ) {
+    this.#refillAt = Math.max(1, Math.floor(prefetch / 4));
+  }
 
   /** Gives back, on the next turn, what was recorded as held but never handed out. */
   reclaimSoon(): void {
@@ -360,7 +374,7 @@ class RedisConsumer implements Consumer {
     while (!this.#cancelled) {
       this.#lastTurn = Date.now();
       const free = this.prefetch - this.outstanding.size;
-      if (free <= 0) {
+      if (free < this.#refillAt) {
         await new Promise<void>((resolve) => (this.#slotFreed = resolve));
         continue;
       }

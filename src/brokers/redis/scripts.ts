@@ -45,6 +45,14 @@ redis.call('RPUSH', KEYS[3], ARGV[2])
 return 1
 `;
 
+// Forgets an acked message: one command, so acks pipeline well. KEYS: unacked, unacked_index,
+// held. ARGV: tag.
+const ACK = `
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('SREM', KEYS[3], ARGV[1])
+`;
+
 const RELEASE_MUTEX = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -53,6 +61,7 @@ return 0
 /** A client with the broker's scripts defined on it. */
 export type ScriptedClient = RedisClient & {
   celeriacTake(...args: Array<string | number>): Promise<string[]>;
+  celeriacAck(unacked: string, index: string, held: string, tag: string): Promise<null>;
   celeriacRestoreOne(unacked: string, index: string, list: string, held: string, tag: string, envelope: string): Promise<number>;
   celeriacReleaseMutex(key: string, token: string): Promise<number>;
 };
@@ -60,6 +69,7 @@ export type ScriptedClient = RedisClient & {
 /** Defines the scripts on a client (ioredis loads them with EVALSHA, falling back to EVAL). */
 export function defineScripts(client: RedisClient): ScriptedClient {
   client.defineCommand('celeriacTake', { lua: TAKE });
+  client.defineCommand('celeriacAck', { numberOfKeys: 3, lua: ACK });
   client.defineCommand('celeriacRestoreOne', { numberOfKeys: 4, lua: RESTORE_ONE });
   client.defineCommand('celeriacReleaseMutex', { numberOfKeys: 1, lua: RELEASE_MUTEX });
   return client as ScriptedClient;
