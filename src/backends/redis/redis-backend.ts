@@ -46,7 +46,7 @@ export class RedisBackend implements ResultBackend {
     client.defineCommand('celeriacStoreResult', { numberOfKeys: 1, lua: STORE_SCRIPT });
     const subscriber = client.duplicate();
     subscriber.on('error', () => undefined); // reconnects on its own; watchers re-subscribe below
-    subscriber.on('message', (channel: string, text: string) => {
+    subscriber.on('message', (_channel: string, text: string) => {
       try {
         this.#watchers.notify(decodeJson(text) as ResultMeta);
       } catch {

@@ -538,11 +538,6 @@ function tryParse(raw: string): Envelope | null {
   }
 }
 
-function tagOf(raw: string): string {
-  const tag = tryParse(raw)?.properties?.delivery_tag;
-  return typeof tag === 'string' ? tag : '';
-}
-
 /**
  * The message inside a raw list entry. An entry that is not a kombu envelope becomes a message
  * whose body is the raw text, so the worker's decoder refuses it with a reason and it is moved
