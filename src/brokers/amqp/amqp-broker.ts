@@ -11,7 +11,6 @@
  * - The connection reopens by itself; consumers and declarations come back with it.
  */
 import { randomUUID } from 'node:crypto';
-import { once } from 'node:events';
 import { hostname } from 'node:os';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
 import { ChannelSlot } from '../../amqp/channel-slot.js';
@@ -116,7 +115,7 @@ export class AmqpBroker implements Broker {
           const { confirmed, flowing } = this.#send(channel, item);
           confirms.push(confirmed.catch((error: unknown) => ((lastError = error), failed.push(item))));
           // The socket's buffer is full: let it empty (or the channel close, failing what is left).
-          if (!flowing) await Promise.race([once(channel, 'drain'), once(channel, 'close')]);
+          if (!flowing) await drainedOrClosed(channel);
         }
         await Promise.all(confirms);
       } catch (error) {
@@ -451,6 +450,19 @@ function toTransportMessage(raw: { content: Buffer; properties: ConsumeMessage['
 /** AMQP tables have no `undefined`; such entries are dropped, as JSON would drop them. */
 function withoutUndefined(headers: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(Object.entries(headers).filter(([, value]) => value !== undefined));
+}
+
+/** Resolves when a backed-up channel can take more, or has closed. */
+function drainedOrClosed(channel: ConfirmChannel): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      channel.off('drain', done);
+      channel.off('close', done);
+      resolve();
+    };
+    channel.on('drain', done);
+    channel.on('close', done);
+  });
 }
 
 function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
