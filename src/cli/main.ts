@@ -65,7 +65,7 @@ Result backends: the same, plus rpc:// (results over the broker's RabbitMQ).`,
     .description('Run a worker: take tasks from the broker and run them.')
     .option('-Q, --queues <names>', 'comma-separated queues to consume, most preferred first', splitList)
     .option('-c, --concurrency <n>', 'tasks running at once', positiveInt, 10)
-    .option('--prefetch <n>', 'messages taken ahead of time (default: 2 x concurrency)', positiveInt)
+    .option('--prefetch <n>', 'messages taken ahead of time (default: 4 x concurrency, as Celery)', positiveInt)
     .addOption(new Option('-l, --loglevel <level>', 'log level').choices(['debug', 'info', 'warning', 'error', 'critical']).default('info'))
     .option('-n, --hostname <name>', 'node name (default: celeriac.<pid>@<host>)')
     .option('--grace <seconds>', 'on SIGINT/SIGTERM, how long running tasks may finish', nonNegative, 30)

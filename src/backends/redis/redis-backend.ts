@@ -1,7 +1,8 @@
 /**
  * `redis://` results on Celery's keys: `celery-task-meta-<id>`, stored with an expiry and
  * published on a channel of the same name, so Python clients read and wait on them as on their
- * own. A stored SUCCESS is never replaced (checked inside one Lua script). Waiting is push-based:
+ * own. A stored SUCCESS is never replaced (checked inside a Lua script, which takes the stores
+ * of one event-loop turn together). Waiting is push-based:
  * one subscriber connection per backend, one channel per watched id, unsubscribed when the last
  * watcher leaves.
  */
@@ -9,6 +10,7 @@ import { decodeJson, encodeJson } from '../../protocol/kombu-json.js';
 import { connectRedis, type RedisClient } from '../../redis/client.js';
 import { numberOption, type ParsedUrl } from '../../url.js';
 import { DEFAULT_RESULT_EXPIRES_SECONDS, type ResultBackend, type ResultMeta, type Unwatch } from '../backend.js';
+import { Batcher } from '../../batcher.js';
 import { WatcherRegistry } from '../watchers.js';
 
 /** Celery's key (and channel) for a task's result. */
@@ -16,16 +18,24 @@ export function resultKey(taskId: string): string {
   return `celery-task-meta-${taskId}`;
 }
 
+// Stores results, never replacing a stored SUCCESS, and publishes each one stored.
+// KEYS: result keys. ARGV: expiry (s), then one JSON meta per key.
 const STORE_SCRIPT = `
-local current = redis.call('GET', KEYS[1])
-if current then
-  local ok, meta = pcall(cjson.decode, current)
-  if ok and type(meta) == 'table' and meta['status'] == 'SUCCESS' then return 0 end
+for i = 1, #KEYS do
+  local current = redis.call('GET', KEYS[i])
+  local keep = false
+  if current then
+    local ok, meta = pcall(cjson.decode, current)
+    keep = ok and type(meta) == 'table' and meta['status'] == 'SUCCESS'
+  end
+  if not keep then
+    redis.call('SETEX', KEYS[i], ARGV[1], ARGV[i + 1])
+    redis.call('PUBLISH', KEYS[i], ARGV[i + 1])
+  end
 end
-redis.call('SETEX', KEYS[1], ARGV[2], ARGV[1])
-redis.call('PUBLISH', KEYS[1], ARGV[1])
-return 1
 `;
+
+type StoringClient = RedisClient & { celeriacStoreResults(...args: Array<string | number>): Promise<null> };
 
 /** Results in Redis, laid out as Celery's Redis backend lays them out. */
 export class RedisBackend implements ResultBackend {
@@ -43,7 +53,7 @@ export class RedisBackend implements ResultBackend {
   async connect(): Promise<void> {
     if (this.#client) return;
     const client = await connectRedis(this.url);
-    client.defineCommand('celeriacStoreResult', { numberOfKeys: 1, lua: STORE_SCRIPT });
+    client.defineCommand('celeriacStoreResults', { lua: STORE_SCRIPT });
     const subscriber = client.duplicate();
     subscriber.on('error', () => undefined); // reconnects on its own; watchers re-subscribe below
     subscriber.on('message', (_channel: string, text: string) => {
@@ -61,14 +71,14 @@ export class RedisBackend implements ResultBackend {
     this.#subscriber = subscriber;
   }
 
+  /** Stores of one event-loop turn go to Redis in one script call. */
   async store(meta: ResultMeta): Promise<void> {
-    const client = this.#connected();
-    await (client as unknown as { celeriacStoreResult(key: string, json: string, ttl: number): Promise<number> }).celeriacStoreResult(
-      resultKey(meta.task_id),
-      encodeJson(meta),
-      this.#expires,
-    );
+    await this.#stores.add('', { key: resultKey(meta.task_id), json: encodeJson(meta) });
   }
+
+  readonly #stores = new Batcher<{ key: string; json: string }>((_, items) =>
+    (this.#connected() as StoringClient).celeriacStoreResults(items.length, ...items.map((item) => item.key), this.#expires, ...items.map((item) => item.json)),
+  );
 
   async get(taskId: string): Promise<ResultMeta | null> {
     const text = await this.#connected().get(resultKey(taskId));

@@ -37,6 +37,7 @@ import {
   UNACKED_MUTEX,
   type Envelope,
 } from './kombu-layout.js';
+import { Batcher } from '../../batcher.js';
 import { RedisPidbox } from './pidbox.js';
 import { defineScripts, type ScriptedClient } from './scripts.js';
 
@@ -81,6 +82,9 @@ export class RedisBroker implements Broker {
     this.#stallMs = numberOption(url.options, 'stall_timeout', DEFAULT_STALL_SECONDS) * 1000;
     this.control = new RedisPidbox(() => this.client, Number(url.url.pathname.slice(1)) || 0);
   }
+
+  /** Acks of one event-loop turn go to Redis together, one script call per consumer. */
+  readonly #acks = new Batcher<string>((held, tags) => this.client.celeriacAck(UNACKED, UNACKED_INDEX, held, ...tags));
 
   /** Called with a warning the user should see (a stalled consumer being reconnected...). */
   onWarning: (message: string) => void = () => undefined;
@@ -177,7 +181,7 @@ export class RedisBroker implements Broker {
    */
   async forgetUnacked(tag: string, held: string, then?: (multi: ReturnType<RedisClient['multi']>) => void): Promise<void> {
     if (!then) {
-      if (tag) await this.client.celeriacAck(UNACKED, UNACKED_INDEX, held, tag);
+      if (tag) await this.#acks.add(held, tag);
       return;
     }
     const multi = this.client.multi();

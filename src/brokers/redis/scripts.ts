@@ -16,10 +16,11 @@ for i = 1, n do
   while count < limit do
     local raw = redis.call('RPOP', KEYS[i])
     if not raw then break end
+    -- The tag is in "properties", which kombu and celeriac both write last: the last match is
+    -- it (scanning is much cheaper than decoding the envelope).
     local tag = ''
-    local ok, env = pcall(cjson.decode, raw)
-    if ok and type(env) == 'table' and type(env['properties']) == 'table' and type(env['properties']['delivery_tag']) == 'string' then
-      tag = env['properties']['delivery_tag']
+    for found in string.gmatch(raw, '"delivery_tag"%s*:%s*"([^"]+)"') do tag = found end
+    if tag ~= '' then
       redis.call('HSET', KEYS[n + 1], tag, '[' .. raw .. ', "", ' .. cjson.encode(ARGV[2 + i]) .. ']')
       redis.call('ZADD', KEYS[n + 2], ARGV[2], tag)
       redis.call('SADD', KEYS[n + 3], tag)
@@ -45,12 +46,11 @@ redis.call('RPUSH', KEYS[3], ARGV[2])
 return 1
 `;
 
-// Forgets an acked message: one command, so acks pipeline well. KEYS: unacked, unacked_index,
-// held. ARGV: tag.
+// Forgets acked messages, many per call. KEYS: unacked, unacked_index, held. ARGV: tags.
 const ACK = `
-redis.call('HDEL', KEYS[1], ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('SREM', KEYS[3], ARGV[1])
+redis.call('HDEL', KEYS[1], unpack(ARGV))
+redis.call('ZREM', KEYS[2], unpack(ARGV))
+redis.call('SREM', KEYS[3], unpack(ARGV))
 `;
 
 const RELEASE_MUTEX = `
@@ -61,7 +61,7 @@ return 0
 /** A client with the broker's scripts defined on it. */
 export type ScriptedClient = RedisClient & {
   celeriacTake(...args: Array<string | number>): Promise<string[]>;
-  celeriacAck(unacked: string, index: string, held: string, tag: string): Promise<null>;
+  celeriacAck(unacked: string, index: string, held: string, ...tags: string[]): Promise<null>;
   celeriacRestoreOne(unacked: string, index: string, list: string, held: string, tag: string, envelope: string): Promise<number>;
   celeriacReleaseMutex(key: string, token: string): Promise<number>;
 };
