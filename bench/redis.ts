@@ -15,13 +15,15 @@ import { fileURLToPath } from 'node:url';
 import { Queue, Worker as BullWorker } from 'bullmq';
 import celery from 'celery-node';
 import { Redis } from 'ioredis';
-import { Celeriac, createLogger } from '../src/index.js';
+import { Celeriac, createLogger, type AsyncResult, type Task } from '../src/index.js';
 import { machine, percentile, perSecond, rate, rssMb, table, writeSection } from './lib.js';
 
 const REDIS = { host: '127.0.0.1', port: 6379, db: 12 };
 export const REDIS_URL = `redis://${REDIS.host}:${REDIS.port}/${REDIS.db}`;
 const quiet = createLogger('critical');
 const BATCH = 1000;
+/** Rounds of the rate steps; the tables show the median. */
+export const ROUNDS = 3;
 const path = (relative: string): string => fileURLToPath(new URL(relative, import.meta.url));
 
 // ---------------------------------------------------------------------------------------------
@@ -30,6 +32,8 @@ const path = (relative: string): string => fileURLToPath(new URL(relative, impor
 /** What a system under test does; {@link measure} runs every system through the same steps. */
 export interface System {
   label: string;
+  /** The queue (BullMQ: queue name) it sends to. */
+  queue: string;
   /** Tasks/s enqueueing `n` no-op tasks, awaiting each send. */
   enqueue(n: number): Promise<number>;
   /** Tasks/s enqueueing `n` no-op tasks the system's fastest way; undefined when it has none. */
@@ -58,27 +62,50 @@ export interface Row {
   p50: number;
   p99: number;
   rss: number;
+  /** Each round's drain rates, per concurrency. */
+  drainRounds: number[][];
 }
 
-/** Runs every step for one system, calling `reset` (empty broker and results) before each. */
-export async function measure(system: System, sizes: Sizes, reset: () => Promise<void>): Promise<Row> {
-  await reset();
-  const single = await system.enqueue(sizes.single);
-  await reset();
-  const bulk = (await system.enqueueBulk?.(sizes.bulk)) ?? NaN;
-  const drains: number[] = [];
-  for (const concurrency of sizes.concurrencies) {
-    await reset();
-    drains.push(await system.drain(sizes.drain, concurrency));
+/** "min–max" of a drain's rounds, to judge a ratio by. */
+export const spread = (rounds: number[] | undefined): string =>
+  rounds?.length ? `${perSecond(Math.min(...rounds))}–${perSecond(Math.max(...rounds))}` : '—';
+
+/**
+ * Runs each system (with its sizes) through every step, calling `reset` (empty its queue and the
+ * results) before each. The rate steps run `rounds` times with the systems taking turns, so a noisy
+ * moment on the machine hits all of them, and each rate is the median round's; latency and RSS run once.
+ */
+export async function measure(entries: [System, Sizes][], rounds: number, reset: (system: System) => Promise<void>): Promise<Row[]> {
+  const rates = entries.map(() => ({ single: [] as number[], bulk: [] as number[], drains: [] as number[][] }));
+  for (let round = 0; round < rounds; round++) {
+    for (const [i, [system, sizes]] of entries.entries()) {
+      const r = rates[i]!;
+      await reset(system);
+      r.single.push(await system.enqueue(sizes.single));
+      await reset(system);
+      r.bulk.push((await system.enqueueBulk?.(sizes.bulk)) ?? NaN);
+      for (const [k, concurrency] of sizes.concurrencies.entries()) {
+        await reset(system);
+        (r.drains[k] ??= []).push(await system.drain(sizes.drain, concurrency));
+      }
+      console.log(system.label, `round ${round + 1}`, { single: r.single.at(-1), bulk: r.bulk.at(-1), drains: r.drains.map((d) => d.at(-1)) });
+    }
   }
-  await reset();
-  const latencies = await system.latency(sizes.probes);
-  await reset();
-  const rss = await system.rss();
-  await reset();
-  const row = { label: system.label, single, bulk, drains, p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99), rss };
-  console.log(row);
-  return row;
+  const rows: Row[] = [];
+  for (const [i, [system, sizes]] of entries.entries()) {
+    await reset(system);
+    const latencies = await system.latency(sizes.probes);
+    await reset(system);
+    const rss = await system.rss();
+    await reset(system);
+    const { single, bulk, drains } = rates[i]!;
+    const median = (samples: number[]): number => percentile(samples, 0.5);
+    const p50 = percentile(latencies, 0.5);
+    const p99 = percentile(latencies, 0.99);
+    rows.push({ label: system.label, single: median(single), bulk: median(bulk), drains: drains.map(median), p50, p99, rss, drainRounds: drains });
+    console.log(rows.at(-1));
+  }
+  return rows;
 }
 
 /** Counts finished tasks; `done` resolves at `n`. */
@@ -163,24 +190,26 @@ export const maybe = (value: number, format: (v: number) => string): string => (
 // ---------------------------------------------------------------------------------------------
 // celeriac (also used by bench/amqp.ts with an amqp:// broker).
 
+/** Sends `n` calls of a no-argument task with `delayMany`, in batches of 1,000, each awaited. */
+export async function delayInBatches<R>(task: Task<[], R>, n: number): Promise<AsyncResult<R>[]> {
+  const results = [];
+  for (let i = 0; i < n; i += BATCH) {
+    const batch = task.delayMany(Array.from({ length: Math.min(BATCH, n - i) }, () => []));
+    await batch[0]!.sent;
+    results.push(...batch);
+  }
+  return results;
+}
+
 export function celeriacSystem(label: string, broker: string, backend: string): System {
   const queue = uniqueQueue('celeriac');
-  const open = (): { app: Celeriac; noop: ReturnType<typeof noopOf> } => {
+  const open = () => {
     const app = new Celeriac({ broker, backend, defaultQueue: queue });
-    return { app, noop: noopOf(app) };
-  };
-  const noopOf = (app: Celeriac) => app.task('bench.noop', () => null);
-  const bulk = async (noop: ReturnType<typeof noopOf>, n: number): Promise<ReturnType<typeof noop.delayMany>> => {
-    const results = [];
-    for (let i = 0; i < n; i += BATCH) {
-      const batch = noop.delayMany(Array.from({ length: Math.min(BATCH, n - i) }, () => []));
-      await batch[0]!.sent;
-      results.push(...batch);
-    }
-    return results;
+    return { app, noop: app.task('bench.noop', () => null) };
   };
   return {
     label,
+    queue,
     async enqueue(n) {
       const { app, noop } = open();
       await app.broker(); // connected before the clock starts, as the peers' clients are
@@ -193,13 +222,13 @@ export function celeriacSystem(label: string, broker: string, backend: string): 
     async enqueueBulk(n) {
       const { app, noop } = open();
       await app.broker();
-      const perSecond = await rate(n, async () => void (await bulk(noop, n)));
+      const perSecond = await rate(n, async () => void (await delayInBatches(noop, n)));
       await app.close();
       return perSecond;
     },
     async drain(n, concurrency) {
       const { app, noop } = open();
-      await bulk(noop, n);
+      await delayInBatches(noop, n);
       const worker = app.worker({ concurrency, prefetch: Math.max(concurrency * 4, 100), logger: quiet });
       const finished = counter(n);
       worker.on('task-succeeded', finished.tick);
@@ -226,7 +255,7 @@ export function celeriacSystem(label: string, broker: string, backend: string): 
       const cli = [path('../bin/celeriac.js'), 'worker', '-A', path('./noop-tasks.js'), '--broker', broker, '--backend', backend, '-Q', queue, '-l', 'warning'];
       const { app, noop } = open();
       const size = await childRss(process.execPath, cli, async () => {
-        await Promise.all(await bulk(noop, 1000));
+        await Promise.all(await delayInBatches(noop, 1000));
       });
       await app.close();
       return size;
@@ -246,9 +275,11 @@ export interface CeleryNodeSetup {
   results: Redis;
   /** Messages waiting in `queue` on the broker. */
   queued: (queue: string) => Promise<number>;
+  /** Pre-fills the drain and RSS runs another way, when celery-node's own sends are too slow to wait for. */
+  prefill?: (queue: string, n: number) => Promise<void>;
 }
 
-export function celeryNodeSystem({ label, broker, backend, results, queued }: CeleryNodeSetup): System {
+export function celeryNodeSystem({ label, broker, backend, results, queued, prefill }: CeleryNodeSetup): System {
   const queue = uniqueQueue('celery-node');
   type Client = ReturnType<typeof celery.createClient>;
   type Worker = ReturnType<typeof celery.createWorker>;
@@ -279,19 +310,24 @@ export function celeryNodeSystem({ label, broker, backend, results, queued }: Ce
     await client.isReady();
     await client.broker.publish(body, '', queue, headers, properties);
   };
-  /** No bulk send: applyAsync in a loop without awaiting, timed until the broker holds all n. */
+  /** No bulk send: applyAsync in a loop without awaiting (the sends finish in the background). */
+  const sendLoop = (client: Client, n: number): void => {
+    const noop = client.createTask('bench.noop');
+    for (let i = 0; i < n; i++) noop.applyAsync([]);
+  };
+  /** The loop, timed until the broker holds all n. */
   const fill = (n: number): Promise<number> =>
     withClient(async (client) => {
-      const noop = client.createTask('bench.noop');
       await client.isReady();
       const before = await queued(queue);
       return rate(n, async () => {
-        for (let i = 0; i < n; i++) noop.applyAsync([]);
+        sendLoop(client, n);
         await until(before + n, () => queued(queue));
       });
     });
   return {
     label,
+    queue,
     enqueue: (n) =>
       withClient(async (client) => {
         await client.isReady();
@@ -301,7 +337,7 @@ export function celeryNodeSystem({ label, broker, backend, results, queued }: Ce
       }),
     enqueueBulk: fill,
     async drain(n) {
-      await fill(n);
+      await (prefill?.(queue, n) ?? fill(n));
       const started = performance.now();
       await withWorker(
         (worker) => worker.register('bench.noop', () => null),
@@ -319,13 +355,13 @@ export function celeryNodeSystem({ label, broker, backend, results, queued }: Ce
       }),
     async rss() {
       const before = await stored();
-      return withClient((client) =>
-        childRss(process.execPath, [path('./peers/celery-node-worker.mjs'), broker, backend, queue], async () => {
-          await client.isReady();
-          for (let i = 0; i < 1000; i++) client.createTask('bench.noop').applyAsync([]);
+      return withClient(async (client) => {
+        await client.isReady();
+        return childRss(process.execPath, [path('./peers/celery-node-worker.mjs'), broker, backend, queue], async () => {
+          await (prefill?.(queue, 1000) ?? sendLoop(client, 1000));
           await until(before + 1000, stored);
-        }),
-      );
+        });
+      });
     },
   };
 }
@@ -361,6 +397,7 @@ function bullmqSystem(): System {
   };
   return {
     label: `BullMQ ${bullmqVersion()}`,
+    queue: name,
     enqueue: (n) =>
       withQueue(async (queue) => {
         await queue.waitUntilReady();
@@ -391,7 +428,7 @@ function bullmqSystem(): System {
         const probes = new Probes();
         const worker = new BullWorker(name, async (job) => probes.mark(job.data.i as number), { connection, concurrency: 10 });
         await worker.waitUntilReady();
-        await sleep(200);
+        await sleep(200); // its fetch loop is blocking on the queue
         const samples = await probes.run(n, (i) => queue.add('bench.probe', { i }));
         await worker.close();
         return samples;
@@ -422,16 +459,16 @@ export async function runRedisBench(): Promise<void> {
   try {
     const baseline = redisBenchmark();
     console.log(baseline);
-    const [celeriac, bullmq, celeryNode] = [
-      await measure(celeriacSystem('celeriac', REDIS_URL, REDIS_URL), sizes, reset),
-      await measure(bullmqSystem(), sizes, reset),
-      // celery-node has no concurrency setting: one drain, shown under c=50.
-      await measure(
-        celeryNodeSystem({ label: `celery-node ${celeryNodeVersion()}`, broker: REDIS_URL, backend: REDIS_URL, results: redis, queued: (queue) => redis.llen(queue) }),
-        { ...sizes, concurrencies: [50] },
-        reset,
-      ),
-    ];
+    const celeryNodeSetup = { label: `celery-node ${celeryNodeVersion()}`, broker: REDIS_URL, backend: REDIS_URL, results: redis, queued: (queue: string) => redis.llen(queue) };
+    const [celeriac, bullmq, celeryNode] = await measure(
+      [
+        [celeriacSystem('celeriac', REDIS_URL, REDIS_URL), sizes],
+        [bullmqSystem(), sizes],
+        [celeryNodeSystem(celeryNodeSetup), { ...sizes, concurrencies: [50] }], // no concurrency setting: one drain, shown under c=50
+      ],
+      ROUNDS,
+      reset,
+    ) as [Row, Row, Row];
     celeryNode.drains = [NaN, celeryNode.drains[0]!];
     const lpush = baseline['LPUSH']!;
     const rows = [celeriac, bullmq, celeryNode].map((r) => [
@@ -468,6 +505,7 @@ timed until the list holds all of them). Drain: ${sizes.drain.toLocaleString('en
 result is stored (celeriac: \`celery-task-meta-*\` keys; BullMQ: return values, kept by default; celery-node: its result keys).
 Latency: ${sizes.probes} probes one at a time to an idle worker (concurrency 10), send → handler start. RSS: a worker process
 (celeriac: \`celeriac worker -A bench/noop-tasks.js\`; peers: bench/peers/*.mjs) idle 3 s after running 1,000 tasks.
+Rates are the median of ${ROUNDS} rounds, the systems taking turns; latency and RSS come from one run each.
 
 ${table(['system', 'enqueue (single, awaited)', 'enqueue (bulk)', 'drain c=1', 'drain c=50', 'enqueue→start p50', 'p99', 'idle worker RSS', 'drain c=50 / redis-benchmark LPUSH'], [...rows, ratios(bullmq), ratios(celeryNode)])}
 
@@ -480,6 +518,8 @@ before any clock starts.
 redis-benchmark \`-P 16 -q -n 200000 -t set,lpush,rpop\`: SET ${perSecond(baseline['SET']!)}, LPUSH ${perSecond(lpush)}, RPOP ${perSecond(baseline['RPOP']!)}.
 The last column divides each c=50 drain rate by the pipelined LPUSH rate: ≈ N LPUSH means one task, end to end
 (take, run, store the result, ack, and the round trips between), takes as long as N pipelined LPUSHes on this Redis.
+
+Drain at c=50 across the rounds (min–max): celeriac ${spread(celeriac.drainRounds[1])}, BullMQ ${spread(bullmq.drainRounds[1])}, celery-node ${spread(celeryNode.drainRounds[0])}.
 
 Targets (issue): drain at c=50 ≥ 2× BullMQ — ${met(celeriac.drains[1]! >= 2 * bullmq.drains[1]!)} (${ratio(celeriac.drains[1]!, bullmq.drains[1]!)}); bulk enqueue ≥ 1.5× BullMQ \`addBulk\` — ${met(celeriac.bulk >= 1.5 * bullmq.bulk)} (${ratio(celeriac.bulk, bullmq.bulk)}); p99 latency ≤ BullMQ's — ${met(celeriac.p99 <= bullmq.p99)} (${ms(celeriac.p99)} vs ${ms(bullmq.p99)}).`,
     );

@@ -1,10 +1,12 @@
 /**
  * Runs the benchmark suites and writes bench/RESULTS.md.
- * Usage: npm run bench [-- suite ...]   (suites: core; default: all)
+ * Usage: npm run bench [-- suite ...]   (suites: core, redis, amqp; default: all)
  */
+import { runAmqpBench } from './amqp.js';
 import { runCoreBench } from './core.js';
+import { runRedisBench } from './redis.js';
 
-const SUITES: Record<string, () => Promise<void>> = { core: runCoreBench };
+const SUITES: Record<string, () => Promise<void>> = { core: runCoreBench, redis: runRedisBench, amqp: runAmqpBench };
 
 const chosen = process.argv.slice(2);
 for (const name of chosen.length ? chosen : Object.keys(SUITES)) {
