@@ -179,7 +179,7 @@ export async function runAmqpBench(): Promise<void> {
       `## AMQP: celeriac, Python Celery and celery-node on one RabbitMQ
 
 Machine: ${machine()}. RabbitMQ ${rabbit}. Date: ${new Date().toISOString().slice(0, 10)}.
-Reproduce: \`npm run build && npx tsx -e "import('./bench/amqp.ts').then((m) => m.runAmqpBench())"\` (script: bench/amqp.ts,
+Reproduce: \`npm run bench -- amqp\` (script: bench/amqp.ts,
 bench/python/). Broker \`${AMQP_URL}\`, one new queue per system (purged before each measurement, deleted
 afterwards); result backend \`${REDIS_URL}\` for every system (flushed before each measurement). Enqueue:
 ${sizes.single.toLocaleString('en-US')} sends one after another; bulk: ${sizes.bulk.toLocaleString('en-US')} (celeriac \`delayMany\` in batches of 1,000, each awaited until RabbitMQ confirms

@@ -497,7 +497,7 @@ export async function runRedisBench(): Promise<void> {
       `## Redis: celeriac, BullMQ and celery-node on one Redis
 
 Machine: ${machine()}. Redis ${redisVersion()}. Date: ${new Date().toISOString().slice(0, 10)}.
-Reproduce: \`npm run build && npx tsx -e "import('./bench/redis.ts').then((m) => m.runRedisBench())"\` (script: bench/redis.ts).
+Reproduce: \`npm run bench -- redis\` (script: bench/redis.ts).
 Every system uses \`${REDIS_URL}\` (flushed before each measurement) as broker and result store; producer
 and worker share one process, except for RSS. Enqueue: ${sizes.single.toLocaleString('en-US')} awaited sends; bulk: ${sizes.bulk.toLocaleString('en-US')} in batches of ${BATCH}
 (celeriac \`delayMany\`, BullMQ \`addBulk\`; celery-node has no bulk send: \`applyAsync\` in a loop without awaiting,
