@@ -105,20 +105,24 @@ export class RedisBroker implements Broker {
     return this.#client;
   }
 
+  /** One LPUSH (after kombu's binding the first time), as kombu publishes. */
   async publish(queue: string, message: TransportMessage, options: PublishOptions = {}): Promise<void> {
-    await this.publishMany([{ queue, message, options }]);
+    await this.#push(this.client.pipeline(), [{ queue, message, options }]);
   }
 
   /** One MULTI transaction: a batch lands whole or not at all, even if the connection drops. */
   async publishMany(items: ReadonlyArray<{ queue: string; message: TransportMessage; options?: PublishOptions }>): Promise<void> {
-    const multi = this.client.multi();
+    await this.#push(this.client.multi(), items);
+  }
+
+  async #push(commands: ReturnType<RedisClient['pipeline']>, items: ReadonlyArray<{ queue: string; message: TransportMessage; options?: PublishOptions }>): Promise<void> {
     const queues = new Set(items.map((item) => item.queue));
-    this.#declare(multi, queues);
+    this.#declare(commands, queues);
     for (const { queue, message, options } of items) {
       const priority = clampPriority(options?.priority ?? (message.properties.priority as number | undefined));
-      multi.lpush(queueKey(queue, priority), JSON.stringify(toEnvelope(queue, message, priority)));
+      commands.lpush(queueKey(queue, priority), JSON.stringify(toEnvelope(queue, message, priority)));
     }
-    const results = await multi.exec();
+    const results = await commands.exec();
     const failed = results?.find(([error]) => error);
     if (failed) throw failed[0];
     for (const queue of queues) this.#declared.add(queue);
