@@ -187,6 +187,14 @@ describe('AmqpBroker on Celery\'s entities', () => {
     await consumer.cancel();
   });
 
+  it('negotiates the heartbeat the URL asks for (60 s by default)', async () => {
+    await broker();
+    await broker(`${URL}?heartbeat=17`);
+    const timeouts = rabbitmqctl('connections', ['timeout']).map((c) => Number(c['timeout']));
+    expect(timeouts).toContain(17);
+    expect(timeouts).toContain(60);
+  });
+
   it('explains an unreachable server and a refused login in one line', async () => {
     const down = await createBroker('amqp://guest:guest@127.0.0.1:1//');
     await expect(down.connect()).rejects.toThrow(new ConnectionError('cannot reach RabbitMQ at 127.0.0.1:1 (amqp://guest:***@127.0.0.1:1//): ECONNREFUSED'));
