@@ -52,12 +52,21 @@ export async function connectRedis(url: ParsedUrl): Promise<RedisClient> {
   return client;
 }
 
+/**
+ * The database number in a Redis URL's path (0 when there is none).
+ *
+ * @throws {@link ConfigurationError} for anything but a non-negative integer.
+ */
+export function databaseOf(url: ParsedUrl): number {
+  const text = url.url.pathname.replace(/^\//, '') || '0';
+  const db = Number(text);
+  if (!Number.isInteger(db) || db < 0) throw new ConfigurationError(`bad database number ${JSON.stringify(text)} in ${url.display}: expected redis://host:port/0`);
+  return db;
+}
+
 /** ioredis options for the server (or Sentinels) a URL names, and how to name it in errors. */
 function addressOf(url: ParsedUrl): { options: RedisOptions; where: string } {
-  const dbText = url.url.pathname.replace(/^\//, '') || '0';
-  const db = Number(dbText);
-  if (!Number.isInteger(db) || db < 0) throw new ConfigurationError(`bad database number ${JSON.stringify(dbText)} in ${url.display}: expected redis://host:port/0`);
-  const common: RedisOptions = { db };
+  const common: RedisOptions = { db: databaseOf(url) };
   if (url.url.username) common.username = decodeURIComponent(url.url.username);
   if (url.url.password) common.password = decodeURIComponent(url.url.password);
   if (url.scheme === 'rediss') common.tls = tlsOptionsOf(url);

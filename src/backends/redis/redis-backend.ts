@@ -44,6 +44,10 @@ export class RedisBackend implements ResultBackend {
   #client: RedisClient | undefined;
   #subscriber: RedisClient | undefined;
   readonly #watchers = new WatcherRegistry();
+  /** Stores of one event-loop turn go to Redis in one script call. */
+  readonly #stores = new Batcher<{ key: string; json: string }>((_, items) =>
+    (this.#connected() as StoringClient).celeriacStoreResults(items.length, ...items.map((item) => item.key), this.#expires, ...items.map((item) => item.json)),
+  );
 
   constructor(private readonly url: ParsedUrl) {
     this.displayUrl = url.display;
@@ -71,14 +75,9 @@ export class RedisBackend implements ResultBackend {
     this.#subscriber = subscriber;
   }
 
-  /** Stores of one event-loop turn go to Redis in one script call. */
   async store(meta: ResultMeta): Promise<void> {
     await this.#stores.add('', { key: resultKey(meta.task_id), json: encodeJson(meta) });
   }
-
-  readonly #stores = new Batcher<{ key: string; json: string }>((_, items) =>
-    (this.#connected() as StoringClient).celeriacStoreResults(items.length, ...items.map((item) => item.key), this.#expires, ...items.map((item) => item.json)),
-  );
 
   async get(taskId: string): Promise<ResultMeta | null> {
     const text = await this.#connected().get(resultKey(taskId));

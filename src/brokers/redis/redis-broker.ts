@@ -13,15 +13,18 @@
  * restored after `visibility_timeout` (default 3600 s) under kombu's `unacked_mutex`, by Python
  * and TypeScript workers alike; a live celeriac consumer renews what it holds, and an ETA
  * message's entry is dated at its ETA, so neither is delivered twice for outliving the timeout.
+ * celeriac consumers also keep a lease and a set of what they hold, so what a dead celeriac
+ * consumer held comes back once its lease lapses (about 30 s), without waiting for the timeout.
  *
  * Priorities follow kombu: buckets 0, 3, 6, 9, and bucket 0 is served first (the reverse of
  * RabbitMQ), so `capabilities.priorities` is false: the port's "9 first" does not hold here.
  */
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
+import { Batcher } from '../../batcher.js';
 import { parseIsoDate } from '../../protocol/kombu-json.js';
 import type { TransportMessage } from '../../protocol/message.js';
-import { hostname } from 'node:os';
-import { connectRedis, type RedisClient } from '../../redis/client.js';
+import { connectRedis, databaseOf, type RedisClient } from '../../redis/client.js';
 import { numberOption, type ParsedUrl } from '../../url.js';
 import type { Broker, BrokerCapabilities, ConsumeOptions, Consumer, DeadLetter, Delivery, PublishOptions } from '../broker.js';
 import { clampPriority } from '../priority.js';
@@ -37,7 +40,6 @@ import {
   UNACKED_MUTEX,
   type Envelope,
 } from './kombu-layout.js';
-import { Batcher } from '../../batcher.js';
 import { RedisPidbox } from './pidbox.js';
 import { defineScripts, type ScriptedClient } from './scripts.js';
 
@@ -75,16 +77,15 @@ export class RedisBroker implements Broker {
   readonly #consumers = new Set<RedisConsumer>();
   #restoreTimer: NodeJS.Timeout | undefined;
   #renewTimer: NodeJS.Timeout | undefined;
+  /** Acks of one event-loop turn go to Redis together, one script call per consumer. */
+  readonly #acks = new Batcher<string>((held, tags) => this.client.celeriacAck(UNACKED, UNACKED_INDEX, held, ...tags));
 
   constructor(private readonly url: ParsedUrl) {
     this.displayUrl = url.display;
     this.#visibilitySeconds = numberOption(url.options, 'visibility_timeout', 3600);
     this.#stallMs = numberOption(url.options, 'stall_timeout', DEFAULT_STALL_SECONDS) * 1000;
-    this.control = new RedisPidbox(() => this.client, Number(url.url.pathname.slice(1)) || 0);
+    this.control = new RedisPidbox(() => this.client, databaseOf(url));
   }
-
-  /** Acks of one event-loop turn go to Redis together, one script call per consumer. */
-  readonly #acks = new Batcher<string>((held, tags) => this.client.celeriacAck(UNACKED, UNACKED_INDEX, held, ...tags));
 
   /** Called with a warning the user should see (a stalled consumer being reconnected...). */
   onWarning: (message: string) => void = () => undefined;
