@@ -3,7 +3,7 @@
  * `{method, arguments, destination, pattern, matcher}` in JSON. Shared by the brokers whose
  * control channel Python Celery also uses (Redis, RabbitMQ).
  */
-import { decodeJson, encodeJson } from '../protocol/kombu-json.js';
+import { decodeJsonObject, encodeJson } from '../protocol/kombu-json.js';
 import type { ControlCommand } from './broker.js';
 
 /** Celery's control exchange. */
@@ -15,15 +15,9 @@ export function encodeControlCommand(command: ControlCommand): Buffer {
 
 /** The command in a control message body; null for anything that is not one. */
 export function decodeControlCommand(body: Buffer): ControlCommand | null {
-  let decoded: unknown;
-  try {
-    decoded = decodeJson(body.toString('utf8'));
-  } catch {
-    return null;
-  }
-  if (typeof decoded !== 'object' || decoded === null) return null;
-  const { method, arguments: args, destination } = decoded as Record<string, unknown>;
-  if (typeof method !== 'string') return null;
+  const decoded = decodeJsonObject(body);
+  if (!decoded || typeof decoded['method'] !== 'string') return null;
+  const { method, arguments: args, destination } = decoded;
   return {
     method,
     arguments: typeof args === 'object' && args !== null ? (args as Record<string, unknown>) : {},

@@ -48,6 +48,19 @@ export function decodeJson(text: string): unknown {
   return parsed;
 }
 
+/**
+ * Parses a message body that must be a kombu JSON object (a control command, an rpc reply);
+ * null for bad JSON or any other value, so a stray message is ignored rather than thrown on.
+ */
+export function decodeJsonObject(body: Buffer): Record<string, unknown> | null {
+  try {
+    const value = decodeJson(body.toString('utf8'));
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? (value as Record<string, unknown>) : null;
+  } catch {
+    return null;
+  }
+}
+
 function revive(value: unknown): unknown {
   if (value === null || typeof value !== 'object') return value;
   if (Array.isArray(value)) {

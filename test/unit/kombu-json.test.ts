@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeJson, encodeJson, formatIsoDate, parseIsoDate } from '../../src/protocol/kombu-json.js';
+import { decodeJson, decodeJsonObject, encodeJson, formatIsoDate, parseIsoDate } from '../../src/protocol/kombu-json.js';
 
 describe('kombu JSON', () => {
   it('decodes kombu >= 5.3 typed envelopes', () => {
@@ -42,5 +42,18 @@ describe('kombu JSON', () => {
     expect(parseIsoDate('2024-01-02 03:04:05')?.toISOString()).toBe('2024-01-02T03:04:05.000Z');
     expect(parseIsoDate('yesterday')).toBeNull();
     expect(formatIsoDate(new Date('2024-01-02T03:04:05.123Z'))).toBe('2024-01-02T03:04:05.123000+00:00');
+  });
+});
+
+describe('decodeJsonObject', () => {
+  it('returns the object a body holds, and null for bad JSON or any other value', () => {
+    expect(decodeJsonObject(Buffer.from('{"method": "revoke", "when": {"__type__": "datetime", "__value__": "2026-01-02T03:04:05"}}'))).toEqual({
+      method: 'revoke',
+      when: new Date('2026-01-02T03:04:05Z'),
+    });
+    expect(decodeJsonObject(Buffer.from('{{{'))).toBeNull();
+    expect(decodeJsonObject(Buffer.from('[1, 2]'))).toBeNull();
+    expect(decodeJsonObject(Buffer.from('"text"'))).toBeNull();
+    expect(decodeJsonObject(Buffer.from('null'))).toBeNull();
   });
 });

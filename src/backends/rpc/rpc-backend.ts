@@ -12,7 +12,7 @@ import { randomUUID } from 'node:crypto';
 import type { ChannelModel, ConfirmChannel } from 'amqplib';
 import { ChannelSlot } from '../../amqp/channel-slot.js';
 import { AmqpSession } from '../../amqp/session.js';
-import { decodeJson, encodeJson } from '../../protocol/kombu-json.js';
+import { decodeJsonObject, encodeJson } from '../../protocol/kombu-json.js';
 import { SUCCESS, type TaskState } from '../../states.js';
 import { numberOption, type ParsedUrl } from '../../url.js';
 import { DEFAULT_RESULT_EXPIRES_SECONDS, type ResultBackend, type ResultMeta, type StoreContext, type Unwatch } from '../backend.js';
@@ -112,14 +112,8 @@ export class RpcBackend implements ResultBackend {
 
 /** A reply's meta; Celery 5.2 sends only task_id, status, result, traceback and children. */
 function parseReply(content: Buffer, correlationId: unknown): ResultMeta | null {
-  let body: unknown;
-  try {
-    body = decodeJson(content.toString('utf8'));
-  } catch {
-    return null;
-  }
-  if (typeof body !== 'object' || body === null) return null;
-  const reply = body as Partial<ResultMeta>;
+  const reply = decodeJsonObject(content) as Partial<ResultMeta> | null;
+  if (!reply) return null;
   const taskId = typeof reply.task_id === 'string' ? reply.task_id : typeof correlationId === 'string' ? correlationId : null;
   if (!taskId || typeof reply.status !== 'string') return null;
   return {
