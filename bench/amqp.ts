@@ -20,11 +20,12 @@ import {
   celeryNodeVersion,
   childRss,
   delayInBatches,
-  maybe,
   measure,
-  ms,
+  met,
   ratio,
+  ratioCells,
   REDIS_URL,
+  resultCells,
   ROUNDS,
   spread,
   uniqueQueue,
@@ -154,25 +155,8 @@ export async function runAmqpBench(): Promise<void> {
       const i = row.drains.indexOf(best(row));
       return `${row.label} c=${sizes.concurrencies[i]} ${spread(row.drainRounds[i])}`;
     };
-    const rows = [celeriac, py, node].map((r) => [
-      r.label,
-      perSecond(r.single),
-      maybe(r.bulk, perSecond),
-      ...r.drains.map((d) => maybe(d, perSecond)),
-      ms(r.p50),
-      ms(r.p99),
-      `${r.rss.toFixed(1)} MB`,
-    ]);
-    const ratios = (peer: Row): string[] => [
-      `celeriac / ${peer.label}`,
-      ratio(celeriac.single, peer.single),
-      ratio(celeriac.bulk, peer.bulk),
-      ...celeriac.drains.map((d, i) => ratio(d, peer.drains[i]!)),
-      ratio(celeriac.p50, peer.p50),
-      ratio(celeriac.p99, peer.p99),
-      ratio(celeriac.rss, peer.rss),
-    ];
-    const met = (ok: boolean): string => (ok ? 'met' : 'NOT met');
+    const rows = [celeriac, py, node].map(resultCells);
+    const ratios = (peer: Row): string[] => ratioCells(celeriac, peer);
     const rabbit = (await run('rabbitmqctl', ['version'])).stdout.trim();
     writeSection(
       'amqp',

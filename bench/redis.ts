@@ -186,6 +186,25 @@ export async function muted<T>(fn: () => Promise<T>): Promise<T> {
 export const ratio = (a: number, b: number): string => (Number.isFinite(a) && Number.isFinite(b) ? `${(a / b).toFixed(2)}×` : '—');
 export const ms = (value: number): string => `${value.toFixed(2)} ms`;
 export const maybe = (value: number, format: (v: number) => string): string => (Number.isFinite(value) ? format(value) : '—');
+export const met = (ok: boolean): string => (ok ? 'met' : 'NOT met');
+
+/** A system's row of the results table: rates, latency and RSS. */
+export function resultCells(row: Row): string[] {
+  return [row.label, perSecond(row.single), maybe(row.bulk, perSecond), ...row.drains.map((d) => maybe(d, perSecond)), ms(row.p50), ms(row.p99), `${row.rss.toFixed(1)} MB`];
+}
+
+/** The row of celeriac's figures over a peer's, in the columns of {@link resultCells}. */
+export function ratioCells(celeriac: Row, peer: Row): string[] {
+  return [
+    `celeriac / ${peer.label}`,
+    ratio(celeriac.single, peer.single),
+    ratio(celeriac.bulk, peer.bulk),
+    ...celeriac.drains.map((d, i) => ratio(d, peer.drains[i]!)),
+    ratio(celeriac.p50, peer.p50),
+    ratio(celeriac.p99, peer.p99),
+    ratio(celeriac.rss, peer.rss),
+  ];
+}
 
 // ---------------------------------------------------------------------------------------------
 // celeriac (also used by bench/amqp.ts with an amqp:// broker).
@@ -472,26 +491,10 @@ export async function runRedisBench(): Promise<void> {
     celeryNode.drains = [NaN, celeryNode.drains[0]!];
     const lpush = baseline['LPUSH']!;
     const rows = [celeriac, bullmq, celeryNode].map((r) => [
-      r.label,
-      perSecond(r.single),
-      maybe(r.bulk, perSecond),
-      ...r.drains.map((d) => maybe(d, perSecond)),
-      ms(r.p50),
-      ms(r.p99),
-      `${r.rss.toFixed(1)} MB`,
+      ...resultCells(r),
       `${((r.drains[1]! / lpush) * 100).toFixed(2)}% (≈ ${Math.round(lpush / r.drains[1]!)} LPUSH)`,
     ]);
-    const ratios = (peer: Row): string[] => [
-      `celeriac / ${peer.label}`,
-      ratio(celeriac.single, peer.single),
-      ratio(celeriac.bulk, peer.bulk),
-      ...celeriac.drains.map((d, i) => ratio(d, peer.drains[i]!)),
-      ratio(celeriac.p50, peer.p50),
-      ratio(celeriac.p99, peer.p99),
-      ratio(celeriac.rss, peer.rss),
-      '',
-    ];
-    const met = (ok: boolean): string => (ok ? 'met' : 'NOT met');
+    const ratios = (peer: Row): string[] => [...ratioCells(celeriac, peer), ''];
     writeSection(
       'redis',
       `## Redis: celeriac, BullMQ and celery-node on one Redis
