@@ -89,6 +89,29 @@ describe('RedisBroker on kombu\'s layout', () => {
     await got[0]!.ack();
   });
 
+  it("gives back what a dead celeriac consumer held once its lease is gone, without waiting for the visibility timeout", async () => {
+    const queue = `lease-${randomUUID()}`;
+    await (await broker()).publish(queue, message(app, 'x.leased'));
+    const doomed = await broker(); // visibility_timeout stays at its 3600 s default
+    const held: Delivery[] = [];
+    await doomed.consume([queue], (d) => held.push(d), { prefetch: 1 });
+    await until(() => held.length === 1);
+    const tag = (held[0] as unknown as { tag: string }).tag;
+    // The process dies: its connection goes, and its lease lapses (deleted here rather than waited for).
+    (doomed as unknown as { client: Redis }).client.disconnect();
+    const heldKeys = await raw.keys('celeriac.held.*');
+    const owner = (await Promise.all(heldKeys.map(async (key) => ((await raw.sismember(key, tag)) ? key : null)))).find(Boolean);
+    expect(owner).toBeDefined();
+    await raw.del(owner!.replace('celeriac.held.', 'celeriac.alive.'));
+    const got: Delivery[] = [];
+    await (await broker()).consume([queue], (d) => got.push(d), { prefetch: 1 });
+    await until(() => got.length === 1, 5_000, 'the held message to come back');
+    expect(got[0]!.message.headers['task']).toBe('x.leased');
+    expect(got[0]!.redelivered).toBe(true);
+    await got[0]!.ack();
+    expect(await raw.exists(owner!)).toBe(0);
+  });
+
   it('does not deliver an ETA task twice when it waits longer than the visibility timeout', async () => {
     const queue = `eta-${randomUUID()}`;
     const url = `${URL}?visibility_timeout=1`;
