@@ -54,7 +54,9 @@ export interface ResultBackend {
   forget(taskId: string): Promise<void>;
   /**
    * Calls `onChange` with the new meta each time a task's stored state changes, from now on
-   * (callers read the current state with `get` after watching, to close the race).
+   * (callers read the current state with `get` after watching, to close the race). A backend
+   * whose watch takes effect later than the call (a subscription on another connection) reads
+   * the state itself once it does.
    */
   watch(taskId: string, onChange: (meta: ResultMeta) => void): Unwatch;
   /** Deletes expired results; returns how many. Backends that expire keys themselves return 0. */

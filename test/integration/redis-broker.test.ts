@@ -11,10 +11,12 @@ import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Celeriac, ConnectionError, createBroker, createLogger } from '../../src/index.js';
 import type { Broker, Delivery } from '../../src/brokers/broker.js';
+import { waitForReady, type ResultMeta } from '../../src/backends/backend.js';
 import { encodeTaskMessage } from '../../src/protocol/encode.js';
 import { startWorkerProcess, tempSqlite } from '../helpers/cli.js';
 import { startTestRedis } from '../helpers/redis-server.js';
-import { startFreezingProxy } from '../helpers/tcp-proxy.js';
+import { openBackend } from '../conformance/open.js';
+import { startFaultProxy } from '../helpers/tcp-proxy.js';
 import { until } from '../helpers/wait.js';
 
 const URL = 'redis://127.0.0.1:6379/7';
@@ -161,7 +163,7 @@ describe('RedisBroker on kombu\'s layout', () => {
   });
 
   it('reconnects a consumer whose connection silently stops answering (the watchdog)', async () => {
-    const proxy = await startFreezingProxy(6379);
+    const proxy = await startFaultProxy(6379);
     opened.push(proxy);
     const queue = `watchdog-${randomUUID()}`;
     const consumerSide = await broker(`redis://127.0.0.1:${proxy.port}/7?stall_timeout=2`);
@@ -190,6 +192,40 @@ describe('RedisBroker on kombu\'s layout', () => {
 });
 
 describe('RedisBackend subscriptions', () => {
+  const stored = (taskId: string): ResultMeta => ({ task_id: taskId, status: 'SUCCESS', result: taskId, traceback: null, children: [], date_done: '2026-01-02T03:04:05.000000+00:00' });
+  const within = <T>(promise: Promise<T>, ms: number): Promise<T> =>
+    Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`not within ${ms} ms`)), ms))]);
+
+  it('sees a result stored while its subscription is still on the way', async () => {
+    const proxy = await startFaultProxy(6379);
+    opened.push(proxy);
+    const waiter = await openBackend(`redis://127.0.0.1:${proxy.port}/7?poll_interval=60`);
+    opened.push(waiter);
+    const writer = await openBackend(URL);
+    opened.push(writer);
+    const first = randomUUID(); // its watch opens the subscriber connection, the proxy's second
+    const firstReady = waitForReady(waiter, first);
+    await writer.store(stored(first));
+    await within(firstReady, 5_000);
+
+    proxy.delayToServer(1, 500);
+    const id = randomUUID();
+    const ready = waitForReady(waiter, id);
+    await new Promise((resolve) => setTimeout(resolve, 100)); // the read came back empty; SUBSCRIBE is still on its way
+    await writer.store(stored(id)); // published before Redis knows anyone listens
+    expect((await within(ready, 3_000)).result).toBe(id);
+  });
+
+  it('falls back to reading the key for a result stored without a publish', async () => {
+    const waiter = await openBackend(`${URL}?poll_interval=0.2`);
+    opened.push(waiter);
+    const id = randomUUID();
+    const ready = waitForReady(waiter, id);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await raw.set(`celery-task-meta-${id}`, JSON.stringify(stored(id)), 'EX', 60);
+    expect((await within(ready, 3_000)).result).toBe(id);
+  });
+
   it('shares one subscriber connection and leaves no subscription behind', async () => {
     const celeriac = new Celeriac({ broker: URL, backend: URL });
     opened.push(celeriac);

@@ -195,7 +195,7 @@ export function describeCeleryInterop(name: string, setup: InteropSetup): void {
       celeriac.task('shared.echo', (_ctx, value: number) => value);
       await tsWorker(celeriac, queue);
       const results = Array.from({ length: 200 }, (_, i) => celeriac.sendTask<number>('shared.echo', [i], {}, { queue }));
-      expect(await gather(results, { timeout: 60 })).toEqual(Array.from({ length: 200 }, (_, i) => i));
+      expect(await gather(results, { timeout: 20 })).toEqual(Array.from({ length: 200 }, (_, i) => i));
       const metas = await Promise.all(results.map((r) => r.info()));
       const byTs = metas.filter((m) => m?.worker).length;
       expect(byTs).toBeGreaterThan(0); // celeriac stores its node name; Python (no result_extended) does not

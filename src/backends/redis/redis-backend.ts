@@ -2,9 +2,10 @@
  * `redis://` results on Celery's keys: `celery-task-meta-<id>`, stored with an expiry and
  * published on a channel of the same name, so Python clients read and wait on them as on their
  * own. A stored SUCCESS is never replaced (checked inside a Lua script, which takes the stores
- * of one event-loop turn together). Waiting is push-based:
- * one subscriber connection per backend, one channel per watched id, unsubscribed when the last
- * watcher leaves.
+ * of one event-loop turn together). Waiting is push-based: one subscriber connection per
+ * backend, one channel per watched id, unsubscribed when the last watcher leaves. The key is read
+ * again once a subscription is confirmed (a store that lands before it is not missed) and, as a
+ * fallback for writers that do not publish, every `poll_interval` seconds (5 by default).
  */
 import { decodeJson, encodeJson } from '../../protocol/kombu-json.js';
 import { connectRedis, type RedisClient } from '../../redis/client.js';
@@ -12,6 +13,9 @@ import { numberOption, type ParsedUrl } from '../../url.js';
 import { DEFAULT_RESULT_EXPIRES_SECONDS, type ResultBackend, type ResultMeta, type Unwatch } from '../backend.js';
 import { Batcher } from '../../batcher.js';
 import { WatcherRegistry } from '../watchers.js';
+
+/** Keys read per MGET when re-reading watched results. */
+const READ_CHUNK = 500;
 
 /** Celery's key (and channel) for a task's result. */
 export function resultKey(taskId: string): string {
@@ -41,9 +45,15 @@ type StoringClient = RedisClient & { celeriacStoreResults(...args: Array<string 
 export class RedisBackend implements ResultBackend {
   readonly displayUrl: string;
   readonly #expires: number;
+  readonly #pollIntervalMs: number;
   #client: RedisClient | undefined;
   #subscriber: RedisClient | undefined;
+  #poller: NodeJS.Timeout | undefined;
   readonly #watchers = new WatcherRegistry();
+  /** The stored text last told to each watched id's watchers: reads repeat what a publish told. */
+  readonly #told = new Map<string, string>();
+  /** Subscriptions asked for in one event-loop turn go out as one SUBSCRIBE, then one read. */
+  readonly #subscriptions = new Batcher<string>((_, taskIds) => this.#subscribeAndRead(taskIds));
   /** Stores of one event-loop turn go to Redis in one script call. */
   readonly #stores = new Batcher<{ key: string; json: string }>((_, items) =>
     (this.#connected() as StoringClient).celeriacStoreResults(items.length, ...items.map((item) => item.key), this.#expires, ...items.map((item) => item.json)),
@@ -52,6 +62,7 @@ export class RedisBackend implements ResultBackend {
   constructor(private readonly url: ParsedUrl) {
     this.displayUrl = url.display;
     this.#expires = Math.max(1, Math.round(numberOption(url.options, 'expires', DEFAULT_RESULT_EXPIRES_SECONDS)));
+    this.#pollIntervalMs = Math.max(100, numberOption(url.options, 'poll_interval', 5) * 1000);
   }
 
   async connect(): Promise<void> {
@@ -60,19 +71,14 @@ export class RedisBackend implements ResultBackend {
     client.defineCommand('celeriacStoreResults', { lua: STORE_SCRIPT });
     const subscriber = client.duplicate();
     subscriber.on('error', () => undefined); // reconnects on its own; watchers re-subscribe below
-    subscriber.on('message', (_channel: string, text: string) => {
-      try {
-        this.#watchers.notify(decodeJson(text) as ResultMeta);
-      } catch {
-        // Not a result we can read; Celery would not store one either.
-      }
-    });
+    subscriber.on('message', (_channel: string, text: string) => this.#notify(text));
     subscriber.on('ready', () => {
-      // After a reconnect ioredis restores subscriptions itself; read once in case we missed a publish.
-      for (const id of this.#watchers.ids()) void this.#readAndNotify(id);
+      // Publishes sent while the connection was down are gone: subscribe again, then read.
+      for (const id of this.#watchers.ids()) this.#subscribe(id);
     });
     this.#client = client;
     this.#subscriber = subscriber;
+    this.#poller = setInterval(() => void this.#readAndNotify(this.#watchers.ids()), this.#pollIntervalMs).unref();
   }
 
   async store(meta: ResultMeta): Promise<void> {
@@ -91,16 +97,52 @@ export class RedisBackend implements ResultBackend {
   watch(taskId: string, onChange: (meta: ResultMeta) => void): Unwatch {
     const first = !this.#watchers.has(taskId);
     const unwatch = this.#watchers.add(taskId, onChange);
-    if (first) void this.#subscriber?.subscribe(resultKey(taskId)).catch(() => undefined);
+    if (first) this.#subscribe(taskId);
     return () => {
       unwatch();
-      if (!this.#watchers.has(taskId)) void this.#subscriber?.unsubscribe(resultKey(taskId)).catch(() => undefined);
+      if (this.#watchers.has(taskId)) return;
+      this.#told.delete(taskId);
+      void this.#subscriber?.unsubscribe(resultKey(taskId)).catch(() => undefined);
     };
   }
 
-  async #readAndNotify(taskId: string): Promise<void> {
-    const meta = await this.get(taskId).catch(() => null);
-    if (meta) this.#watchers.notify(meta);
+  #subscribe(taskId: string): void {
+    this.#subscriptions.add('', taskId).catch(() => undefined); // the poll covers a failed subscribe
+  }
+
+  /**
+   * Subscribes, then reads: the subscription is on another connection than reads and stores, so
+   * only a read after Redis confirms it is sure to see a store that no publish will announce.
+   */
+  async #subscribeAndRead(taskIds: string[]): Promise<void> {
+    const watched = taskIds.filter((id) => this.#watchers.has(id));
+    if (watched.length === 0 || !this.#subscriber) return;
+    await this.#subscriber.subscribe(...watched.map(resultKey));
+    await this.#readAndNotify(watched);
+  }
+
+  /** Reads the given results and tells their watchers of those that are stored. */
+  async #readAndNotify(taskIds: string[]): Promise<void> {
+    const client = this.#client;
+    if (!client) return;
+    for (let start = 0; start < taskIds.length; start += READ_CHUNK) {
+      const chunk = taskIds.slice(start, start + READ_CHUNK);
+      const texts = await client.mget(...chunk.map(resultKey)).catch(() => []);
+      for (const text of texts) if (text !== null) this.#notify(text);
+    }
+  }
+
+  /** Tells the watchers of a stored result about it, unless they were told this very text. */
+  #notify(storedText: string): void {
+    let meta: ResultMeta;
+    try {
+      meta = decodeJson(storedText) as ResultMeta;
+    } catch {
+      return; // not a result we can read; Celery would not store one either
+    }
+    if (!this.#watchers.has(meta.task_id) || this.#told.get(meta.task_id) === storedText) return;
+    this.#told.set(meta.task_id, storedText);
+    this.#watchers.notify(meta);
   }
 
   async cleanup(): Promise<number> {
@@ -112,6 +154,7 @@ export class RedisBackend implements ResultBackend {
     const subscriber = this.#subscriber;
     this.#client = undefined;
     this.#subscriber = undefined;
+    clearInterval(this.#poller);
     subscriber?.disconnect();
     await client?.quit().catch(() => client.disconnect());
   }
