@@ -9,7 +9,25 @@ import { ProtocolError } from '../errors.js';
 
 /** Turns a JavaScript value into kombu-compatible JSON text. */
 export function encodeJson(value: unknown): string {
-  return JSON.stringify(value, replacer);
+  // A replacer costs a call per key; most values (a task's result meta) need none.
+  return needsReplacer(value, 0) ? JSON.stringify(value, replacer) : JSON.stringify(value);
+}
+
+/** Deeper than this, the replacer decides (and JSON.stringify reports a cycle). */
+const PLAIN_WALK_DEPTH = 32;
+
+/** True when `value` holds bytes or a bigint, which plain JSON.stringify would get wrong. */
+function needsReplacer(value: unknown, depth: number): boolean {
+  if (typeof value === 'bigint') return true;
+  if (value === null || typeof value !== 'object') return false;
+  if (value instanceof Uint8Array || depth > PLAIN_WALK_DEPTH) return true;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (needsReplacer(value[i], depth + 1)) return true;
+    return false;
+  }
+  const record = value as Record<string, unknown>;
+  for (const key of Object.keys(record)) if (needsReplacer(record[key], depth + 1)) return true;
+  return false;
 }
 
 function replacer(this: Record<string, unknown>, key: string, value: unknown): unknown {
@@ -134,7 +152,12 @@ export function parseIsoDate(text: string): Date | null {
   return Number.isNaN(date.getTime()) ? null : date;
 }
 
+let lastFormatted = { time: NaN, text: '' };
+
 /** Formats a date the way Python's `isoformat()` does for an aware UTC datetime. */
 export function formatIsoDate(date: Date): string {
-  return date.toISOString().replace('Z', '000+00:00');
+  // Busy workers stamp many results within one millisecond: format each millisecond once.
+  const time = date.getTime();
+  if (time !== lastFormatted.time) lastFormatted = { time, text: date.toISOString().replace('Z', '000+00:00') };
+  return lastFormatted.text;
 }
