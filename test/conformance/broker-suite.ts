@@ -10,7 +10,8 @@ import { until } from '../helpers/wait.js';
 
 function message(label: string, extra: Partial<TransportMessage> = {}): TransportMessage {
   return {
-    headers: { task: 'conformance.task', id: label, nested: { list: [1, 'two', null] } },
+    // Non-ASCII text: transports that frame messages by byte length must not count characters.
+    headers: { task: 'conformance.task', id: label, nested: { list: [1, 'two', null] }, note: 'héllo ✓ 漢字 🙂' },
     properties: { correlation_id: label, reply_to: 'reply', delivery_mode: 2 },
     contentType: 'application/json',
     contentEncoding: 'utf-8',

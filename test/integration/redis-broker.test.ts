@@ -156,8 +156,9 @@ describe('RedisBroker on kombu\'s layout', () => {
     opened.unshift({ close: () => w.stop(1) });
     await until(() => reasons.length === 4, 10_000);
     expect(reasons.sort()).toEqual(['malformed', 'undecodable', 'undecodable', 'unknown-protocol']);
+    // task-rejected is emitted as the move begins: wait for the moves themselves.
+    await until(async () => (await raw.llen(`${queue}.celeriac.dead`)) === 4, 5_000, 'four entries moved aside');
     const dead = await raw.lrange(`${queue}.celeriac.dead`, 0, -1);
-    expect(dead).toHaveLength(4);
     expect(dead.map((d) => JSON.parse(d).reason).join('\n')).toMatch(/not valid JSON/);
     expect(await worker.sendTask('x.ok', [], {}, { queue }).get({ timeout: 10 })).toBe('fine');
   });

