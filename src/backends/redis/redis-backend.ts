@@ -22,19 +22,24 @@ export function resultKey(taskId: string): string {
   return `celery-task-meta-${taskId}`;
 }
 
-// Stores results, never replacing a stored SUCCESS, and publishes each one stored.
+// Stores results, never replacing a stored SUCCESS, and publishes each one stored. The current
+// values are read with one MGET per slice of keys (a call per key costs more than the read).
 // KEYS: result keys. ARGV: expiry (s), then one JSON meta per key.
 const STORE_SCRIPT = `
-for i = 1, #KEYS do
-  local current = redis.call('GET', KEYS[i])
-  local keep = false
-  if current then
-    local ok, meta = pcall(cjson.decode, current)
-    keep = ok and type(meta) == 'table' and meta['status'] == 'SUCCESS'
-  end
-  if not keep then
-    redis.call('SETEX', KEYS[i], ARGV[1], ARGV[i + 1])
-    redis.call('PUBLISH', KEYS[i], ARGV[i + 1])
+for first = 1, #KEYS, 1000 do
+  local last = math.min(first + 999, #KEYS)
+  local current = redis.call('MGET', unpack(KEYS, first, last))
+  for i = first, last do
+    local stored = current[i - first + 1]
+    local keep = false
+    if stored then
+      local ok, meta = pcall(cjson.decode, stored)
+      keep = ok and type(meta) == 'table' and meta['status'] == 'SUCCESS'
+    end
+    if not keep then
+      redis.call('SETEX', KEYS[i], ARGV[1], ARGV[i + 1])
+      redis.call('PUBLISH', KEYS[i], ARGV[i + 1])
+    end
   end
 end
 `;

@@ -5,37 +5,52 @@
 import type { RedisClient } from '../../redis/client.js';
 
 // Pops up to ARGV[1] messages across the list keys (in order) and records each as unacked in
-// kombu's shape, and as held by the consumer, in the same step.
+// kombu's shape, and as held by the consumer, in the same step. Pops and records go in a few
+// variadic calls, not one call per message: most of a script's time is per call.
 // KEYS: list keys..., unacked, unacked_index, held. ARGV: limit, now (s), queue name per list key.
 const TAKE = `
 local n = #KEYS - 3
 local limit = tonumber(ARGV[1])
 local out = {}
 local count = 0
+local entries, scores, tags = {}, {}, {}
 for i = 1, n do
-  while count < limit do
-    local raw = redis.call('RPOP', KEYS[i])
-    if not raw then break end
-    -- The tag is in "properties", which kombu and celeriac both write last: the last match is
-    -- it. A plain find per occurrence costs a fifth of a pattern scan over the whole envelope,
-    -- and either is much cheaper than decoding it.
-    local tag = ''
-    local at = string.find(raw, '"delivery_tag"', 1, true)
-    while at do
-      tag = string.match(raw, '^"delivery_tag"%s*:%s*"([^"]+)"', at) or tag
-      at = string.find(raw, '"delivery_tag"', at + 14, true)
+  if count >= limit then break end
+  local popped = redis.call('RPOP', KEYS[i], limit - count)
+  if popped then
+    local queue = cjson.encode(ARGV[2 + i])
+    for _, raw in ipairs(popped) do
+      -- The tag is in "properties", which kombu and celeriac both write last: the last match is
+      -- it. A plain find per occurrence is much cheaper than a pattern scan or a decode.
+      local tag = ''
+      local at = string.find(raw, '"delivery_tag"', 1, true)
+      while at do
+        tag = string.match(raw, '^"delivery_tag"%s*:%s*"([^"]+)"', at) or tag
+        at = string.find(raw, '"delivery_tag"', at + 14, true)
+      end
+      if tag ~= '' then
+        entries[#entries + 1] = tag
+        entries[#entries + 1] = '[' .. raw .. ', "", ' .. queue .. ']'
+        scores[#scores + 1] = ARGV[2]
+        scores[#scores + 1] = tag
+        tags[#tags + 1] = tag
+      end
+      out[#out + 1] = ARGV[2 + i]
+      out[#out + 1] = raw
+      out[#out + 1] = tag
+      count = count + 1
     end
-    if tag ~= '' then
-      redis.call('HSET', KEYS[n + 1], tag, '[' .. raw .. ', "", ' .. cjson.encode(ARGV[2 + i]) .. ']')
-      redis.call('ZADD', KEYS[n + 2], ARGV[2], tag)
-      redis.call('SADD', KEYS[n + 3], tag)
-    end
-    out[#out + 1] = ARGV[2 + i]
-    out[#out + 1] = raw
-    out[#out + 1] = tag
-    count = count + 1
   end
 end
+-- unpack has a stack limit: send the arguments a slice at a time.
+local function each_slice(command, key, args)
+  for first = 1, #args, 2000 do
+    redis.call(command, key, unpack(args, first, math.min(first + 1999, #args)))
+  end
+end
+each_slice('HSET', KEYS[n + 1], entries)
+each_slice('ZADD', KEYS[n + 2], scores)
+each_slice('SADD', KEYS[n + 3], tags)
 return out
 `;
 
