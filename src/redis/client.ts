@@ -52,6 +52,23 @@ export async function connectRedis(url: ParsedUrl): Promise<RedisClient> {
   return client;
 }
 
+/** The oldest Redis the broker runs on: it waits with `BLMOVE` and takes with `RPOP key count` (6.2). */
+export const MINIMUM_BROKER_VERSION = [6, 2] as const;
+
+/**
+ * Checks the `redis_version` line of `INFO server` against {@link MINIMUM_BROKER_VERSION}.
+ *
+ * @throws {@link ConfigurationError} naming the server's version and the one needed.
+ */
+export function requireBrokerVersion(info: string, display: string): void {
+  const version = /^redis_version:([\d.]+)/m.exec(info)?.[1];
+  if (!version) return; // a server that hides its version: let the first command speak
+  const [major = 0, minor = 0] = version.split('.').map(Number);
+  const [needMajor, needMinor] = MINIMUM_BROKER_VERSION;
+  if (major > needMajor || (major === needMajor && minor >= needMinor)) return;
+  throw new ConfigurationError(`${display} runs Redis ${version}; the celeriac broker needs Redis ${needMajor}.${needMinor} or later (BLMOVE, RPOP with a count)`);
+}
+
 /**
  * The database number in a Redis URL's path (0 when there is none).
  *

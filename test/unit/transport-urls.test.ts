@@ -1,6 +1,7 @@
 /** Bad broker and backend URL options fail at once, with a line that says what to write instead. */
 import { describe, expect, it } from 'vitest';
 import { ConfigurationError, createBackend, createBroker } from '../../src/index.js';
+import { requireBrokerVersion } from '../../src/redis/client.js';
 
 async function refusal(open: () => Promise<{ connect(): Promise<void> }>): Promise<string> {
   const error = await open()
@@ -34,5 +35,14 @@ describe('transport URL options', () => {
     await expect(createBackend('rpc://', { brokerUrl: 'redis://127.0.0.1:6379/0' })).rejects.toThrow(
       /the result backend rpc:\/\/ sends results over the broker's RabbitMQ, but the broker is redis:\/\/127\.0\.0\.1:6379\/0/,
     );
+  });
+
+  it('refuses a Redis older than the broker needs, naming both versions', () => {
+    const info = (version: string): string => `# Server\r\nredis_version:${version}\r\nredis_mode:standalone\r\n`;
+    expect(() => requireBrokerVersion(info('5.0.7'), 'redis://old:6379/0')).toThrow(
+      new ConfigurationError('redis://old:6379/0 runs Redis 5.0.7; the celeriac broker needs Redis 6.2 or later (BLMOVE, RPOP with a count)'),
+    );
+    expect(() => requireBrokerVersion(info('6.0.16'), 'redis://old:6379/0')).toThrow(/runs Redis 6\.0\.16/);
+    for (const fine of ['6.2.0', '7.0.15', '10.0.1']) expect(() => requireBrokerVersion(info(fine), 'redis://new:6379/0')).not.toThrow();
   });
 });

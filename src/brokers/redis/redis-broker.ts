@@ -24,7 +24,7 @@ import { hostname } from 'node:os';
 import { Batcher } from '../../batcher.js';
 import { parseIsoDate } from '../../protocol/kombu-json.js';
 import type { TransportMessage } from '../../protocol/message.js';
-import { connectRedis, databaseOf, type RedisClient } from '../../redis/client.js';
+import { connectRedis, databaseOf, requireBrokerVersion, type RedisClient } from '../../redis/client.js';
 import { numberOption, type ParsedUrl } from '../../url.js';
 import type { Broker, BrokerCapabilities, ConsumeOptions, Consumer, DeadLetter, Delivery, PublishOptions } from '../broker.js';
 import { clampPriority } from '../priority.js';
@@ -93,6 +93,13 @@ export class RedisBroker implements Broker {
   async connect(): Promise<void> {
     if (this.#client) return;
     const client = defineScripts(await connectRedis(this.url));
+    try {
+      // A user whose ACL forbids INFO gets no check rather than no broker.
+      requireBrokerVersion(await client.info('server').catch(() => ''), this.displayUrl);
+    } catch (error) {
+      client.disconnect();
+      throw error;
+    }
     client.on('error', () => undefined); // ioredis reconnects; commands wait meanwhile
     client.on('ready', () => {
       for (const consumer of this.#consumers) consumer.reclaimSoon();
