@@ -11,6 +11,7 @@ import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Celeriac, ConnectionError, createBroker, createLogger } from '../../src/index.js';
 import type { Broker, Delivery } from '../../src/brokers/broker.js';
+import type { RedisBroker } from '../../src/brokers/redis/redis-broker.js';
 import { waitForReady, type ResultMeta } from '../../src/backends/backend.js';
 import { encodeTaskMessage } from '../../src/protocol/encode.js';
 import { startWorkerProcess, tempSqlite } from '../helpers/cli.js';
@@ -65,6 +66,28 @@ describe('RedisBroker on kombu\'s layout', () => {
     await Promise.all(got.map((d) => d.ack()));
     expect(await raw.hget('unacked', tag)).toBeNull();
     expect(await raw.zscore('unacked_index', tag)).toBeNull();
+    await consumer.cancel();
+  });
+
+  it('takes a batch per round trip: a quarter of the prefetch, refilled as a quarter frees up', async () => {
+    const queue = `take-${randomUUID()}`;
+    const b = (await broker()) as RedisBroker;
+    await b.publishMany(Array.from({ length: 150 }, () => ({ queue, message: message(app, 'x.task') })));
+    const takes: Array<{ asked: number; got: number }> = [];
+    const take = b.take.bind(b);
+    b.take = async (queues, limit, held) => {
+      const taken = await take(queues, limit, held);
+      takes.push({ asked: limit, got: taken.length });
+      return taken;
+    };
+    const got: Delivery[] = [];
+    const consumer = await b.consume([queue], (d) => got.push(d), { prefetch: 100 });
+    await until(() => got.length === 100);
+    expect(takes).toEqual(Array.from({ length: 4 }, () => ({ asked: 25, got: 25 })));
+    await Promise.all(got.splice(0, 30).map((d) => d.ack()));
+    await until(() => got.length === 95, 5_000, 'a refill of a quarter');
+    expect(takes.slice(4)).toEqual([{ asked: 25, got: 25 }]);
+    await Promise.all(got.map((d) => d.ack()));
     await consumer.cancel();
   });
 
