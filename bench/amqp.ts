@@ -13,6 +13,9 @@ import { promisify } from 'node:util';
 import amqp from 'amqplib';
 import { Redis } from 'ioredis';
 import { Celeriac } from '../src/index.js';
+import { publishProperties } from '../src/brokers/amqp/amqp-broker.js';
+import { encodeTaskMessage } from '../src/protocol/encode.js';
+import type { TransportMessage } from '../src/protocol/message.js';
 import { machine, perSecond, rate, table, writeSection } from './lib.js';
 import {
   celeriacSystem,
@@ -96,21 +99,39 @@ async function celeriacFill(queue: string, n: number): Promise<void> {
   await app.close();
 }
 
-/** What RabbitMQ takes here with confirms: raw amqplib, persistent 400-byte messages, confirmed batches of 1,000. */
-async function rawConfirmRate(connection: amqp.ChannelModel, n: number): Promise<number> {
+/**
+ * What RabbitMQ takes here with confirms, without celeriac: raw amqplib publishing persistent
+ * messages in confirmed batches of 1,000 — bare 400-byte bodies, or `message` exactly as
+ * celeriac sends it (Celery's header table and properties). Also returns this process's CPU
+ * share, to show which side is the limit.
+ */
+async function rawConfirmRate(connection: amqp.ChannelModel, n: number, message?: TransportMessage): Promise<{ rate: number; nodeCpu: number }> {
   const channel = await connection.createConfirmChannel();
   const queue = uniqueQueue('raw-amqplib');
   await channel.assertQueue(queue, { durable: true });
-  const body = Buffer.alloc(400, 'x');
+  const body = message?.body ?? Buffer.alloc(400, 'x');
+  const options = message ? publishProperties(message, undefined) : { persistent: true };
+  const cpu = process.cpuUsage();
+  const started = performance.now();
   const perSecond = await rate(n, async () => {
     for (let i = 0; i < n; i += 1000) {
-      for (let j = 0; j < 1000; j++) channel.publish('', queue, body, { persistent: true });
+      for (let j = 0; j < 1000; j++) channel.publish('', queue, body, options);
       await channel.waitForConfirms();
     }
   });
+  const used = process.cpuUsage(cpu);
+  const nodeCpu = (used.user + used.system) / 1000 / (performance.now() - started);
   await channel.deleteQueue(queue);
   await channel.close();
-  return perSecond;
+  return { rate: perSecond, nodeCpu };
+}
+
+/** One no-op task message as celeriac puts it on the wire. */
+async function celeriacWireMessage(): Promise<TransportMessage> {
+  const app = new Celeriac({ broker: 'memory://', backend: 'memory://' });
+  const message = encodeTaskMessage(app.buildMessage('bench.noop', [], {}, {}));
+  await app.close();
+  return message;
 }
 
 export async function runAmqpBench(): Promise<void> {
@@ -143,6 +164,7 @@ export async function runAmqpBench(): Promise<void> {
       reset,
     )) as [Row, Row, Row];
     const raw = await rawConfirmRate(connection, 20_000);
+    const rawCelery = await rawConfirmRate(connection, 20_000, await celeriacWireMessage());
     node.drains = [NaN, NaN, node.drains[0]!];
     node.drainRounds = [[], [], node.drainRounds[0]!];
     await reset();
@@ -174,8 +196,10 @@ the median of ${ROUNDS} rounds, the systems taking turns; latency and RSS come f
 ${table(['system', 'enqueue (single, awaited)', 'enqueue (bulk)', 'drain c=1', 'drain c=2', 'drain c=50', 'enqueue→start p50', 'p99', 'idle worker RSS'], [...rows, ratios(py), ratios(node)])}
 
 Ratios are celeriac's figure over the peer's: above 1 is better for rates, below 1 is better for latency and RSS.
-For scale: raw amqplib on a confirm channel (persistent 400-byte messages, confirmed batches of 1,000) publishes
-${perSecond(raw)} to this RabbitMQ; celeriac's \`delayMany\` reaches ${((celeriac.bulk / raw) * 100).toFixed(0)}% of that.
+For scale, raw amqplib on a confirm channel (persistent messages, confirmed batches of 1,000) publishes
+${perSecond(raw.rate)} bare 400-byte messages to this RabbitMQ, and ${perSecond(rawCelery.rate)} of the message celeriac sends
+(Celery's header table and properties) with this process at ${(rawCelery.nodeCpu * 100).toFixed(0)}% of a core: RabbitMQ, not the
+client, sets that ceiling. celeriac's \`delayMany\` reaches ${((celeriac.bulk / rawCelery.rate) * 100).toFixed(0)}% of it.
 
 - **celeriac**: producer and worker in one process (workers at prefetch max(4 × c, 100)); every publish waits for
   RabbitMQ's confirm. Drain clocks start at \`worker.start()\`. RSS: \`celeriac worker -A bench/noop-tasks.js\`.
@@ -200,7 +224,8 @@ Best drain of each system across the rounds (min–max): ${[celeriac, py, node].
 
 Targets (issue): drain ≥ 3× Python Celery's best pool — ${met(best(celeriac) >= 3 * best(py))} (celeriac best ${perSecond(best(celeriac))} vs ${perSecond(best(py))}: ${ratio(best(celeriac), best(py))});
 drain ≥ the best Node peer's — ${met(best(celeriac) >= best(node))} (vs celery-node ${perSecond(best(node))}: ${ratio(best(celeriac), best(node))}); publish with confirms
-≥ 20,000 messages/s — ${met(celeriac.bulk >= 20_000)} (${perSecond(celeriac.bulk)} with \`delayMany\`; ${perSecond(celeriac.single)} awaiting each \`delay\`).`,
+≥ 20,000 messages/s — ${met(celeriac.bulk >= 20_000)} (${perSecond(celeriac.bulk)} with \`delayMany\`; ${perSecond(celeriac.single)} awaiting each \`delay\`;
+raw amqplib with the same messages: ${perSecond(rawCelery.rate)}).`,
     );
   } finally {
     // A failed cleanup must not hide the error that ended the run.

@@ -412,8 +412,8 @@ class PidboxChannel implements ControlChannel {
   }
 }
 
-/** AMQP basic properties for a Celery message. */
-function publishProperties(message: TransportMessage, priority: number | undefined): Options.Publish {
+/** AMQP basic properties for a Celery message. @internal (also used by bench/amqp.ts) */
+export function publishProperties(message: TransportMessage, priority: number | undefined): Options.Publish {
   const { correlation_id, reply_to, delivery_mode, expiration } = message.properties;
   const properties: Options.Publish = {
     contentType: message.contentType,
