@@ -49,6 +49,26 @@ function rabbitmqctl(what: string, columns: string[]): Array<Record<string, stri
 }
 
 describe('AmqpBroker on Celery\'s entities', () => {
+  it('acks a turn\'s finished deliveries together without covering one still running', async () => {
+    const queue = `acks-${randomUUID()}`;
+    const b = await broker();
+    const celeriac = app();
+    await b.publishMany(Array.from({ length: 10 }, (_, i) => ({ queue, message: encodeTaskMessage(celeriac.buildMessage('x.task', [i], {}, {})) })));
+    const got: Delivery[] = [];
+    const consumer = await b.consume([queue], (d) => got.push(d), { prefetch: 10 });
+    await until(() => got.length === 10);
+    const running = got[3]!; // finishes last: acks of the others must not take it along
+    await Promise.all(got.filter((d) => d !== running).map((d) => d.ack()));
+    await until(() => Number(rabbitmqctl('queues', ['name', 'messages_unacknowledged']).find((q) => q['name'] === queue)?.['messages_unacknowledged']) === 1, 5_000, 'one message unacked');
+    await running.reject(true);
+    await until(() => got.length === 11, 5_000, 'the running one to come back');
+    expect(got[10]!.redelivered).toBe(true);
+    expect(got[10]!.message.headers['id']).toBe(running.message.headers['id']);
+    await got[10]!.ack();
+    await until(() => Number(rabbitmqctl('queues', ['name', 'messages']).find((q) => q['name'] === queue)?.['messages']) === 0, 5_000, 'the queue empty');
+    await consumer.cancel();
+  });
+
   it('declares the queue, its direct exchange and binding as Celery does, and publishes persistent messages', async () => {
     const queue = `topology-${randomUUID()}`;
     const b = await broker();
@@ -106,7 +126,7 @@ describe('AmqpBroker on Celery\'s entities', () => {
     await b.publish(queue, encodeTaskMessage(celeriac.buildMessage('x.task', [], {}, {})));
     await until(() => got.length === 1);
     // Acking an unknown delivery tag is a channel error: RabbitMQ closes the channel.
-    const channel = (got[0] as unknown as { channel: amqplib.Channel }).channel;
+    const channel = (got[0] as unknown as { acks: { channel: amqplib.Channel } }).acks.channel;
     channel.ack({ fields: { deliveryTag: 999_999 } } as amqplib.Message);
     await until(() => got.length === 2, 10_000, 'the unacked message to come back on a new channel');
     expect(got[1]!.redelivered).toBe(true);

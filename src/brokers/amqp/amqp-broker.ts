@@ -15,6 +15,7 @@ import { hostname } from 'node:os';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
 import { ChannelSlot } from '../../amqp/channel-slot.js';
 import { AmqpSession } from '../../amqp/session.js';
+import { ChannelAcks } from './channel-acks.js';
 import { ConfigurationError, ConnectionError } from '../../errors.js';
 import type { TransportMessage } from '../../protocol/message.js';
 import { numberOption, type ParsedUrl } from '../../url.js';
@@ -244,6 +245,8 @@ export class AmqpBroker implements Broker {
  */
 class AmqpConsumer implements Consumer {
   #channel: Channel | undefined;
+  /** The current channel's acks, sent together at the end of each event-loop turn. */
+  #acks!: ChannelAcks;
   #channelConnection: ChannelModel | undefined;
   #tags: string[] = [];
   #cancelled = false;
@@ -275,11 +278,13 @@ class AmqpConsumer implements Consumer {
     // know per-consumer limits, so there each queue gets the full prefetch).
     await channel.prefetch(this.prefetch, this.queues.length > 1 && !this.quorum);
     this.#channel = channel;
+    this.#acks = new ChannelAcks(channel);
     this.#channelConnection = connection;
     this.#outstanding.clear(); // deliveries of a lost channel come back from RabbitMQ
     this.#tags = [];
     for (const queue of this.queues) {
-      const { consumerTag } = await channel.consume(queue, (message) => message && this.#deliver(channel, queue, message), { noAck: false });
+      const acks = this.#acks;
+      const { consumerTag } = await channel.consume(queue, (message) => message && this.#deliver(acks, queue, message), { noAck: false });
       this.#tags.push(consumerTag);
     }
   }
@@ -298,8 +303,9 @@ class AmqpConsumer implements Consumer {
     }, 100);
   }
 
-  #deliver(channel: Channel, queue: string, message: ConsumeMessage): void {
-    const delivery = new AmqpDelivery(this, channel, queue, message);
+  #deliver(acks: ChannelAcks, queue: string, message: ConsumeMessage): void {
+    acks.track(message);
+    const delivery = new AmqpDelivery(this, acks, queue, message);
     this.#outstanding.add(delivery);
     this.onDelivery(delivery);
   }
@@ -329,7 +335,7 @@ class AmqpDelivery implements Delivery {
 
   constructor(
     private readonly consumer: AmqpConsumer,
-    private readonly channel: Channel,
+    private readonly acks: ChannelAcks,
     readonly queue: string,
     private readonly raw: ConsumeMessage,
   ) {
@@ -338,11 +344,11 @@ class AmqpDelivery implements Delivery {
   }
 
   async ack(): Promise<void> {
-    this.#settle(() => this.channel.ack(this.raw));
+    this.#settle(() => this.acks.ack(this.raw));
   }
 
   async reject(requeue: boolean): Promise<void> {
-    this.#settle(() => this.channel.nack(this.raw, false, requeue));
+    this.#settle(() => this.acks.nack(this.raw, requeue));
   }
 
   async deadLetter(reason: string): Promise<void> {

@@ -1,0 +1,81 @@
+/**
+ * Acks of one consumer channel, gathered per event-loop turn: the acked deliveries at the front
+ * of the channel's unsettled window go in one `basic.ack` with `multiple`, the others one frame
+ * each. Nothing is held back past the turn (a held ack still counts against the prefetch), and
+ * nothing unsettled is ever covered by a `multiple` ack.
+ */
+import type { Channel, Message } from 'amqplib';
+
+type State = 'open' | 'acked' | 'settled';
+
+interface Entry {
+  readonly message: Message;
+  state: State;
+}
+
+export class ChannelAcks {
+  /** Deliveries in the order RabbitMQ numbered them; settled ones are dropped from the front. */
+  #window: Entry[] = [];
+  #head = 0;
+  readonly #entries = new Map<number, Entry>();
+  #flushScheduled = false;
+
+  constructor(private readonly channel: Channel) {}
+
+  /** Records a delivery as unsettled (call in the order deliveries arrive). */
+  track(message: Message): void {
+    const entry: Entry = { message, state: 'open' };
+    this.#window.push(entry);
+    this.#entries.set(message.fields.deliveryTag, entry);
+  }
+
+  /** Acks at the end of this turn, together with the turn's other acks. */
+  ack(message: Message): void {
+    const entry = this.#entries.get(message.fields.deliveryTag);
+    if (!entry || entry.state !== 'open') return;
+    entry.state = 'acked';
+    if (this.#flushScheduled) return;
+    this.#flushScheduled = true;
+    setImmediate(() => this.#flush());
+  }
+
+  /** Rejects now, with or without requeue. */
+  nack(message: Message, requeue: boolean): void {
+    const entry = this.#entries.get(message.fields.deliveryTag);
+    if (entry) entry.state = 'settled';
+    this.#entries.delete(message.fields.deliveryTag);
+    this.channel.nack(message, false, requeue);
+  }
+
+  #flush(): void {
+    this.#flushScheduled = false;
+    let front: Message | undefined;
+    while (this.#head < this.#window.length) {
+      const entry = this.#window[this.#head]!;
+      if (entry.state === 'open') break;
+      if (entry.state === 'acked') front = entry.message;
+      this.#forget(entry);
+      this.#head++;
+    }
+    try {
+      if (front) this.channel.ack(front, true);
+      for (let i = this.#head; i < this.#window.length; i++) {
+        const entry = this.#window[i]!;
+        if (entry.state !== 'acked') continue;
+        this.channel.ack(entry.message);
+        this.#forget(entry);
+      }
+    } catch {
+      // the channel closed: RabbitMQ puts its unacked messages back
+    }
+    if (this.#head > 1024 && this.#head * 2 > this.#window.length) {
+      this.#window = this.#window.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  #forget(entry: Entry): void {
+    entry.state = 'settled';
+    this.#entries.delete(entry.message.fields.deliveryTag);
+  }
+}
