@@ -5,12 +5,13 @@ import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { ResultBackend } from './backends/backend.js';
 import { createBackend } from './backends/index.js';
-import type { Broker, PublishOptions } from './brokers/broker.js';
+import type { Broker, PublishOptions, QueueDeclaration } from './brokers/broker.js';
 import { createBroker } from './brokers/index.js';
 import { ConfigurationError } from './errors.js';
 import { encodeTaskMessage } from './protocol/encode.js';
 import { emptyEmbed, type TaskMessage } from './protocol/message.js';
 import { AsyncResult, type ResultSource, type RevokeOptions } from './result.js';
+import { exchangeOptionsFor, Router, type Destination, type Routes } from './routing.js';
 import { Task, type ApplyOptions, type PublishRetryPolicy, type TaskHandler, type TaskOptions, type TaskSender } from './task.js';
 import type { WorkerOptions } from './worker/options.js';
 import { Worker } from './worker/worker.js';
@@ -28,6 +29,19 @@ export interface CeleriacConfig {
   defaultQueue?: string;
   /** Defaults for every task defined on this app. */
   taskDefaults?: TaskOptions;
+  /**
+   * How queues are bound, as Celery's `task_queues` (RabbitMQ): a queue with an `exchange` is
+   * declared on that exchange with its `routingKey`, and calls routed to the queue are
+   * published through the exchange. Queues not listed get Celery's default: a direct exchange
+   * of the queue's name. Other brokers reach every queue by its name.
+   */
+  queues?: QueueDeclaration[];
+  /**
+   * Where calls of each task go, as Celery's `task_routes`: task names or `*` patterns to
+   * `{ queue, exchange, routingKey }`; the first matching entry wins. A call's own options
+   * win over its route, and a route over the task's `queue`.
+   */
+  routes?: Routes;
 }
 
 const DEFAULT_PUBLISH_RETRY: Required<PublishRetryPolicy> = { maxRetries: 3, intervalStart: 0, intervalStep: 0.2, intervalMax: 1 };
@@ -39,6 +53,9 @@ export class Celeriac implements TaskSender, ResultSource {
   brokerUrl: string;
   backendUrl: string;
   readonly defaultQueue: string;
+  /** The app's queue declarations, given to the broker before it declares anything. */
+  readonly queueDeclarations: readonly QueueDeclaration[];
+  readonly #router: Router;
   /** This process's node name as a producer: `gen<pid>@<host>`, as Celery clients name theirs. */
   readonly origin = `gen${process.pid}@${hostname()}`;
   private readonly taskDefaults: TaskOptions;
@@ -50,6 +67,8 @@ export class Celeriac implements TaskSender, ResultSource {
     this.backendUrl = config.backend ?? process.env['CELERIAC_RESULT_BACKEND'] ?? this.brokerUrl;
     this.defaultQueue = config.defaultQueue ?? 'celery';
     this.taskDefaults = config.taskDefaults ?? {};
+    this.queueDeclarations = config.queues ?? [];
+    this.#router = new Router(config.routes ?? {}, this.queueDeclarations, this.defaultQueue);
   }
 
   /**
@@ -102,7 +121,7 @@ export class Celeriac implements TaskSender, ResultSource {
   /** @internal Builds, encodes and publishes one task message. */
   send<R>(name: string, args: unknown[], options: ApplyOptions, defaults: TaskOptions): AsyncResult<R> {
     const message = this.buildMessage(name, args, options, defaults);
-    const sent = this.publish(message, options.queue ?? defaults.queue ?? this.defaultQueue, options);
+    const sent = this.publish(message, this.#router.resolve(name, options, defaults.queue), options);
     const result = new AsyncResult<R>(message.id, this, sent);
     sent.catch(() => undefined); // observed through result.sent / result.get()
     return result;
@@ -110,11 +129,11 @@ export class Celeriac implements TaskSender, ResultSource {
 
   /** @internal Builds and publishes many messages of one task in one broker batch. */
   sendMany<R>(name: string, argsList: readonly unknown[][], options: ApplyOptions, defaults: TaskOptions): AsyncResult<R>[] {
-    const queue = options.queue ?? defaults.queue ?? this.defaultQueue;
+    const destination = this.#router.resolve(name, options, defaults.queue);
     const shared = { ...options };
     delete shared.taskId; // each message gets its own id
     const messages = argsList.map((args) => this.buildMessage(name, args, shared, defaults));
-    const sent = this.publishMany(messages, queue, options);
+    const sent = this.publishMany(messages, destination, options);
     sent.catch(() => undefined); // observed through each result's sent / get()
     return messages.map((message) => new AsyncResult<R>(message.id, this, sent));
   }
@@ -151,33 +170,38 @@ export class Celeriac implements TaskSender, ResultSource {
     };
   }
 
-  /** @internal Publishes a built message to a queue, retrying per the policy. */
-  async publish(message: TaskMessage, queue: string, options: Pick<ApplyOptions, 'retry' | 'retryPolicy'> = {}): Promise<void> {
+  /** @internal Publishes a built message to its destination, retrying per the policy. */
+  async publish(message: TaskMessage, destination: Destination, options: Pick<ApplyOptions, 'retry' | 'retryPolicy'> = {}): Promise<void> {
     const broker = await this.broker();
     const replyTo = message.replyTo ?? (await this.backend().catch(() => undefined))?.replyTo ?? null;
     const wire = encodeTaskMessage(replyTo === message.replyTo ? message : { ...message, replyTo });
-    const publishOptions = publishOptionsOf(message);
-    await withPublishRetry(options, () => broker.publish(queue, wire, publishOptions));
+    const publishOptions = { ...publishOptionsOf(message), ...exchangeOptionsFor(destination, broker) };
+    await withPublishRetry(options, () => broker.publish(destination.queue, wire, publishOptions));
   }
 
   /**
    * @internal Publishes built messages to one queue as a single broker batch, retrying the
    * batch per the policy (a batch whose confirmation was lost may then arrive twice).
    */
-  async publishMany(messages: readonly TaskMessage[], queue: string, options: Pick<ApplyOptions, 'retry' | 'retryPolicy'> = {}): Promise<void> {
+  async publishMany(messages: readonly TaskMessage[], destination: Destination, options: Pick<ApplyOptions, 'retry' | 'retryPolicy'> = {}): Promise<void> {
     const broker = await this.broker();
     const replyTo = (await this.backend().catch(() => undefined))?.replyTo ?? null;
+    const routing = exchangeOptionsFor(destination, broker);
     const items = messages.map((message) => ({
-      queue,
+      queue: destination.queue,
       message: encodeTaskMessage(message.replyTo === null && replyTo ? { ...message, replyTo } : message),
-      options: publishOptionsOf(message),
+      options: { ...publishOptionsOf(message), ...routing },
     }));
     await withPublishRetry(options, () => broker.publishMany(items));
   }
 
   /** The connected broker (connected on first use). */
   broker(): Promise<Broker> {
-    this.#broker ??= connectOnce(() => createBroker(this.brokerUrl)).catch((error: unknown) => {
+    this.#broker ??= connectOnce(async () => {
+      const broker = await createBroker(this.brokerUrl);
+      broker.declareQueues?.(this.queueDeclarations);
+      return broker;
+    }).catch((error: unknown) => {
       this.#broker = undefined; // the next call tries again
       throw error;
     });

@@ -107,6 +107,10 @@ export interface ApplyOptions {
   expires?: number | Date;
   /** Queue to send to. */
   queue?: string;
+  /** Publish through this exchange (RabbitMQ), as Celery's `exchange` option. */
+  exchange?: string;
+  /** The routing key for `exchange`. Default: the queue's name. */
+  routingKey?: string;
   /** Priority 0–9. */
   priority?: number;
   /** Use this id instead of a fresh UUID. */

@@ -20,6 +20,27 @@ export interface BrokerCapabilities {
   readonly durable: boolean;
   /** Other processes on this machine or beyond can share the broker. */
   readonly shared: boolean;
+  /**
+   * Publishes can go through a named exchange with a routing key
+   * ({@link PublishOptions.exchange}), and queues can be bound to exchanges of their own
+   * ({@link QueueDeclaration}): RabbitMQ. Other brokers route by queue name only.
+   */
+  readonly exchanges: boolean;
+}
+
+/**
+ * How a queue is bound, as in Celery's `task_queues`: `Queue('images', Exchange('media',
+ * type='topic'), routing_key='image.#')` is `{ name: 'images', exchange: 'media',
+ * exchangeType: 'topic', routingKey: 'image.#' }`. Without an exchange a queue is bound to a
+ * direct exchange of its own name with its name as the key, which is Celery's default.
+ */
+export interface QueueDeclaration {
+  name: string;
+  exchange?: string;
+  /** Default `direct`. */
+  exchangeType?: 'direct' | 'topic' | 'fanout';
+  /** The binding key. Default: the queue's name. */
+  routingKey?: string;
 }
 
 /** Options for one publish. */
@@ -31,6 +52,14 @@ export interface PublishOptions {
    * `capabilities.delayedDelivery` honour it; others deliver at once and the worker holds it.
    */
   notBefore?: number;
+  /**
+   * Publish through this exchange with {@link routingKey} instead of straight to the queue
+   * (brokers with `capabilities.exchanges` only). The queue argument still names where the
+   * message is expected, for declarations and for the delay path of an ETA.
+   */
+  exchange?: string;
+  /** The routing key for {@link exchange}. Default: the queue's name. */
+  routingKey?: string;
 }
 
 /** One message handed to a consumer. Exactly one of ack, reject or deadLetter settles it. */
@@ -98,6 +127,11 @@ export interface Broker {
   publish(queue: string, message: TransportMessage, options?: PublishOptions): Promise<void>;
   /** Puts many messages in as few round trips as the broker allows. */
   publishMany(items: ReadonlyArray<{ queue: string; message: TransportMessage; options?: PublishOptions }>): Promise<void>;
+  /**
+   * Tells the broker how queues are bound, before it declares them for a publish or a
+   * consumer. Brokers without `capabilities.exchanges` need no declarations and leave it out.
+   */
+  declareQueues?(declarations: readonly QueueDeclaration[]): void;
   /** Starts delivering messages from `queues` (listed first = preferred) to `onDelivery`. */
   consume(queues: readonly string[], onDelivery: (delivery: Delivery) => void, options: ConsumeOptions): Promise<Consumer>;
   /** Removes every waiting message from a queue; returns how many. */

@@ -348,7 +348,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
         this.stats.retried++;
         await this.app.publish(
           { ...request, retries: request.retries + 1, eta: new Date(Date.now() + outcome.countdown * 1000), parentId: request.id, origin: this.options.hostname },
-          job.delivery.queue,
+          { queue: job.delivery.queue },
         );
         await this.#store(job, RETRY, serializeException(outcome.error), stackOf(outcome.error));
         this.emit('task-retried', { id, name, error: outcome.error, countdown: outcome.countdown, retries: request.retries + 1 });

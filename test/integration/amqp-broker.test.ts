@@ -87,6 +87,29 @@ describe('AmqpBroker on Celery\'s entities', () => {
     await connection.close();
   });
 
+  it('binds declared queues to their own exchanges and routes calls through them', async () => {
+    const id = randomUUID().slice(0, 8);
+    const [queue, exchange] = [`images-${id}`, `media-${id}`];
+    const celeriac = new Celeriac({
+      broker: URL,
+      backend: 'memory://',
+      queues: [{ name: queue, exchange, exchangeType: 'topic', routingKey: 'image.#' }],
+      routes: { 'img.*': { queue, routingKey: 'image.resize' } },
+    });
+    opened.push(celeriac);
+    const resize = celeriac.task('img.resize', (_ctx, size: number) => size * 2);
+    const worker = celeriac.worker({ queues: [queue], logger: createLogger('critical') });
+    await worker.start();
+    opened.unshift({ close: () => worker.stop(1) });
+    expect(await resize.delay(21).get({ timeout: 10 })).toBe(42);
+    expect(rabbitmqctl('exchanges', ['name', 'type', 'durable']).filter((e) => e['name'] === exchange || e['name'] === queue)).toEqual([{ name: exchange, type: 'topic', durable: true }]);
+    const bindings = rabbitmqctl('bindings', ['source_name', 'destination_name', 'routing_key']).filter((b) => b['source_name'] === exchange);
+    expect(bindings).toEqual([{ source_name: exchange, destination_name: queue, routing_key: 'image.#' }]);
+    // A call that names only the exchange and a key reaches the queue through the binding.
+    celeriac.task('raw.double', (_ctx, n: number) => n * 2);
+    expect(await celeriac.sendTask<number>('raw.double', [5], {}, { exchange, routingKey: 'image.thumb' }).get({ timeout: 10 })).toBe(10);
+  });
+
   it('uses a queue declared with other arguments as it is, with a warning', async () => {
     const queue = `foreign-${randomUUID()}`;
     const connection = await amqplib.connect(URL);

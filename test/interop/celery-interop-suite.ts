@@ -8,7 +8,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { Celeriac, createLogger, gather, TaskRevokedError, type Worker } from '../../src/index.js';
+import { Celeriac, createLogger, gather, TaskRevokedError, type CeleriacConfig, type Worker } from '../../src/index.js';
 import { until } from '../helpers/wait.js';
 
 const PYTHON_DIR = fileURLToPath(new URL('./python/', import.meta.url));
@@ -26,6 +26,8 @@ export interface InteropSetup {
   maxPriority?: number;
   /** The priorities Celery users on this broker call least and most urgent. */
   priorities: { low: number; high: number };
+  /** The broker routes through exchanges (RabbitMQ): run the topic-exchange scenarios. */
+  exchanges?: boolean;
 }
 
 export function describeCeleryInterop(name: string, setup: InteropSetup): void {
@@ -39,11 +41,11 @@ export function describeCeleryInterop(name: string, setup: InteropSetup): void {
   const closers: Array<() => Promise<unknown>> = [];
 
   /** Starts a Python Celery worker on `queue`; resolves once it logs that it is ready. */
-  function pythonWorker(queue: string): Promise<ChildProcess> {
+  function pythonWorker(queue: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<ChildProcess> {
     // A node name of its own: on RabbitMQ, workers of one name share one control queue.
     const node = `py-${randomUUID().slice(0, 8)}@%h`;
     const args = ['-m', 'celery', '-A', 'celery_app', 'worker', '--pool=solo', '-Q', queue, '-n', node, '--without-mingle', '--without-gossip', '--without-heartbeat', '-l', 'info'];
-    const child = spawn('/usr/bin/python3', args, { cwd: PYTHON_DIR, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('/usr/bin/python3', args, { cwd: PYTHON_DIR, env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(child);
     let log = '';
     return new Promise((resolve, reject) => {
@@ -75,8 +77,8 @@ export function describeCeleryInterop(name: string, setup: InteropSetup): void {
     });
   }
 
-  function app(): Celeriac {
-    const celeriac = new Celeriac({ broker: setup.broker, backend: setup.backend });
+  function app(config: Pick<CeleriacConfig, 'queues'> = {}): Celeriac {
+    const celeriac = new Celeriac({ broker: setup.broker, backend: setup.backend, ...config });
     closers.push(() => celeriac.close());
     return celeriac;
   }
@@ -186,6 +188,23 @@ export function describeCeleryInterop(name: string, setup: InteropSetup): void {
       await tsWorker(celeriac, queue, 1);
       await until(() => ran.length === 6, 30_000, 'six tasks run');
       expect(ran).toEqual(['high', 'high', 'high', 'low', 'low', 'low']);
+    });
+
+    it.runIf(setup.exchanges)('a TypeScript call through a topic exchange reaches a Python worker bound to it', async () => {
+      const id = randomUUID().slice(0, 8);
+      const [queue, exchange] = [`interop-images-${id}`, `interop-media-${id}`];
+      await pythonWorker(queue, { CELERIAC_TEST_TOPIC_QUEUE: `${queue}:${exchange}:image.#` });
+      const product = app().sendTask<number>('py.mul', [6, 7], {}, { exchange, routingKey: 'image.mul' });
+      expect(await product.get({ timeout: 30 })).toBe(42);
+    });
+
+    it.runIf(setup.exchanges)('a Python call through a topic exchange reaches a TypeScript worker bound to it', async () => {
+      const id = randomUUID().slice(0, 8);
+      const [queue, exchange] = [`interop-images-${id}`, `interop-media-${id}`];
+      const celeriac = app({ queues: [{ name: queue, exchange, exchangeType: 'topic', routingKey: 'image.#' }] });
+      tsTasks(celeriac);
+      await tsWorker(celeriac, queue);
+      expect(await pythonClient('routed', exchange, 'image.add')).toEqual(['5']);
     });
 
     it('a Python and a TypeScript worker share one queue without losing a task', async () => {

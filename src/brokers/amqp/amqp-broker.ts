@@ -29,6 +29,7 @@ import type {
   DeadLetter,
   Delivery,
   PublishOptions,
+  QueueDeclaration,
 } from '../broker.js';
 import { decodeControlCommand, encodeControlCommand, PIDBOX_EXCHANGE } from '../pidbox-message.js';
 import { clampPriority } from '../priority.js';
@@ -65,6 +66,8 @@ export class AmqpBroker implements Broker {
   readonly #consumers = new Set<AmqpConsumer>();
   /** Queues declared on the current connection; cleared when it drops. */
   #declared = new Map<string, Promise<void>>();
+  /** How queues are bound, from the app's queue declarations; others get Celery's default. */
+  readonly #declarations = new Map<string, QueueDeclaration>();
   /** Declarations; RabbitMQ closes this channel on a refused declaration, so it is replaced. */
   readonly #topology = new ChannelSlot<Channel>(async () => (await this.#session.current()).createChannel());
   /** Publishing, with confirms. */
@@ -80,7 +83,7 @@ export class AmqpBroker implements Broker {
       throw new ConfigurationError(`URL option queue_type=${queueType} in ${url.display}: use classic or quorum`);
     }
     this.#shape = { maxPriority: maxPriority === null ? null : Math.min(255, numberOption(url.options, 'max_priority', 0)), queueType };
-    this.capabilities = { delayedDelivery: true, priorities: this.#shape.maxPriority !== null, durable: true, shared: true };
+    this.capabilities = { delayedDelivery: true, priorities: this.#shape.maxPriority !== null, durable: true, shared: true, exchanges: true };
     this.#session = new AmqpSession(url);
     this.#session.onLost = () => {
       this.#declared = new Map();
@@ -99,6 +102,10 @@ export class AmqpBroker implements Broker {
     });
   }
 
+  declareQueues(declarations: readonly QueueDeclaration[]): void {
+    for (const declaration of declarations) this.#declarations.set(declaration.name, declaration);
+  }
+
   async publish(queue: string, message: TransportMessage, options: PublishOptions = {}): Promise<void> {
     await this.publishMany([{ queue, message, options }]);
   }
@@ -110,7 +117,7 @@ export class AmqpBroker implements Broker {
       let lastError: unknown;
       try {
         const channel = await this.#publisher.get();
-        for (const queue of new Set(pending.map((item) => item.queue))) await this.declareQueue(queue);
+        for (const queue of this.#queuesToDeclare(pending)) await this.declareQueue(queue);
         const confirms: Array<Promise<unknown>> = [];
         for (const item of pending) {
           const { confirmed, flowing } = this.#send(channel, item);
@@ -132,12 +139,24 @@ export class AmqpBroker implements Broker {
     }
   }
 
+  /**
+   * The queues a batch needs declared first: each queue published to directly, and, for a
+   * publish through an exchange, the queue it is meant for when the app declared how that queue
+   * is bound (as Celery declares a known queue's entities before routing to it).
+   */
+  #queuesToDeclare(items: readonly PublishItem[]): Set<string> {
+    return new Set(items.filter((item) => !item.options?.exchange || this.#declarations.has(item.queue)).map((item) => item.queue));
+  }
+
   /** Sends one message; `confirmed` settles with RabbitMQ's confirm, `flowing` is false when the socket is backed up. */
   #send(channel: ConfirmChannel, { queue, message, options = {} }: PublishItem): { confirmed: Promise<void>; flowing: boolean } {
     const priority = options.priority ?? (message.properties.priority as number | undefined);
     const properties = publishProperties(message, priority === undefined ? undefined : clampPriority(priority));
     const delay = options.notBefore === undefined ? 0 : options.notBefore - Date.now();
-    const [exchange, routingKey] = delay > 0 ? [DELAY_ENTRY_EXCHANGE, delayedRoutingKey(queue, delay)] : ['', queue];
+    // Straight to the queue through the default exchange, as Celery does, unless an exchange
+    // is named; an ETA goes by way of the delay levels to the queue whatever the exchange.
+    const [exchange, routingKey] =
+      delay > 0 ? [DELAY_ENTRY_EXCHANGE, delayedRoutingKey(queue, delay)] : options.exchange ? [options.exchange, options.routingKey ?? queue] : ['', queue];
     let flowing = true;
     const confirmed = new Promise<void>((resolve, reject) => {
       flowing = channel.publish(exchange, routingKey, message.body, properties, (error) => (error ? reject(error) : resolve()));
@@ -166,14 +185,18 @@ export class AmqpBroker implements Broker {
 
   async #declareQueue(queue: string): Promise<void> {
     try {
-      await declareTaskQueue(await this.#topology.get(), queue, this.#shape);
+      await declareTaskQueue(await this.#topology.get(), this.#declarationOf(queue), this.#shape);
     } catch (error) {
       if (!/PRECONDITION_FAILED|inequivalent/i.test(describe(error))) throw error;
       this.onWarning(`queue ${queue} exists with other arguments than this URL asks for (${describe(error)}); using it as it is`);
       const channel = await this.#topology.get();
       await channel.checkQueue(queue);
-      await bindTaskQueue(channel, queue);
+      await bindTaskQueue(channel, this.#declarationOf(queue));
     }
+  }
+
+  #declarationOf(queue: string): QueueDeclaration {
+    return this.#declarations.get(queue) ?? { name: queue };
   }
 
   async consume(queues: readonly string[], onDelivery: (delivery: Delivery) => void, options: ConsumeOptions): Promise<Consumer> {

@@ -18,6 +18,7 @@
  *   Celery's and RabbitMQ would refuse one of the two.
  */
 import type { Channel } from 'amqplib';
+import type { QueueDeclaration } from '../broker.js';
 
 /** The queue a node's control commands arrive on. */
 export const pidboxQueue = (node: string): string => `${node}.celery.pidbox`;
@@ -55,19 +56,29 @@ export function taskQueueArguments(shape: TaskQueueShape): Record<string, unknow
   return args;
 }
 
-/** Declares the task queue `queue` the way Celery does, plus its celeriac bindings. */
-export async function declareTaskQueue(channel: Channel, queue: string, shape: TaskQueueShape): Promise<void> {
-  await channel.assertExchange(queue, 'direct', { durable: true, autoDelete: false });
-  await channel.assertQueue(queue, { durable: true, exclusive: false, autoDelete: false, arguments: taskQueueArguments(shape) });
-  await bindTaskQueue(channel, queue);
+/**
+ * Declares a task queue the way Celery does — its exchange (by default a direct exchange of the
+ * queue's name), the queue, and the binding with its routing key — plus its celeriac bindings.
+ */
+export async function declareTaskQueue(channel: Channel, declaration: QueueDeclaration, shape: TaskQueueShape): Promise<void> {
+  const { exchange, type } = exchangeOf(declaration);
+  await channel.assertExchange(exchange, type, { durable: true, autoDelete: false });
+  await channel.assertQueue(declaration.name, { durable: true, exclusive: false, autoDelete: false, arguments: taskQueueArguments(shape) });
+  await bindTaskQueue(channel, declaration);
 }
 
 /** Binds an existing task queue to its exchange and to celeriac's delay and dead-letter paths. */
-export async function bindTaskQueue(channel: Channel, queue: string): Promise<void> {
-  await channel.bindQueue(queue, queue, queue);
+export async function bindTaskQueue(channel: Channel, declaration: QueueDeclaration): Promise<void> {
+  const queue = declaration.name;
+  await channel.bindQueue(queue, exchangeOf(declaration).exchange, declaration.routingKey ?? queue);
   await channel.bindQueue(queue, DELAY_DELIVER_EXCHANGE, delayedBinding(queue));
   await channel.assertQueue(deadLetterQueue(queue), { durable: true, autoDelete: false });
   await channel.bindQueue(deadLetterQueue(queue), DEAD_LETTER_EXCHANGE, queue);
+}
+
+/** A queue's exchange: its own, or a direct exchange of its name (Celery's default). */
+function exchangeOf(declaration: QueueDeclaration): { exchange: string; type: string } {
+  return declaration.exchange ? { exchange: declaration.exchange, type: declaration.exchangeType ?? 'direct' } : { exchange: declaration.name, type: 'direct' };
 }
 
 /** Declares the delay levels and the dead-letter exchange; idempotent. */

@@ -173,7 +173,7 @@ class MemoryDelivery implements Delivery {
 
 /** The in-process broker. */
 export class MemoryBroker implements Broker {
-  readonly capabilities: BrokerCapabilities = { delayedDelivery: true, priorities: true, durable: false, shared: false };
+  readonly capabilities: BrokerCapabilities = { delayedDelivery: true, priorities: true, durable: false, shared: false, exchanges: false };
   readonly displayUrl: string;
   readonly namespace: MemoryNamespace;
   /** Deliveries handed out by this instance's consumers and not yet settled. */

@@ -67,7 +67,7 @@ interface Taken {
 
 /** The Redis broker. */
 export class RedisBroker implements Broker {
-  readonly capabilities: BrokerCapabilities = { delayedDelivery: false, priorities: false, durable: true, shared: true };
+  readonly capabilities: BrokerCapabilities = { delayedDelivery: false, priorities: false, durable: true, shared: true, exchanges: false };
   readonly displayUrl: string;
   readonly control: RedisPidbox;
   readonly #visibilitySeconds: number;

@@ -48,7 +48,7 @@ const HOST = hostname();
 
 /** The embedded SQLite broker. */
 export class SqliteBroker implements Broker {
-  readonly capabilities: BrokerCapabilities = { delayedDelivery: true, priorities: true, durable: true, shared: true };
+  readonly capabilities: BrokerCapabilities = { delayedDelivery: true, priorities: true, durable: true, shared: true, exchanges: false };
   readonly displayUrl: string;
   readonly path: string;
   readonly control: ControlChannel;

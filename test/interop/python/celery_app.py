@@ -15,6 +15,11 @@ app.conf.task_acks_late = True
 app.conf.worker_prefetch_multiplier = 1
 if os.environ.get('CELERIAC_TEST_MAX_PRIORITY'):
     app.conf.task_queue_max_priority = int(os.environ['CELERIAC_TEST_MAX_PRIORITY'])
+if os.environ.get('CELERIAC_TEST_TOPIC_QUEUE'):
+    # "queue:exchange:binding key": a queue bound to a topic exchange of its own.
+    from kombu import Exchange, Queue
+    _name, _exchange, _key = os.environ['CELERIAC_TEST_TOPIC_QUEUE'].split(':')
+    app.conf.task_queues = [Queue(_name, Exchange(_exchange, type='topic'), routing_key=_key)]
 
 
 @app.task(name='py.mul')
@@ -86,6 +91,11 @@ def priorities(queue):
     for label, priority in [('low', low)] * 3 + [('high', high)] * 3:
         app.send_task('ts.record', args=[label], queue=queue, priority=priority)
     print('sent')
+
+
+def routed(exchange):
+    """Calls ts.add through an exchange with the routing key from argv, naming no queue."""
+    print(app.send_task('ts.add', args=[2, 3], exchange=exchange, routing_key=sys.argv[3]).get(timeout=30))
 
 
 if __name__ == '__main__':
