@@ -110,6 +110,20 @@ describe('AmqpBroker on Celery\'s entities', () => {
     expect(await celeriac.sendTask<number>('raw.double', [5], {}, { exchange, routingKey: 'image.thumb' }).get({ timeout: 10 })).toBe(10);
   });
 
+  it('fans a message out to every queue bound to a fanout exchange', async () => {
+    const id = randomUUID().slice(0, 8);
+    const [left, right, exchange] = [`fan-a-${id}`, `fan-b-${id}`, `fan-${id}`];
+    const b = await broker();
+    b.declareQueues!([left, right].map((name) => ({ name, exchange, exchangeType: 'fanout' as const })));
+    const got: Delivery[] = [];
+    const consumers = await Promise.all([left, right].map((queue) => b.consume([queue], (d) => got.push(d), { prefetch: 5 })));
+    await b.publish(left, encodeTaskMessage(app().buildMessage('x.task', [], {}, {})), { exchange, routingKey: 'ignored' });
+    await until(() => got.length === 2, 5_000, 'a copy in each queue');
+    expect(got.map((d) => d.queue).sort()).toEqual([left, right].sort());
+    await Promise.all(got.map((d) => d.ack()));
+    await Promise.all(consumers.map((c) => c.cancel()));
+  });
+
   it('uses a queue declared with other arguments as it is, with a warning', async () => {
     const queue = `foreign-${randomUUID()}`;
     const connection = await amqplib.connect(URL);
