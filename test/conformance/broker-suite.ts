@@ -60,6 +60,18 @@ export function describeBrokerConformance(name: string, open: () => Promise<Brok
       expect(await broker.queueLength(queue)).toBe(0);
     });
 
+    it('delivers a message whose headers hold undefined values, without them', async () => {
+      fresh();
+      const sent = message('u');
+      await broker.publish(queue, { ...sent, headers: { ...sent.headers, unset: undefined } });
+      const { got, consumer } = await collect(broker, queue);
+      await until(() => got.length === 1);
+      expect(got[0]!.message.headers['unset']).toBeUndefined();
+      expect(got[0]!.message.headers['id']).toBe('u');
+      await got[0]!.ack();
+      await consumer.cancel();
+    });
+
     it('keeps FIFO order within a priority, and publishMany keeps order too', async () => {
       fresh();
       await broker.publishMany(['1', '2', '3'].map((l) => ({ queue, message: message(l) })));

@@ -447,7 +447,7 @@ export function publishProperties(message: TransportMessage, priority: number | 
   const properties: Options.Publish = {
     contentType: message.contentType,
     contentEncoding: message.contentEncoding,
-    headers: withoutUndefined(message.headers),
+    headers: message.headers, // amqplib leaves out undefined values
     deliveryMode: delivery_mode ?? 2,
   };
   if (correlation_id !== undefined) properties.correlationId = correlation_id;
@@ -477,14 +477,6 @@ function toTransportMessage(raw: { content: Buffer; properties: ConsumeMessage['
 }
 
 /** AMQP tables have no `undefined`; such entries are dropped, as JSON would drop them. */
-function withoutUndefined(headers: Record<string, unknown>): Record<string, unknown> {
-  for (const key in headers) {
-    // Copy only when there is something to leave out: most messages have nothing undefined.
-    if (headers[key] === undefined) return Object.fromEntries(Object.entries(headers).filter(([, value]) => value !== undefined));
-  }
-  return headers;
-}
-
 /** Resolves when a backed-up channel can take more, or has closed. */
 function drainedOrClosed(channel: ConfirmChannel): Promise<void> {
   return new Promise((resolve) => {
