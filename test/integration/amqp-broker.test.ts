@@ -124,6 +124,26 @@ describe('AmqpBroker on Celery\'s entities', () => {
     await Promise.all(consumers.map((c) => c.cancel()));
   });
 
+  it('stores results in SQLite or Redis when the broker is RabbitMQ', async () => {
+    const { url: sqlite, cleanup } = tempSqlite();
+    try {
+      for (const backend of [sqlite, 'redis://127.0.0.1:6379/8']) {
+        const celeriac = app({ backend });
+        const queue = `backend-${randomUUID()}`;
+        const triple = celeriac.task('x.triple', (_ctx, n: number) => n * 3, { queue });
+        const worker = celeriac.worker({ queues: [queue], logger: createLogger('critical') });
+        await worker.start();
+        opened.unshift({ close: () => worker.stop(1) });
+        const result = triple.delay(4);
+        expect(await result.get({ timeout: 10 })).toBe(12);
+        expect((await (await celeriac.backend()).get(result.id))?.status).toBe('SUCCESS');
+        expect((await celeriac.backend()).displayUrl).toBe(backend);
+      }
+    } finally {
+      cleanup();
+    }
+  });
+
   it('uses a queue declared with other arguments as it is, with a warning', async () => {
     const queue = `foreign-${randomUUID()}`;
     const connection = await amqplib.connect(URL);
