@@ -91,6 +91,15 @@ describe('RedisBroker on kombu\'s layout', () => {
     await consumer.cancel();
   });
 
+  it('finishes a restore in flight before it closes, so the restore mutex is not left held', async () => {
+    const b = await createBroker(URL);
+    await b.connect();
+    const restoring = (b as RedisBroker).restoreVisible();
+    await b.close();
+    await restoring;
+    expect(await raw.get('unacked_mutex')).toBeNull();
+  });
+
   it('restores what a dead consumer held once the visibility timeout passes', async () => {
     const queue = `restore-${randomUUID()}`;
     const producer = await broker();

@@ -8,7 +8,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { Celeriac, createLogger, gather, TaskRevokedError, type CeleriacConfig, type Worker } from '../../src/index.js';
+import { Celeriac, createBroker, createLogger, gather, TaskRevokedError, type CeleriacConfig, type Delivery, type Worker } from '../../src/index.js';
 import { until } from '../helpers/wait.js';
 
 const PYTHON_DIR = fileURLToPath(new URL('./python/', import.meta.url));
@@ -28,6 +28,12 @@ export interface InteropSetup {
   priorities: { low: number; high: number };
   /** The broker routes through exchanges (RabbitMQ): run the topic-exchange scenarios. */
   exchanges?: boolean;
+  /**
+   * Lost messages come back after a visibility timeout (Redis): run the scenarios where each
+   * side restores what a killed worker of the other held. The value is celeriac's broker URL
+   * with a short `visibility_timeout`.
+   */
+  shortVisibilityBroker?: string;
 }
 
 export function describeCeleryInterop(name: string, setup: InteropSetup): void {
@@ -110,7 +116,7 @@ export function describeCeleryInterop(name: string, setup: InteropSetup): void {
     });
     afterAll(async () => {
       for (const child of children) {
-        if (child.exitCode === null) {
+        if (child.exitCode === null && child.signalCode === null) {
           child.kill('SIGKILL');
           await new Promise((resolve) => child.once('exit', resolve));
         }
@@ -205,6 +211,41 @@ export function describeCeleryInterop(name: string, setup: InteropSetup): void {
       tsTasks(celeriac);
       await tsWorker(celeriac, queue);
       expect(await pythonClient('routed', exchange, 'image.add')).toEqual(['5']);
+    });
+
+    it.runIf(setup.shortVisibilityBroker)('a TypeScript worker restores and runs what a killed Python worker held', async () => {
+      const queue = `interop-lost-py-${randomUUID()}`;
+      const python = await pythonWorker(queue);
+      const celeriac = new Celeriac({ broker: setup.shortVisibilityBroker!, backend: setup.backend });
+      closers.push(() => celeriac.close());
+      celeriac.task('shared.slow', (_ctx, value: string) => `ts:${value}`);
+      const result = celeriac.sendTask<string>('shared.slow', ['x'], {}, { queue });
+      const broker = await celeriac.broker();
+      await until(async () => (await broker.queueLength(queue)) === 0, 10_000, 'Python to take the task');
+      await new Promise((resolve) => setTimeout(resolve, 500)); // and record it as unacked
+      python.kill('SIGKILL');
+      await tsWorker(celeriac, queue);
+      expect(await result.get({ timeout: 20 })).toBe('ts:x');
+    });
+
+    it.runIf(setup.shortVisibilityBroker)('a Python worker restores and runs what a dead TypeScript consumer held', async () => {
+      const queue = `interop-lost-ts-${randomUUID()}`;
+      const celeriac = app();
+      const result = celeriac.sendTask<number>('shared.echo', [7], {}, { queue });
+      await result.sent;
+      // A celeriac consumer takes it and dies: its connections drop, nothing is settled.
+      const doomed = await createBroker(setup.broker);
+      await doomed.connect();
+      closers.push(() => doomed.close().catch(() => undefined));
+      const taken: Delivery[] = [];
+      await doomed.consume([queue], (delivery) => taken.push(delivery), { prefetch: 1 });
+      await until(() => taken.length === 1, 10_000, 'the doomed consumer to take the task');
+      (doomed as unknown as { client: { disconnect(): void } }).client.disconnect();
+      // kombu restores when its consumer starts (then every 10th 10-second tick): let the entry
+      // outlive Python's 2 s visibility timeout first.
+      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      await pythonWorker(queue, { CELERIAC_TEST_VISIBILITY: '2' });
+      expect(await result.get({ timeout: 30 })).toBe(7);
     });
 
     it('a Python and a TypeScript worker share one queue without losing a task', async () => {

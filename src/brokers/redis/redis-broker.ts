@@ -76,6 +76,7 @@ export class RedisBroker implements Broker {
   readonly #declared = new Set<string>();
   readonly #consumers = new Set<RedisConsumer>();
   #restoreTimer: NodeJS.Timeout | undefined;
+  #restoring: Promise<number> | undefined;
   #renewTimer: NodeJS.Timeout | undefined;
   /** Acks of one event-loop turn go to Redis together, one script call per consumer. */
   readonly #acks = new Batcher<string>((held, tags) => this.client.celeriacAck(UNACKED, UNACKED_INDEX, held, ...tags));
@@ -250,7 +251,14 @@ export class RedisBroker implements Broker {
    * visibility timeout back at the head of its queue, marked redelivered. celeriac also gives
    * back at once what celeriac consumers that stopped renewing their lease still held.
    */
-  async restoreVisible(): Promise<number> {
+  restoreVisible(): Promise<number> {
+    // One at a time, and close() waits for it: a restore cut off by quit would leave the mutex
+    // held for its full five minutes, stopping every worker's restores, Python's included.
+    this.#restoring ??= this.#restoreVisible().finally(() => (this.#restoring = undefined));
+    return this.#restoring;
+  }
+
+  async #restoreVisible(): Promise<number> {
     const client = this.client;
     const token = randomUUID();
     if ((await client.set(UNACKED_MUTEX, token, 'PX', 300_000, 'NX')) !== 'OK') return 0;
@@ -328,6 +336,7 @@ export class RedisBroker implements Broker {
     clearInterval(this.#restoreTimer);
     clearInterval(this.#renewTimer);
     this.#restoreTimer = undefined;
+    await this.#restoring?.catch(() => undefined);
     for (const consumer of [...this.#consumers]) await consumer.close();
     this.#client = undefined;
     await client.quit().catch(() => client.disconnect());

@@ -15,6 +15,8 @@ app.conf.task_acks_late = True
 app.conf.worker_prefetch_multiplier = 1
 if os.environ.get('CELERIAC_TEST_MAX_PRIORITY'):
     app.conf.task_queue_max_priority = int(os.environ['CELERIAC_TEST_MAX_PRIORITY'])
+if os.environ.get('CELERIAC_TEST_VISIBILITY'):
+    app.conf.broker_transport_options = {'visibility_timeout': float(os.environ['CELERIAC_TEST_VISIBILITY'])}
 if os.environ.get('CELERIAC_TEST_TOPIC_QUEUE'):
     # "queue:exchange:binding key": a queue bound to a topic exchange of its own.
     from kombu import Exchange, Queue
@@ -36,6 +38,13 @@ def stamp():
 @app.task(name='shared.echo')
 def echo(value):
     return value
+
+
+@app.task(name='shared.slow')
+def slow(value):
+    """Long enough for a test to kill the worker running it."""
+    time.sleep(60)
+    return 'py:' + value
 
 
 def calls(queue):
