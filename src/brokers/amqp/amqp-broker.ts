@@ -15,7 +15,6 @@ import { hostname } from 'node:os';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
 import { ChannelSlot } from '../../amqp/channel-slot.js';
 import { AmqpSession } from '../../amqp/session.js';
-import { ChannelAcks } from './channel-acks.js';
 import { ConfigurationError, ConnectionError } from '../../errors.js';
 import type { TransportMessage } from '../../protocol/message.js';
 import { numberOption, type ParsedUrl } from '../../url.js';
@@ -32,6 +31,7 @@ import type {
   QueueDeclaration,
 } from '../broker.js';
 import { decodeControlCommand, encodeControlCommand, PIDBOX_EXCHANGE } from '../pidbox-message.js';
+import { ChannelAcks, type Tracked } from './channel-acks.js';
 import { clampPriority } from '../priority.js';
 import {
   bindTaskQueue,
@@ -268,8 +268,6 @@ export class AmqpBroker implements Broker {
  */
 class AmqpConsumer implements Consumer {
   #channel: Channel | undefined;
-  /** The current channel's acks, sent together at the end of each event-loop turn. */
-  #acks!: ChannelAcks;
   #channelConnection: ChannelModel | undefined;
   #tags: string[] = [];
   #cancelled = false;
@@ -301,12 +299,11 @@ class AmqpConsumer implements Consumer {
     // know per-consumer limits, so there each queue gets the full prefetch).
     await channel.prefetch(this.prefetch, this.queues.length > 1 && !this.quorum);
     this.#channel = channel;
-    this.#acks = new ChannelAcks(channel);
     this.#channelConnection = connection;
     this.#outstanding.clear(); // deliveries of a lost channel come back from RabbitMQ
     this.#tags = [];
+    const acks = new ChannelAcks(channel); // the channel's acks, sent together once per turn
     for (const queue of this.queues) {
-      const acks = this.#acks;
       const { consumerTag } = await channel.consume(queue, (message) => message && this.#deliver(acks, queue, message), { noAck: false });
       this.#tags.push(consumerTag);
     }
@@ -327,8 +324,7 @@ class AmqpConsumer implements Consumer {
   }
 
   #deliver(acks: ChannelAcks, queue: string, message: ConsumeMessage): void {
-    acks.track(message);
-    const delivery = new AmqpDelivery(this, acks, queue, message);
+    const delivery = new AmqpDelivery(this, acks, acks.track(message), queue, message);
     this.#outstanding.add(delivery);
     this.onDelivery(delivery);
   }
@@ -359,19 +355,20 @@ class AmqpDelivery implements Delivery {
   constructor(
     private readonly consumer: AmqpConsumer,
     private readonly acks: ChannelAcks,
+    private readonly tracked: Tracked,
     readonly queue: string,
-    private readonly raw: ConsumeMessage,
+    raw: ConsumeMessage,
   ) {
     this.message = toTransportMessage(raw);
     this.redelivered = raw.fields.redelivered;
   }
 
   async ack(): Promise<void> {
-    this.#settle(() => this.acks.ack(this.raw));
+    this.#settle(() => this.acks.ack(this.tracked));
   }
 
   async reject(requeue: boolean): Promise<void> {
-    this.#settle(() => this.acks.nack(this.raw, requeue));
+    this.#settle(() => this.acks.nack(this.tracked, requeue));
   }
 
   async deadLetter(reason: string): Promise<void> {
@@ -476,7 +473,6 @@ function toTransportMessage(raw: { content: Buffer; properties: ConsumeMessage['
   };
 }
 
-/** AMQP tables have no `undefined`; such entries are dropped, as JSON would drop them. */
 /** Resolves when a backed-up channel can take more, or has closed. */
 function drainedOrClosed(channel: ConfirmChannel): Promise<void> {
   return new Promise((resolve) => {

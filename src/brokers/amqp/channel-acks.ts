@@ -6,33 +6,30 @@
  */
 import type { Channel, Message } from 'amqplib';
 
-type State = 'open' | 'acked' | 'settled';
-
-interface Entry {
+/** One delivery's place in the window; `track` hands it out, `ack`/`nack` take it back. */
+export interface Tracked {
   readonly message: Message;
-  state: State;
+  state: 'open' | 'acked' | 'settled';
 }
 
 export class ChannelAcks {
   /** Deliveries in the order RabbitMQ numbered them; settled ones are dropped from the front. */
-  #window: Entry[] = [];
+  #window: Tracked[] = [];
   #head = 0;
-  readonly #entries = new Map<number, Entry>();
   #flushScheduled = false;
 
-  constructor(private readonly channel: Channel) {}
+  constructor(readonly channel: Channel) {}
 
   /** Records a delivery as unsettled (call in the order deliveries arrive). */
-  track(message: Message): void {
-    const entry: Entry = { message, state: 'open' };
+  track(message: Message): Tracked {
+    const entry: Tracked = { message, state: 'open' };
     this.#window.push(entry);
-    this.#entries.set(message.fields.deliveryTag, entry);
+    return entry;
   }
 
   /** Acks at the end of this turn, together with the turn's other acks. */
-  ack(message: Message): void {
-    const entry = this.#entries.get(message.fields.deliveryTag);
-    if (!entry || entry.state !== 'open') return;
+  ack(entry: Tracked): void {
+    if (entry.state !== 'open') return;
     entry.state = 'acked';
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
@@ -40,11 +37,10 @@ export class ChannelAcks {
   }
 
   /** Rejects now, with or without requeue. */
-  nack(message: Message, requeue: boolean): void {
-    const entry = this.#entries.get(message.fields.deliveryTag);
-    if (entry) entry.state = 'settled';
-    this.#entries.delete(message.fields.deliveryTag);
-    this.channel.nack(message, false, requeue);
+  nack(entry: Tracked, requeue: boolean): void {
+    if (entry.state !== 'open') return;
+    entry.state = 'settled';
+    this.channel.nack(entry.message, false, requeue);
   }
 
   #flush(): void {
@@ -54,7 +50,7 @@ export class ChannelAcks {
       const entry = this.#window[this.#head]!;
       if (entry.state === 'open') break;
       if (entry.state === 'acked') front = entry.message;
-      this.#forget(entry);
+      entry.state = 'settled';
       this.#head++;
     }
     try {
@@ -63,7 +59,7 @@ export class ChannelAcks {
         const entry = this.#window[i]!;
         if (entry.state !== 'acked') continue;
         this.channel.ack(entry.message);
-        this.#forget(entry);
+        entry.state = 'settled';
       }
     } catch {
       // the channel closed: RabbitMQ puts its unacked messages back
@@ -72,10 +68,5 @@ export class ChannelAcks {
       this.#window = this.#window.slice(this.#head);
       this.#head = 0;
     }
-  }
-
-  #forget(entry: Entry): void {
-    entry.state = 'settled';
-    this.#entries.delete(entry.message.fields.deliveryTag);
   }
 }
