@@ -57,6 +57,15 @@ def calls(queue):
         print(type(error).__name__, str(error))
 
 
+def print_refusal(label, result):
+    """Prints how a task that must not run ended: its exception and state, or that it ran."""
+    try:
+        result.get(timeout=30)
+        print(label, 'ran anyway')
+    except Exception as error:
+        print(label, type(error).__name__, result.state)
+
+
 def timing(queue):
     """Countdown and ETA are honoured; an expired task is revoked, not run."""
     sent = time.time()
@@ -66,11 +75,7 @@ def timing(queue):
     ran = app.send_task('ts.stamp', queue=queue, eta=eta).get(timeout=30)
     print('eta', 'ok' if ran >= eta.timestamp() - 0.05 else 'early by %.3f s' % (eta.timestamp() - ran))
     expired = app.send_task('ts.stamp', queue=queue, expires=datetime.now(timezone.utc) - timedelta(seconds=5))
-    try:
-        expired.get(timeout=30)
-        print('expires', 'ran anyway')
-    except Exception as error:
-        print('expires', type(error).__name__, expired.state)
+    print_refusal('expires', expired)
 
 
 def revoke(queue):
@@ -78,11 +83,7 @@ def revoke(queue):
     waiting = app.send_task('ts.stamp', queue=queue, countdown=3)
     time.sleep(0.5)
     app.control.revoke(waiting.id)
-    try:
-        waiting.get(timeout=30)
-        print('revoke', 'ran anyway')
-    except Exception as error:
-        print('revoke', type(error).__name__, waiting.state)
+    print_refusal('revoke', waiting)
 
 
 def retries(queue):
