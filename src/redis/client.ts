@@ -53,7 +53,7 @@ export async function connectRedis(url: ParsedUrl): Promise<RedisClient> {
 }
 
 /** The oldest Redis the broker runs on: it waits with `BLMOVE` and takes with `RPOP key count` (6.2). */
-export const MINIMUM_BROKER_VERSION = [6, 2] as const;
+const MINIMUM_BROKER_VERSION = [6, 2] as const;
 
 /**
  * Checks the `redis_version` line of `INFO server` against {@link MINIMUM_BROKER_VERSION}.
