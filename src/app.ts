@@ -3,16 +3,21 @@
  */
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { ResultBackend } from './backends/backend.js';
+import type { ChordJoin, ResultBackend } from './backends/backend.js';
+import { Applier, type Dispatcher, type TaskCall } from './canvas/apply.js';
+import { registerBuiltins } from './canvas/builtins.js';
+import { sendOptionsOf, toWireOptions, type SendOptions, type WireOptions } from './canvas/options.js';
+import { fromDict, Signature, type AnySignature, type CanvasHost, type SignatureOptions } from './canvas/signature.js';
 import { createBackend } from './backends/index.js';
 import type { Broker, PublishOptions, QueueDeclaration } from './brokers/broker.js';
 import { createBroker } from './brokers/index.js';
 import { ConfigurationError } from './errors.js';
 import { encodeTaskMessage } from './protocol/encode.js';
-import { emptyEmbed, type TaskMessage } from './protocol/message.js';
-import { AsyncResult, type ResultSource, type RevokeOptions } from './result.js';
+import type { SignatureDict, TaskMessage } from './protocol/message.js';
+import { AsyncResult, GroupResult, restoreGroup, type AnyResult, type ResultSource, type RevokeOptions } from './result.js';
 import { exchangeOptionsFor, Router, type Destination, type Routes } from './routing.js';
 import { Task, type ApplyOptions, type PublishRetryPolicy, type TaskHandler, type TaskOptions, type TaskSender } from './task.js';
+import { currentTask } from './worker/current-task.js';
 import type { WorkerOptions } from './worker/options.js';
 import { Worker } from './worker/worker.js';
 
@@ -47,7 +52,7 @@ export interface CeleriacConfig {
 const DEFAULT_PUBLISH_RETRY: Required<PublishRetryPolicy> = { maxRetries: 3, intervalStart: 0, intervalStep: 0.2, intervalMax: 1 };
 
 /** A celeriac application. Define tasks on it, send them, and run workers for it. */
-export class Celeriac implements TaskSender, ResultSource {
+export class Celeriac implements TaskSender, ResultSource, CanvasHost {
   /** Registered tasks by name. */
   readonly tasks = new Map<string, Task<never, unknown>>();
   brokerUrl: string;
@@ -61,6 +66,13 @@ export class Celeriac implements TaskSender, ResultSource {
   private readonly taskDefaults: TaskOptions;
   #broker: Promise<Broker> | undefined;
   #backend: Promise<ResultBackend> | undefined;
+  /** What applying signatures needs from this app. */
+  readonly #dispatcher: Dispatcher = {
+    send: (calls, before) => this.#sendCalls(calls, before),
+    chordJoin: () => this.#chordJoin(),
+    asyncResult: (id, sent) => new AsyncResult(id, this, sent),
+    groupResult: (id, results) => new GroupResult(id, results, this),
+  };
 
   constructor(config: CeleriacConfig = {}) {
     this.brokerUrl = config.broker ?? process.env['CELERIAC_BROKER_URL'] ?? DEFAULT_URL;
@@ -69,6 +81,7 @@ export class Celeriac implements TaskSender, ResultSource {
     this.taskDefaults = config.taskDefaults ?? {};
     this.queueDeclarations = config.queues ?? [];
     this.#router = new Router(config.routes ?? {}, this.queueDeclarations, this.defaultQueue);
+    registerBuiltins(this);
   }
 
   /**
@@ -113,6 +126,30 @@ export class Celeriac implements TaskSender, ResultSource {
     return new AsyncResult<R>(taskId, this);
   }
 
+  /**
+   * A signature of a task by name, bound to this app: typically a task defined elsewhere (in
+   * Python, say), to use in a chain, group or chord, or as a callback. Type its result with the
+   * type parameter.
+   */
+  signature<R = unknown>(name: string, args: readonly unknown[] = [], kwargs: Record<string, unknown> = {}, options: SignatureOptions = {}): Signature<any, R> {
+    return new Signature<any, R>({ task: name, args, kwargs, options: toWireOptions(options) }, this);
+  }
+
+  /** A signature rebuilt from Celery's dict, bound to this app. */
+  signatureFromDict(dict: SignatureDict): AnySignature {
+    return fromDict(dict, this);
+  }
+
+  /** A group saved earlier with {@link GroupResult.save} (by either language), or null. */
+  restoreGroup<R extends readonly unknown[] = unknown[]>(groupId: string): Promise<GroupResult<R> | null> {
+    return restoreGroup<R>(this, groupId);
+  }
+
+  /** @internal Sends a signature; use its `delay` / `applyAsync`. */
+  applySignature(signature: AnySignature, args: readonly unknown[], kwargs: Record<string, unknown>, options: WireOptions): AnyResult {
+    return new Applier(this.#dispatcher).apply(signature.bind(this), args, kwargs, options);
+  }
+
   /** Creates a worker for this app's tasks; call `start()` on it. */
   worker(options: Partial<WorkerOptions> = {}): Worker {
     return new Worker(this, options);
@@ -120,7 +157,7 @@ export class Celeriac implements TaskSender, ResultSource {
 
   /** @internal Builds, encodes and publishes one task message. */
   send<R>(name: string, args: unknown[], options: ApplyOptions, defaults: TaskOptions): AsyncResult<R> {
-    const message = this.buildMessage(name, args, options, defaults);
+    const message = this.buildMessage(name, args, sendOptionsOf(options), defaults);
     const sent = this.publish(message, this.#router.resolve(name, options, defaults.queue), options);
     const result = new AsyncResult<R>(message.id, this, sent);
     sent.catch(() => undefined); // observed through result.sent / result.get()
@@ -130,16 +167,43 @@ export class Celeriac implements TaskSender, ResultSource {
   /** @internal Builds and publishes many messages of one task in one broker batch. */
   sendMany<R>(name: string, argsList: readonly unknown[][], options: ApplyOptions, defaults: TaskOptions): AsyncResult<R>[] {
     const destination = this.#router.resolve(name, options, defaults.queue);
-    const shared = { ...options };
+    const shared = sendOptionsOf(options);
     delete shared.taskId; // each message gets its own id
-    const messages = argsList.map((args) => this.buildMessage(name, args, shared, defaults));
-    const sent = this.publishMany(messages, destination, options);
+    const batch = argsList.map((args) => ({ message: this.buildMessage(name, args, shared, defaults), destination }));
+    const sent = this.publishBatch(batch, options);
     sent.catch(() => undefined); // observed through each result's sent / get()
-    return messages.map((message) => new AsyncResult<R>(message.id, this, sent));
+    return batch.map(({ message }) => new AsyncResult<R>(message.id, this, sent));
   }
 
-  /** @internal The task message for a call, before encoding. */
-  buildMessage(name: string, args: unknown[], options: ApplyOptions, defaults: TaskOptions): TaskMessage {
+  /** Sends calls made by applying signatures, in one broker batch once `before` settles. */
+  async #sendCalls(calls: readonly TaskCall[], before?: Promise<unknown>): Promise<void> {
+    const batch = calls.map((call) => {
+      const defaults = (this.tasks.get(call.name)?.options as TaskOptions | undefined) ?? this.taskDefaults;
+      return {
+        message: this.buildMessage(call.name, call.args, { ...call.options, kwargs: call.kwargs }, defaults),
+        destination: this.#router.resolve(call.name, call.options, defaults.queue),
+      };
+    });
+    await before;
+    if (batch.length > 0) await this.publishBatch(batch, calls[0]!.options);
+  }
+
+  async #chordJoin(): Promise<ChordJoin> {
+    const backend = await this.backend();
+    if (!backend.chords) {
+      throw new ConfigurationError(
+        `the result backend ${backend.displayUrl} cannot join chords (Celery's rpc backend cannot either); use a redis:// or sqlite:// result backend`,
+      );
+    }
+    return backend.chords;
+  }
+
+  /**
+   * @internal The task message for a call, before encoding. Called from inside a running task,
+   * the message names that task as its parent (and its workflow's root), and the task records
+   * it among its children.
+   */
+  buildMessage(name: string, args: unknown[], options: SendOptions, defaults: TaskOptions): TaskMessage {
     const id = options.taskId ?? randomUUID();
     const now = Date.now();
     const eta = options.eta ?? (options.countdown !== undefined ? new Date(now + options.countdown * 1000) : null);
@@ -147,24 +211,31 @@ export class Celeriac implements TaskSender, ResultSource {
     const expires =
       expiresOption === undefined ? null : expiresOption instanceof Date ? expiresOption : new Date(now + expiresOption * 1000);
     const priority = options.priority ?? defaults.priority ?? null;
+    const running = currentTask.getStore();
+    running?.children.push([[id, null], null]);
     return {
       id,
       task: name,
       args,
       kwargs: options.kwargs ?? {},
-      embed: emptyEmbed(),
+      embed: {
+        callbacks: options.link ?? null,
+        errbacks: options.linkError ?? null,
+        chain: options.chain ?? null,
+        chord: options.chord ?? null,
+      },
       eta,
       expires,
       retries: 0,
       timeLimit: [options.timeLimit ?? defaults.timeLimit ?? null, options.softTimeLimit ?? defaults.softTimeLimit ?? null],
-      rootId: options.rootId ?? id,
-      parentId: options.parentId ?? null,
-      group: null,
-      groupIndex: null,
-      shadow: null,
+      rootId: options.rootId ?? running?.rootId ?? id,
+      parentId: options.parentId ?? running?.id ?? null,
+      group: options.groupId ?? null,
+      groupIndex: options.groupIndex ?? null,
+      shadow: options.shadow ?? null,
       origin: this.origin,
       ignoreResult: options.ignoreResult ?? defaults.ignoreResult ?? false,
-      replyTo: null,
+      replyTo: options.replyTo ?? null,
       priority,
       extraHeaders: { ...options.headers },
     };
@@ -180,17 +251,16 @@ export class Celeriac implements TaskSender, ResultSource {
   }
 
   /**
-   * @internal Publishes built messages to one queue as a single broker batch, retrying the
-   * batch per the policy (a batch whose confirmation was lost may then arrive twice).
+   * @internal Publishes built messages, each to its destination, as a single broker batch,
+   * retrying the batch per the policy (a batch whose confirmation was lost may then arrive twice).
    */
-  async publishMany(messages: readonly TaskMessage[], destination: Destination, options: Pick<ApplyOptions, 'retry' | 'retryPolicy'> = {}): Promise<void> {
+  async publishBatch(batch: ReadonlyArray<{ message: TaskMessage; destination: Destination }>, options: Pick<ApplyOptions, 'retry' | 'retryPolicy'> = {}): Promise<void> {
     const broker = await this.broker();
     const replyTo = (await this.backend().catch(() => undefined))?.replyTo ?? null;
-    const routing = exchangeOptionsFor(destination, broker);
-    const items = messages.map((message) => ({
+    const items = batch.map(({ message, destination }) => ({
       queue: destination.queue,
       message: encodeTaskMessage(message.replyTo === null && replyTo ? { ...message, replyTo } : message),
-      options: { ...publishOptionsOf(message), ...routing },
+      options: { ...publishOptionsOf(message), ...exchangeOptionsFor(destination, broker) },
     }));
     await withPublishRetry(options, () => broker.publishMany(items));
   }

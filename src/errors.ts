@@ -92,6 +92,16 @@ export class MaxRetriesExceededError extends CeleriacError {
   }
 }
 
+/**
+ * A chord's body could not run: a header member failed or was revoked, or the join failed.
+ * Mirrors Celery's `ChordError`; the body's result is FAILURE with it.
+ */
+export class ChordError extends CeleriacError {
+  constructor(message: string) {
+    super('E_CHORD', message);
+  }
+}
+
 /** Waiting for a result ran out of time. */
 export class TimeoutError extends CeleriacError {
   constructor(message: string) {

@@ -1,8 +1,9 @@
 /**
  * Futures over distributed tasks: {@link AsyncResult} (await it, `get` with timeout and
- * signal, done-callbacks), and {@link gather}, {@link wait} and {@link asCompleted} over many.
+ * signal, done-callbacks, the workflow around it), {@link GroupResult} (a group's results in
+ * order), and {@link gather}, {@link wait} and {@link asCompleted} over many.
  */
-import { waitForReady, type ResultBackend, type ResultMeta } from './backends/backend.js';
+import { waitForReady, type GroupTuple, type ResultBackend, type ResultMeta, type ResultTuple } from './backends/backend.js';
 import { TimeoutError } from './errors.js';
 import { deserializeException, deserializeRevocation } from './protocol/exceptions.js';
 import { isReady, PENDING, PROPAGATE_STATES, REVOKED, SUCCESS, type TaskState } from './states.js';
@@ -17,7 +18,15 @@ export interface ResultSource {
 export interface RevokeOptions {
   /** Also fire the running task's AbortSignal. Default false: only tasks not yet started stop. */
   terminate?: boolean;
+  /**
+   * Also revoke what comes before this result in its workflow (`parent`, recursively): the
+   * earlier steps of a chain, the header of a chord. Default false.
+   */
+  parents?: boolean;
 }
+
+/** Any result handle: one task's, or a group's. */
+export type AnyResult = AsyncResult<unknown> | GroupResult<readonly unknown[]>;
 
 /** Options for {@link AsyncResult.get}. */
 export interface GetOptions {
@@ -33,6 +42,11 @@ export interface GetOptions {
 export class AsyncResult<R = unknown> implements PromiseLike<R> {
   #ready: Promise<ResultMeta> | undefined;
   #meta: ResultMeta | undefined;
+  /**
+   * What ran before this task in its workflow, when this handle came from sending one: the
+   * previous step of a chain, the header of a chord. Null otherwise.
+   */
+  parent: AnyResult | null = null;
 
   constructor(
     /** The task id. */
@@ -99,16 +113,50 @@ export class AsyncResult<R = unknown> implements PromiseLike<R> {
     return this;
   }
 
-  /** Revokes the task: it will not start; with `terminate`, a running one is signalled too. */
+  /**
+   * Revokes the task: it will not start; with `terminate`, a running one is signalled too; with
+   * `parents`, so is every step before it in its workflow.
+   */
   async revoke(options: RevokeOptions = {}): Promise<void> {
-    await this.source.revoke([this.id], options);
+    await this.source.revoke([this.id, ...(options.parents ? idsOf(this.parent) : [])], options);
   }
 
-  /** Deletes the stored result. */
+  /** Deletes the stored result, and those of the steps before it in its workflow (as Celery does). */
   async forget(): Promise<void> {
     this.#meta = undefined;
     this.#ready = undefined;
+    await this.parent?.forget();
     await (await this.source.backend()).forget(this.id);
+  }
+
+  /**
+   * The tasks this one sent while it ran, and the callbacks and next chain step it started,
+   * as its stored result lists them (empty until it is ready).
+   */
+  async children(): Promise<AnyResult[]> {
+    const meta = await this.info();
+    return (meta?.children ?? []).flatMap((tuple) => {
+      const child = resultFromTuple(tuple, this.source);
+      return child ? [child] : [];
+    });
+  }
+
+  /**
+   * Walks the workflow below this task depth-first, waiting for each result: yields this
+   * task's `[result, value]`, then each child's, and theirs (Celery's `collect`). A failure
+   * rejects the iteration, unless `propagate` is false.
+   */
+  async *collect(options: GetOptions = {}): AsyncGenerator<[AsyncResult<unknown>, unknown]> {
+    yield [this, await this.get(options)];
+    for (const child of await this.children()) {
+      const members = child instanceof GroupResult ? child.results : [child];
+      for (const member of members) yield* member.collect(options);
+    }
+  }
+
+  /** Celery's tuple for this result: `[[id, parent], null]`. */
+  asTuple(): ResultTuple {
+    return [[this.id, this.parent?.asTuple() ?? null], null];
   }
 
   /** Resolves with the meta once ready; shared by every waiter of this result. */
@@ -125,6 +173,129 @@ export class AsyncResult<R = unknown> implements PromiseLike<R> {
     this.#meta = meta;
     return meta;
   }
+}
+
+/**
+ * A future of a group's results, in the order of its members. `await group` resolves with the
+ * list once all are ready, rejecting on the first failure (`get({ propagate: false })` puts
+ * errors in their places instead).
+ */
+export class GroupResult<R extends readonly unknown[] = unknown[]> implements PromiseLike<R> {
+  /** What ran before the group in its workflow, if anything. */
+  parent: AnyResult | null = null;
+
+  constructor(
+    /** The group id (the `group` header of each member). */
+    readonly id: string,
+    /** One result per member, in order. */
+    readonly results: readonly AsyncResult<unknown>[],
+    private readonly source: ResultSource,
+  ) {}
+
+  /** Waits for every member: the ordered values, or a rejection with the first failure. */
+  then<T1 = R, T2 = never>(
+    onFulfilled?: ((value: R) => T1 | PromiseLike<T1>) | null,
+    onRejected?: ((reason: unknown) => T2 | PromiseLike<T2>) | null,
+  ): Promise<T1 | T2> {
+    return this.get().then(onFulfilled, onRejected);
+  }
+
+  /**
+   * Waits for every member (within `timeout` seconds for the whole group, if given). With
+   * `propagate: false`, failures stand in the list as errors rather than rejecting.
+   */
+  async get(options: GetOptions = {}): Promise<R> {
+    // One timeout for the whole group: every member starts waiting now.
+    return (await Promise.all(this.results.map((result) => result.get(options)))) as unknown as R;
+  }
+
+  /** Each member's current state, in order. */
+  async states(): Promise<TaskState[]> {
+    return Promise.all(this.results.map((result) => result.state()));
+  }
+
+  /** How many members have succeeded (Celery's `completed_count`). */
+  async completedCount(): Promise<number> {
+    return (await this.states()).filter((state) => state === SUCCESS).length;
+  }
+
+  /** True once every member is ready. */
+  async ready(): Promise<boolean> {
+    return (await this.states()).every(isReady);
+  }
+
+  /** True once every member succeeded. */
+  async successful(): Promise<boolean> {
+    return (await this.states()).every((state) => state === SUCCESS);
+  }
+
+  /** True once any member failed or was revoked. */
+  async failed(): Promise<boolean> {
+    return (await this.states()).some((state) => PROPAGATE_STATES.has(state));
+  }
+
+  /** Calls `callback` once every member is ready. */
+  onDone(callback: (result: GroupResult<R>) => void): this {
+    this.get({ propagate: false }).then(
+      () => callback(this),
+      () => undefined,
+    );
+    return this;
+  }
+
+  /** Revokes every member (and, with `parents`, what ran before the group). */
+  async revoke(options: RevokeOptions = {}): Promise<void> {
+    await this.source.revoke([...this.results.map((result) => result.id), ...(options.parents ? idsOf(this.parent) : [])], options);
+  }
+
+  /** Deletes every member's result and the saved group. */
+  async forget(): Promise<void> {
+    const backend = await this.source.backend();
+    await Promise.all([...this.results.map((result) => result.forget()), backend.forgetGroup(this.id)]);
+  }
+
+  /**
+   * Stores the group so {@link restoreGroup} can rebuild it by id, in Celery's format
+   * (`celery-taskset-meta-<id>` on Redis), which Python's `GroupResult.restore` reads too.
+   */
+  async save(): Promise<void> {
+    await (await this.source.backend()).saveGroup(this.id, this.asTuple());
+  }
+
+  /** Celery's tuple: `[[id, parent], [member tuples]]`. */
+  asTuple(): GroupTuple {
+    return [[this.id, this.parent?.asTuple() ?? null], this.results.map((result) => result.asTuple())];
+  }
+}
+
+/** Rebuilds a saved group (see {@link GroupResult.save}); null when none is stored. */
+export async function restoreGroup<R extends readonly unknown[] = unknown[]>(source: ResultSource, groupId: string): Promise<GroupResult<R> | null> {
+  const tuple = await (await source.backend()).restoreGroup(groupId);
+  const result = tuple ? resultFromTuple(tuple, source) : null;
+  return result instanceof GroupResult ? (result as GroupResult<R>) : null;
+}
+
+/** A result handle from Celery's tuple form; null for something that is not one. */
+export function resultFromTuple(tuple: unknown, source: ResultSource): AnyResult | null {
+  if (!Array.isArray(tuple) || !Array.isArray(tuple[0]) || typeof tuple[0][0] !== 'string') return null;
+  const [[id, parentTuple], members] = tuple as [[string, unknown], unknown];
+  const parent = parentTuple ? resultFromTuple(parentTuple, source) : null;
+  let result: AnyResult;
+  if (Array.isArray(members)) {
+    const results = members.map((member) => resultFromTuple(member, source)).filter((member): member is AsyncResult<unknown> => member instanceof AsyncResult);
+    result = new GroupResult(id, results, source);
+  } else {
+    result = new AsyncResult(id, source);
+  }
+  result.parent = parent;
+  return result;
+}
+
+/** The ids of a result and everything before it. */
+function idsOf(result: AnyResult | null): string[] {
+  if (!result) return [];
+  const own = result instanceof GroupResult ? result.results.map((member) => member.id) : [result.id];
+  return [...own, ...idsOf(result.parent)];
 }
 
 function raceLimits(ready: Promise<ResultMeta>, id: string, options: { timeout?: number; signal?: AbortSignal }): Promise<ResultMeta> {

@@ -5,6 +5,8 @@
 import type { AsyncResult } from './result.js';
 import type { Logger } from './logger.js';
 import type { TaskMessage } from './protocol/message.js';
+import type { SignatureLike } from './canvas/options.js';
+import { Signature, type CanvasHost, type IgnoresParent } from './canvas/signature.js';
 
 /** What a running task knows of itself and can do. */
 export interface TaskContext {
@@ -127,6 +129,13 @@ export interface ApplyOptions {
   retryPolicy?: PublishRetryPolicy;
   /** Extra message headers. */
   headers?: Record<string, unknown>;
+  /** Sent with this task's result as their first argument when it succeeds (`embed.callbacks`). */
+  link?: SignatureLike | readonly SignatureLike[];
+  /**
+   * Sent with this task's id as their first argument when it fails (`embed.errbacks`); the
+   * error is in that task's stored result.
+   */
+  linkError?: SignatureLike | readonly SignatureLike[];
   /** Set by workers when a task sends another, linking the two in the result tree. */
   parentId?: string;
   /** The first task of the workflow. */
@@ -141,8 +150,8 @@ export interface PublishRetryPolicy {
   intervalMax?: number;
 }
 
-/** Sends task messages; implemented by the app. */
-export interface TaskSender {
+/** Sends task messages and signatures; implemented by the app. */
+export interface TaskSender extends CanvasHost {
   send<R>(name: string, args: unknown[], options: ApplyOptions, defaults: TaskOptions): AsyncResult<R>;
   sendMany<R>(name: string, argsList: readonly unknown[][], options: ApplyOptions, defaults: TaskOptions): AsyncResult<R>[];
 }
@@ -176,7 +185,33 @@ export class Task<A extends unknown[] = unknown[], R = unknown> {
   delayMany(argsList: readonly A[], options: Omit<ApplyOptions, 'taskId'> = {}): AsyncResult<Awaited<R>>[] {
     return this.sender.sendMany<Awaited<R>>(this.name, argsList, options, this.options as TaskOptions);
   }
+
+  /**
+   * A signature of a call with the trailing arguments given: in a chain, the previous step's
+   * result fills the first missing one. `add.s(2, 3)` is complete; `add.s(3)` still needs its
+   * first argument.
+   */
+  s<G extends Suffixes<A>>(...args: G): Signature<DropSuffix<A, G>, Awaited<R>> {
+    return new Signature<DropSuffix<A, G>, Awaited<R>>({ task: this.name, args }, this.sender);
+  }
+
+  /** An immutable signature: it runs with exactly these arguments and ignores any parent's result. */
+  si(...args: A): Signature<IgnoresParent, Awaited<R>> {
+    return new Signature<IgnoresParent, Awaited<R>>({ task: this.name, args, immutable: true }, this.sender);
+  }
 }
+
+/** Every tail of an argument tuple, the whole and the empty one included. */
+type Suffixes<A extends unknown[]> = A | (A extends [unknown, ...infer Tail] ? Suffixes<Tail> : A extends [] ? never : []);
+
+/** The leading arguments of `A` left when its tail `G` is given. */
+type DropSuffix<A extends unknown[], G extends unknown[]> = number extends A['length']
+  ? A
+  : A['length'] extends G['length']
+    ? []
+    : A extends [infer Head, ...infer Tail]
+      ? [Head, ...DropSuffix<Tail, G>]
+      : [];
 
 /** The argument tuple of a task. */
 export type TaskArgs<T> = T extends Task<infer A, unknown> ? A : never;

@@ -62,6 +62,53 @@ export interface ResultBackend {
   /** Deletes expired results; returns how many. Backends that expire keys themselves return 0. */
   cleanup(): Promise<number>;
   close(): Promise<void>;
+  /**
+   * Stores a group's result tuple (Celery's `GroupResult.save()`): on key-value stores the key
+   * `celery-taskset-meta-<groupId>` holding `{"result": tuple}`.
+   */
+  saveGroup(groupId: string, tuple: GroupTuple): Promise<void>;
+  /** The tuple saved for a group, or null. */
+  restoreGroup(groupId: string): Promise<GroupTuple | null>;
+  /** Deletes a saved group. */
+  forgetGroup(groupId: string): Promise<void>;
+  /**
+   * The chord join, where the backend has one (Celery's `on_chord_part_return`). Backends
+   * without it (`rpc://`) refuse chords, as Celery does.
+   */
+  readonly chords?: ChordJoin;
+}
+
+/** A result as Celery writes it in tuples: `[[id, parent], null]` or a group `[[gid, parent], [members]]`. */
+export type ResultTuple = [[string, ResultTuple | null], ResultTuple[] | null];
+/** A saved group's tuple: `[[groupId, parent], [member tuples]]`. */
+export type GroupTuple = [[string, ResultTuple | null], ResultTuple[]];
+
+/** One chord header member's end, as the join records it. */
+export interface ChordPart {
+  groupId: string;
+  taskId: string;
+  /** Position in the header; orders the results handed to the body. Null sorts last. */
+  groupIndex: number | null;
+  /** The member's ready state (SUCCESS, FAILURE, REVOKED ...). */
+  state: TaskState;
+  /** Its return value, or the exception dict for FAILURE/REVOKED. */
+  result: unknown;
+}
+
+/**
+ * Counting the members of a chord's header as they end, so exactly one of them, on any worker
+ * (Python or TypeScript), sends the body.
+ */
+export interface ChordJoin {
+  /** Records how many members the header has; called before the first member is sent. */
+  setSize(groupId: string, size: number): Promise<void>;
+  /**
+   * Records one member's end. Resolves with every member's part, in header order, for exactly
+   * one call: the one that ends the last member. Every other call resolves with null. The
+   * join's state is deleted once it completes. A part recorded twice (a redelivered member)
+   * counts once where the backend can tell.
+   */
+  addPart(part: ChordPart): Promise<ChordPart[] | null>;
 }
 
 /** Default lifetime of a stored result: one day, as in Celery. */

@@ -5,6 +5,7 @@
 import { inflateSync } from 'node:zlib';
 import { ProtocolError } from '../errors.js';
 import { JSON_CONTENT_TYPE } from './encode.js';
+import { checkEmbed } from '../canvas/signature-dict.js';
 import { decodeJson, parseIsoDate } from './kombu-json.js';
 import { emptyEmbed, type Embed, type SignatureDict, type TaskMessage, type TransportMessage } from './message.js';
 
@@ -87,7 +88,7 @@ function fromV2(headers: Record<string, unknown>, body: unknown, message: Transp
     task: headers['task'] as string,
     args: requireArgs(args),
     kwargs: requireKwargs(kwargs),
-    embed: requireEmbed(embed),
+    embed: requireEmbed(embed, id),
     eta: optionalDate(headers['eta'], 'eta'),
     expires: optionalDate(headers['expires'], 'expires'),
     retries: optionalCount(headers['retries'], 'retries'),
@@ -113,7 +114,7 @@ function fromV1(body: Record<string, unknown>, message: TransportMessage): TaskM
     task: body['task'] as string,
     args: requireArgs(body['args'] ?? []),
     kwargs: requireKwargs(body['kwargs'] ?? {}),
-    embed: requireEmbed({ callbacks: body['callbacks'], errbacks: body['errbacks'], chain: null, chord: body['chord'] }),
+    embed: requireEmbed({ callbacks: body['callbacks'], errbacks: body['errbacks'], chain: null, chord: body['chord'] }, id),
     eta: optionalDate(body['eta'], 'eta'),
     expires: optionalDate(body['expires'], 'expires'),
     retries: optionalCount(body['retries'], 'retries'),
@@ -153,28 +154,24 @@ function requireKwargs(value: unknown): Record<string, unknown> {
   return value;
 }
 
-function requireEmbed(value: unknown): Embed {
+/** The embed, every signature in it checked (see {@link checkEmbed}). */
+function requireEmbed(value: unknown, id: string): Embed {
   if (value === null || value === undefined) return emptyEmbed();
   if (!isRecord(value)) throw new ProtocolError('malformed', `task embed must be an object or null; got ${typeName(value)}`);
-  return {
-    callbacks: optionalSignatures(value['callbacks'], 'callbacks'),
-    errbacks: optionalSignatures(value['errbacks'], 'errbacks'),
-    chain: optionalSignatures(value['chain'], 'chain'),
-    chord: value['chord'] === null || value['chord'] === undefined ? null : requireSignature(value['chord'], 'chord'),
+  const embed: Embed = {
+    callbacks: optionalList(value['callbacks'], 'callbacks'),
+    errbacks: optionalList(value['errbacks'], 'errbacks'),
+    chain: optionalList(value['chain'], 'chain'),
+    chord: (value['chord'] ?? null) as SignatureDict | null,
   };
+  checkEmbed(embed, id);
+  return embed;
 }
 
-function optionalSignatures(value: unknown, field: string): SignatureDict[] | null {
+function optionalList(value: unknown, field: string): SignatureDict[] | null {
   if (value === null || value === undefined) return null;
-  if (!Array.isArray(value)) throw new ProtocolError('malformed', `embed.${field} must be a list of signatures`);
-  return value.map((item) => requireSignature(item, field));
-}
-
-function requireSignature(value: unknown, field: string): SignatureDict {
-  if (!isRecord(value) || typeof value['task'] !== 'string') {
-    throw new ProtocolError('malformed', `embed.${field} holds something that is not a signature`);
-  }
-  return value as SignatureDict;
+  if (!Array.isArray(value)) throw new ProtocolError('malformed', `embed.${field} must be a list of signatures; got ${typeName(value)}`);
+  return value as SignatureDict[];
 }
 
 function optionalDate(value: unknown, field: string): Date | null {

@@ -19,6 +19,7 @@ const CELERY_NAMES: Record<string, string> = {
   E_REVOKED: 'TaskRevokedError',
   E_MAX_RETRIES: 'MaxRetriesExceededError',
   E_RETRY: 'Retry',
+  E_CHORD: 'ChordError',
 };
 
 // JavaScript error names that mean the same thing as a Python builtin of that name.

@@ -13,13 +13,13 @@ export interface MetaOrigin {
 /** Celery's result meta for `request` in `status`, with the extended fields filled in. */
 export function buildResultMeta(
   request: Pick<TaskMessage, 'id' | 'task' | 'retries' | 'group' | 'parentId'>,
-  status: TaskState, result: unknown, traceback: string | null, origin: MetaOrigin): ResultMeta {
+  status: TaskState, result: unknown, traceback: string | null, origin: MetaOrigin, children: unknown[] = []): ResultMeta {
   const meta: ResultMeta = {
     task_id: request.id,
     status,
     result,
     traceback,
-    children: [],
+    children,
     date_done: isReady(status) ? formatIsoDate(new Date()) : null,
     name: request.task,
     worker: origin.hostname,

@@ -9,13 +9,15 @@ import type { Broker, ControlCommand, Consumer, Delivery } from '../brokers/brok
 import { InvalidArguments, NotRegistered, ProtocolError, SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded, type RevokeReason } from '../errors.js';
 import { TypedEmitter, type RejectReason, type WorkerEventMap } from '../events.js';
 import { createLogger } from '../logger.js';
+import { Continuation } from '../canvas/continuation.js';
 import { decodeTaskMessage } from '../protocol/decode.js';
-import { serializeException } from '../protocol/exceptions.js';
+import { serializeException, type ExceptionDict } from '../protocol/exceptions.js';
 import type { TaskMessage } from '../protocol/message.js';
 import { FAILURE, PROGRESS, RETRY, REVOKED, STARTED, SUCCESS, type TaskState } from '../states.js';
 import type { Task } from '../task.js';
 import { Retry } from '../errors.js';
 import { fitArguments } from './arguments.js';
+import { currentTask, type RunningTask } from './current-task.js';
 import { ExecutionContext } from './execution-context.js';
 import { attachLogging } from './logging.js';
 import { resolveWorkerOptions, type WorkerOptions } from './options.js';
@@ -30,6 +32,8 @@ interface Job {
   readonly task: Task<never, unknown>;
   readonly args: unknown[];
   readonly context: ExecutionContext;
+  /** Tasks it sent while running: its children. */
+  readonly running: RunningTask;
   revokedBy?: RevokeReason;
   /** Signalled by shutdown: if it now fails, it goes back to the broker instead. */
   stopping?: boolean;
@@ -67,6 +71,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   #state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
   #broker!: Broker;
   #backend!: ResultBackend;
+  #continuation!: Continuation;
   #consumer: Consumer | undefined;
   #control: Consumer | undefined;
   readonly #active = new Set<Job>();
@@ -96,6 +101,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     if (this.#state !== 'new') throw new Error(`worker cannot start: it is ${this.#state}`);
     this.#state = 'running';
     [this.#broker, this.#backend] = await Promise.all([this.app.broker(), this.app.backend()]);
+    this.#continuation = new Continuation(this.app, this.#backend, { hostname: this.options.hostname, queue: this.options.queues[0] ?? this.app.defaultQueue });
     this.#broker.onWarning = (message) => this.options.logger.warning(message);
     if (this.#broker.control) this.#control = await this.#broker.control.subscribe((command) => this.#onControl(command));
     this.#consumer = await this.#broker.consume(this.options.queues, (delivery) => this.#onDelivery(delivery), {
@@ -167,7 +173,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     }
     const task = this.app.tasks.get(request.task);
     if (!task) {
-      this.#refuse(delivery, request.id, request.task, 'unknown-task', new NotRegistered(request.task));
+      this.#refuse(delivery, request.id, request.task, 'unknown-task', new NotRegistered(request.task), request);
       return;
     }
     if (request.eta && request.eta.getTime() > Date.now()) {
@@ -184,13 +190,13 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       fitted = fitArguments(task, request.args, request.kwargs);
     } catch (error) {
       const reason = error instanceof InvalidArguments ? 'invalid-arguments' : 'malformed';
-      this.#refuse(delivery, request.id, request.task, reason, error);
+      this.#refuse(delivery, request.id, request.task, reason, error, request);
       return;
     }
     const context = new ExecutionContext(request, fitted.kwargs, task, this.options.logger, (current, total, info) =>
       this.#reportProgress(job, current, total, info),
     );
-    const job: Job = { delivery, request, task, args: fitted.args, context };
+    const job: Job = { delivery, request, task, args: fitted.args, context, running: { id: request.id, rootId: request.rootId, children: [] } };
     if (delivery.redelivered) {
       this.#settle(this.#admitRedelivered(job), 'checking a redelivered task');
       return;
@@ -198,11 +204,16 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     this.#admit(job);
   }
 
-  /** A redelivered task that already succeeded (its worker died before acking) is not run again. */
+  /**
+   * A redelivered task that already succeeded (its worker died before acking) is not run again;
+   * a chord member's end is recorded again, in case the worker died before recording it (the
+   * join counts a member once).
+   */
   async #admitRedelivered(job: Job): Promise<void> {
     const stored = await this.#backend.get(job.request.id);
     if (stored?.status === SUCCESS) {
       this.options.logger.info(`${job.request.task}[${job.request.id}] already succeeded; skipping the redelivered copy`);
+      await this.#continuation.chordPart(chordMember(job.request), SUCCESS, stored.result);
       await job.delivery.ack();
       return;
     }
@@ -257,7 +268,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     const startedAt = performance.now();
     let value: unknown;
     try {
-      value = (job.task.handler as (...args: unknown[]) => unknown)(job.context, ...job.args);
+      value = currentTask.run(job.running, () => (job.task.handler as (...args: unknown[]) => unknown)(job.context, ...job.args));
     } catch (error) {
       this.#finish(job, this.#classifyError(job, error), startedAt);
       return;
@@ -334,14 +345,18 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     const { request, task } = job;
     const { id, task: name } = request;
     switch (outcome.kind) {
-      case 'success':
+      case 'success': {
         this.stats.succeeded++;
-        if (!task.options.ignoreResult && !request.ignoreResult) await this.#store(job, SUCCESS, outcome.value, null);
+        // Callbacks and the next chain step go out first, so the stored result lists them.
+        const sent = await this.#continuation.afterSuccess(request, outcome.value);
+        if (!task.options.ignoreResult && !request.ignoreResult) await this.#store(job, SUCCESS, outcome.value, null, [...job.running.children, ...sent]);
+        await this.#continuation.chordPart(chordMember(request), SUCCESS, outcome.value);
         this.emit('task-succeeded', { id, name, result: outcome.value, runtime });
         break;
+      }
       case 'failure':
         this.stats.failed++;
-        await this.#store(job, FAILURE, serializeException(outcome.error), stackOf(outcome.error));
+        await this.#storeEnded(job, FAILURE, serializeException(outcome.error), stackOf(outcome.error));
         this.emit('task-failed', { id, name, error: outcome.error, runtime });
         break;
       case 'retry':
@@ -357,7 +372,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
         return;
       case 'revoked':
         this.stats.revoked++;
-        await this.#store(job, REVOKED, serializeException(new TaskRevokedError(outcome.reason)), null);
+        await this.#storeEnded(job, REVOKED, serializeException(new TaskRevokedError(outcome.reason)), null);
         this.emit('task-revoked', { id, name, reason: outcome.reason });
         break;
     }
@@ -365,8 +380,15 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     if (task.options.acksLate !== false) await job.delivery.ack();
   }
 
-  #store(job: Job, status: TaskState, result: unknown, traceback: string | null): Promise<void> {
-    const meta = buildResultMeta(job.request, status, result, traceback, { hostname: this.options.hostname, queue: job.delivery.queue });
+  /** Stores a FAILURE or REVOKED end, then ends the workflow around it (chord, chain, errbacks). */
+  async #storeEnded(job: Pick<Job, 'request' | 'delivery' | 'running'>, state: TaskState, error: ExceptionDict, traceback: string | null): Promise<void> {
+    await this.#store(job, state, error, traceback, job.running.children);
+    await this.#continuation.chordPart(chordMember(job.request), state, error);
+    await this.#continuation.afterFailure(job.request, state, error, traceback);
+  }
+
+  #store(job: Pick<Job, 'request' | 'delivery'>, status: TaskState, result: unknown, traceback: string | null, children: unknown[] = []): Promise<void> {
+    const meta = buildResultMeta(job.request, status, result, traceback, { hostname: this.options.hostname, queue: job.delivery.queue }, children);
     return this.#backend.store(meta, { replyTo: job.request.replyTo });
   }
 
@@ -378,15 +400,19 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     this.#settle(this.#store(job, PROGRESS, { ...info, current, total }, null), 'storing progress');
   }
 
-  /** Refuses a message that cannot run: counted, logged, FAILURE stored if it has an id, moved aside. */
-  #refuse(delivery: Delivery, id: string | null, name: string | null, reason: RejectReason, error: unknown): void {
+  /**
+   * Refuses a message that cannot run: counted, logged, FAILURE stored if it has an id (and, if
+   * it decoded, the workflow around it ended as for a failure), moved aside.
+   */
+  #refuse(delivery: Delivery, id: string | null, name: string | null, reason: RejectReason, error: unknown, request?: TaskMessage): void {
     this.stats.rejected[reason] = (this.stats.rejected[reason] ?? 0) + 1;
     const detail = error instanceof Error ? error.message : String(error);
     this.emit('task-rejected', { id, name, reason, detail });
     const refused = async (): Promise<void> => {
-      if (id !== null) {
-        const request = { id, task: name ?? '', retries: 0, group: null, parentId: null };
-        const meta = buildResultMeta(request, FAILURE, serializeException(error), null, { hostname: this.options.hostname, queue: delivery.queue });
+      if (request) {
+        await this.#storeEnded({ request, delivery, running: { id: request.id, rootId: request.rootId, children: [] } }, FAILURE, serializeException(error), null);
+      } else if (id !== null) {
+        const meta = buildResultMeta({ id, task: name ?? '', retries: 0, group: null, parentId: null }, FAILURE, serializeException(error), null, { hostname: this.options.hostname, queue: delivery.queue });
         await this.#backend.store(meta, { replyTo: headerString(delivery, 'reply_to') ?? null });
       }
       await delivery.deadLetter(`${reason}: ${detail}`);
@@ -425,6 +451,11 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     this.#settling.add(tracked);
     tracked.finally(() => this.#settling.delete(tracked));
   }
+}
+
+/** A request as a chord member, for the join. */
+function chordMember(request: TaskMessage): Pick<TaskMessage, 'id' | 'group' | 'groupIndex'> & { chord: TaskMessage['embed']['chord'] } {
+  return { id: request.id, group: request.group, groupIndex: request.groupIndex, chord: request.embed.chord };
 }
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {

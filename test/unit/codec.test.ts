@@ -46,7 +46,7 @@ describe('decodeTaskMessage', () => {
     expect(reasonOf(wire(body('[1, {}, null]')))).toMatch(/^malformed: task args must be an array; got a number/);
     expect(reasonOf(wire(body('[[], [], null]')))).toMatch(/^malformed: task kwargs must be an object; got an array/);
     expect(reasonOf(wire(body('[[], {}, 5]')))).toMatch(/^malformed: task embed must be an object or null/);
-    expect(reasonOf(wire(body('[[], {}, {"chain": [1]}]')))).toMatch(/^malformed: embed.chain holds something that is not a signature/);
+    expect(reasonOf(wire(body('[[], {}, {"chain": [1]}]')))).toMatch(/^malformed: embed.chain\[0\] is not a signature \(expected an object, got a number\)/);
     expect(reasonOf(wire((w) => delete w.headers['id']))).toMatch(/^malformed: task message has no "id"/);
     expect(reasonOf(wire((w) => (w.headers['eta'] = 'tomorrow')))).toMatch(/^malformed: header eta is not an ISO-8601 date/);
     expect(reasonOf(wire((w) => (w.headers['timelimit'] = [1])))).toMatch(/^malformed: header timelimit must be \[hard, soft\]/);

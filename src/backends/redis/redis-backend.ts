@@ -6,13 +6,15 @@
  * backend, one channel per watched id, unsubscribed when the last watcher leaves. The key is read
  * again once a subscription is confirmed (a store that lands before it is not missed) and, as a
  * fallback for writers that do not publish, every `poll_interval` seconds (5 by default).
+ * Saved groups and the chord join use Celery's `celery-taskset-meta-<gid>` keys (chord-join.ts).
  */
 import { decodeJson, encodeJson } from '../../protocol/kombu-json.js';
 import { connectRedis, type RedisClient } from '../../redis/client.js';
 import { numberOption, type ParsedUrl } from '../../url.js';
-import { DEFAULT_RESULT_EXPIRES_SECONDS, type ResultBackend, type ResultMeta, type Unwatch } from '../backend.js';
+import { DEFAULT_RESULT_EXPIRES_SECONDS, type GroupTuple, type ResultBackend, type ResultMeta, type Unwatch } from '../backend.js';
 import { Batcher } from '../../batcher.js';
 import { WatcherRegistry } from '../watchers.js';
+import { defineChordScript, groupKey, RedisChordJoin } from './chord-join.js';
 
 /** Keys read per MGET when re-reading watched results. */
 const READ_CHUNK = 500;
@@ -49,6 +51,8 @@ type StoringClient = RedisClient & { celeriacStoreResults(...args: Array<string 
 /** Results in Redis, laid out as Celery's Redis backend lays them out. */
 export class RedisBackend implements ResultBackend {
   readonly displayUrl: string;
+  /** Celery's native join, on the `.j`/`.s`/`.t` keys beside the saved group's. */
+  readonly chords: RedisChordJoin;
   readonly #expires: number;
   readonly #pollIntervalMs: number;
   #client: RedisClient | undefined;
@@ -68,12 +72,14 @@ export class RedisBackend implements ResultBackend {
     this.displayUrl = url.display;
     this.#expires = Math.max(1, Math.round(numberOption(url.options, 'expires', DEFAULT_RESULT_EXPIRES_SECONDS)));
     this.#pollIntervalMs = Math.max(100, numberOption(url.options, 'poll_interval', 5) * 1000);
+    this.chords = new RedisChordJoin(() => this.#connected(), this.#expires);
   }
 
   async connect(): Promise<void> {
     if (this.#client) return;
     const client = await connectRedis(this.url);
     client.defineCommand('celeriacStoreResults', { lua: STORE_SCRIPT });
+    defineChordScript(client);
     const subscriber = client.duplicate();
     subscriber.on('error', () => undefined); // reconnects on its own; watchers re-subscribe below
     subscriber.on('message', (_channel: string, text: string) => this.#notify(text));
@@ -97,6 +103,22 @@ export class RedisBackend implements ResultBackend {
 
   async forget(taskId: string): Promise<void> {
     await this.#connected().del(resultKey(taskId));
+  }
+
+  /** Celery's `_save_group`: SETEX of `{"result": tuple}` (Celery also PUBLISHes it; nobody listens). */
+  async saveGroup(groupId: string, tuple: GroupTuple): Promise<void> {
+    await this.#connected().setex(groupKey(groupId), this.#expires, encodeJson({ result: tuple }));
+  }
+
+  async restoreGroup(groupId: string): Promise<GroupTuple | null> {
+    const text = await this.#connected().get(groupKey(groupId));
+    if (text === null) return null;
+    const saved = decodeJson(text) as { result?: GroupTuple } | null;
+    return saved?.result ?? null;
+  }
+
+  async forgetGroup(groupId: string): Promise<void> {
+    await this.#connected().del(groupKey(groupId));
   }
 
   watch(taskId: string, onChange: (meta: ResultMeta) => void): Unwatch {

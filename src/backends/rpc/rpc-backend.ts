@@ -7,15 +7,18 @@
  * As in Celery, only the client that sent a task hears its result, and it is kept in that
  * client's memory, not stored anywhere: `get` from another process answers null (PENDING).
  * `rpc://` uses the broker's RabbitMQ; an `amqp://` URL given as the backend names it directly.
+ * Having nowhere to keep state, it cannot save groups or join chords (it has no `chords`),
+ * as Celery's rpc backend cannot (`E_NO_CHORD_SUPPORT`).
  */
 import { randomUUID } from 'node:crypto';
 import type { ChannelModel, ConfirmChannel } from 'amqplib';
 import { ChannelSlot } from '../../amqp/channel-slot.js';
 import { AmqpSession } from '../../amqp/session.js';
+import { ConfigurationError } from '../../errors.js';
 import { decodeJsonObject, encodeJson } from '../../protocol/kombu-json.js';
 import { SUCCESS, type TaskState } from '../../states.js';
 import { numberOption, type ParsedUrl } from '../../url.js';
-import { DEFAULT_RESULT_EXPIRES_SECONDS, type ResultBackend, type ResultMeta, type StoreContext, type Unwatch } from '../backend.js';
+import { DEFAULT_RESULT_EXPIRES_SECONDS, type GroupTuple, type ResultBackend, type ResultMeta, type StoreContext, type Unwatch } from '../backend.js';
 import { WatcherRegistry } from '../watchers.js';
 
 /** States heard for tasks nobody waits on are kept up to this many, oldest dropped first. */
@@ -98,6 +101,27 @@ export class RpcBackend implements ResultBackend {
 
   watch(taskId: string, onChange: (meta: ResultMeta) => void): Unwatch {
     return this.#watchers.add(taskId, onChange);
+  }
+
+  /** @throws {@link ConfigurationError}: the rpc backend keeps nothing to restore a group from. */
+  async saveGroup(groupId: string, _tuple: GroupTuple): Promise<void> {
+    throw this.#cannotSaveGroups(groupId);
+  }
+
+  /** @throws {@link ConfigurationError}, as {@link RpcBackend.saveGroup}. */
+  async restoreGroup(groupId: string): Promise<GroupTuple | null> {
+    throw this.#cannotSaveGroups(groupId);
+  }
+
+  /** @throws {@link ConfigurationError}, as {@link RpcBackend.saveGroup}. */
+  async forgetGroup(groupId: string): Promise<void> {
+    throw this.#cannotSaveGroups(groupId);
+  }
+
+  #cannotSaveGroups(groupId: string): ConfigurationError {
+    return new ConfigurationError(
+      `the result backend ${this.displayUrl} cannot save or restore group ${groupId}, nor join chords: its results go only to the client that sent the task and are stored nowhere; use a redis:// or sqlite:// result backend`,
+    );
   }
 
   /** Nothing is stored, so nothing expires here; RabbitMQ drops an idle reply queue itself. */

@@ -5,6 +5,7 @@
  * Waiting is push-based inside a process; across processes one poller per backend checks
  * `PRAGMA data_version` (backing off to 100 ms while nothing changes) and only then reads the
  * watched rows, in one query. URL options: `expires` (s, default 86400), `synchronous`.
+ * Saved groups expire like results; the chord join is in chord-join.ts.
  */
 import type { Statement } from 'better-sqlite3';
 import { ConfigurationError } from '../../errors.js';
@@ -22,8 +23,9 @@ import {
 } from '../../sqlite/connection.js';
 import { WriteBatcher } from '../../sqlite/write-batcher.js';
 import { numberOption, pathOf, type ParsedUrl } from '../../url.js';
-import { DEFAULT_RESULT_EXPIRES_SECONDS, type ResultBackend, type ResultMeta, type Unwatch } from '../backend.js';
+import { DEFAULT_RESULT_EXPIRES_SECONDS, type GroupTuple, type ResultBackend, type ResultMeta, type Unwatch } from '../backend.js';
 import { WatcherRegistry } from '../watchers.js';
+import { CHORD_SCHEMA, SqliteChordJoin } from './chord-join.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS celeriac_results (
@@ -34,7 +36,13 @@ CREATE TABLE IF NOT EXISTS celeriac_results (
   expires_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS celeriac_results_expiry ON celeriac_results (expires_at);
-`;
+CREATE TABLE IF NOT EXISTS celeriac_groups (
+  group_id TEXT PRIMARY KEY,
+  tuple TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS celeriac_groups_expiry ON celeriac_groups (expires_at);
+${CHORD_SCHEMA}`;
 
 const CLEANUP_INTERVAL_MS = 60 * 60 * 1000;
 const QUERY_CHUNK = 500;
@@ -43,6 +51,8 @@ const QUERY_CHUNK = 500;
 export class SqliteBackend implements ResultBackend {
   readonly displayUrl: string;
   readonly path: string;
+  /** A transactional join: exactly once across every process sharing the file. */
+  readonly chords: SqliteChordJoin;
   readonly #expiresMs: number;
   readonly #synchronous: Synchronous;
   #db: Database | undefined;
@@ -65,6 +75,7 @@ export class SqliteBackend implements ResultBackend {
     this.#expiresMs = numberOption(url.options, 'expires', DEFAULT_RESULT_EXPIRES_SECONDS) * 1000;
     this.#synchronous = synchronousOption(url.options);
     this.#writes = new WriteBatcher(() => this.#database(), () => this.#afterCommit());
+    this.chords = new SqliteChordJoin(() => this.#database(), this.#writes, this.#expiresMs);
   }
 
   async connect(): Promise<void> {
@@ -108,6 +119,21 @@ export class SqliteBackend implements ResultBackend {
     await this.#writes.enqueue(() => this.#sql.forget.run(taskId));
   }
 
+  async saveGroup(groupId: string, tuple: GroupTuple): Promise<void> {
+    const text = encodeJson(tuple);
+    const expiresAt = Date.now() + this.#expiresMs;
+    await this.#writes.enqueue(() => this.#sql.saveGroup.run(groupId, text, expiresAt));
+  }
+
+  async restoreGroup(groupId: string): Promise<GroupTuple | null> {
+    const row = this.#database() && (this.#sql.restoreGroup.get(groupId, Date.now()) as { tuple: string } | undefined);
+    return row ? (decodeJson(row.tuple) as GroupTuple) : null;
+  }
+
+  async forgetGroup(groupId: string): Promise<void> {
+    await this.#writes.enqueue(() => this.#sql.forgetGroup.run(groupId));
+  }
+
   watch(taskId: string, onChange: (meta: ResultMeta) => void): Unwatch {
     const unwatch = this.#watchers.add(taskId, onChange);
     if (!this.#poller && this.#db) {
@@ -144,8 +170,12 @@ export class SqliteBackend implements ResultBackend {
     }
   }
 
+  /** Deletes expired results, saved groups and chord joins; returns how many. */
   async cleanup(): Promise<number> {
-    return this.#writes.enqueue(() => this.#sql.expire.run(Date.now()).changes);
+    return this.#writes.enqueue(() => {
+      const now = Date.now();
+      return this.#sql.expire.run(now).changes + this.#sql.expireGroups.run(now).changes + this.chords.expire(now);
+    });
   }
 
   async close(): Promise<void> {
@@ -166,7 +196,7 @@ export class SqliteBackend implements ResultBackend {
   }
 }
 
-function prepare(db: Database): Record<'upsert' | 'get' | 'forget' | 'expire', Statement> {
+function prepare(db: Database): Record<'upsert' | 'get' | 'forget' | 'expire' | 'saveGroup' | 'restoreGroup' | 'forgetGroup' | 'expireGroups', Statement> {
   return {
     upsert: db.prepare(
       `INSERT INTO celeriac_results (task_id, status, meta, expires_at) VALUES (?, ?, ?, ?)
@@ -177,5 +207,12 @@ function prepare(db: Database): Record<'upsert' | 'get' | 'forget' | 'expire', S
     get: db.prepare(`SELECT meta FROM celeriac_results WHERE task_id = ? AND expires_at > ?`),
     forget: db.prepare(`DELETE FROM celeriac_results WHERE task_id = ?`),
     expire: db.prepare(`DELETE FROM celeriac_results WHERE expires_at <= ?`),
+    saveGroup: db.prepare(
+      `INSERT INTO celeriac_groups (group_id, tuple, expires_at) VALUES (?, ?, ?)
+       ON CONFLICT (group_id) DO UPDATE SET tuple = excluded.tuple, expires_at = excluded.expires_at`,
+    ),
+    restoreGroup: db.prepare(`SELECT tuple FROM celeriac_groups WHERE group_id = ? AND expires_at > ?`),
+    forgetGroup: db.prepare(`DELETE FROM celeriac_groups WHERE group_id = ?`),
+    expireGroups: db.prepare(`DELETE FROM celeriac_groups WHERE expires_at <= ?`),
   };
 }

@@ -1,0 +1,183 @@
+/**
+ * What a worker does for a workflow once a task has ended, as Celery's worker does it:
+ *
+ * - on success, it sends the callbacks (`embed.callbacks`) and the next chain step (popped off
+ *   `embed.chain`, the rest riding along), all with the result as first argument;
+ * - on failure, it marks the rest of the chain FAILURE (so a waiter on the chain's result does
+ *   not hang) and sends the error callbacks with the failed task's id;
+ * - for a chord header member, in any ready state, it records the member with the backend's
+ *   join, and the member that ends the header sends the body with the results in order, or, if a
+ *   member failed or was revoked, fails the body with a {@link ChordError} and fires its error
+ *   callbacks once.
+ *
+ * Revocation also marks the rest of a chain REVOKED (Celery leaves it PENDING for ever).
+ */
+import type { ChordPart, ResultBackend, ResultTuple } from '../backends/backend.js';
+import { ChordError } from '../errors.js';
+import { serializeException, type ExceptionDict } from '../protocol/exceptions.js';
+import type { SignatureDict, TaskMessage } from '../protocol/message.js';
+import { pythonRepr } from '../protocol/repr.js';
+import type { AnyResult } from '../result.js';
+import { FAILURE, PROPAGATE_STATES, type TaskState } from '../states.js';
+import { buildResultMeta, type MetaOrigin } from '../worker/result-meta.js';
+import type { WireOptions } from './options.js';
+import type { AnySignature } from './signature.js';
+
+/** What continuing a workflow needs from the app. */
+export interface ContinuationHost {
+  applySignature(signature: AnySignature, args: readonly unknown[], kwargs: Record<string, unknown>, options: WireOptions): AnyResult;
+  signatureFromDict(dict: SignatureDict): AnySignature;
+}
+
+/** The fields of a request that continuing its workflow reads. */
+export type WorkflowRequest = Pick<TaskMessage, 'id' | 'task' | 'rootId' | 'group' | 'groupIndex' | 'embed' | 'priority'>;
+
+/** Continues workflows after their tasks end; one per worker. */
+export class Continuation {
+  constructor(
+    private readonly host: ContinuationHost,
+    private readonly backend: ResultBackend,
+    private readonly origin: MetaOrigin,
+  ) {}
+
+  /**
+   * Sends what follows a successful task: its callbacks, then its chain's next step. Resolves
+   * with their results as Celery records them in the task's `children`, once they are sent.
+   */
+  async afterSuccess(request: WorkflowRequest, value: unknown): Promise<ResultTuple[]> {
+    const { callbacks, chain } = request.embed;
+    const options: WireOptions = { parent_id: request.id, root_id: request.rootId };
+    const sent: AnyResult[] = [];
+    for (const callback of callbacks ?? []) sent.push(this.#apply(callback, [value], options));
+    if (chain && chain.length > 0) {
+      const rest = chain.slice(0, -1);
+      sent.push(this.#apply(chain[chain.length - 1]!, [value], { ...options, chain: rest }));
+    }
+    await Promise.all(sent.map(whenSent));
+    return sent.map((result) => result.asTuple());
+  }
+
+  /**
+   * After a task ended FAILURE or REVOKED (its own state already stored): marks the rest of its
+   * chain with the same state, and, for FAILURE, sends its error callbacks.
+   */
+  async afterFailure(request: WorkflowRequest, state: TaskState, error: ExceptionDict, traceback: string | null): Promise<void> {
+    for (const step of request.embed.chain ?? []) await this.#markStep(step, state, error, traceback);
+    if (state === FAILURE) await this.#sendErrbacks(request.id, request.rootId, request.embed.errbacks ?? []);
+  }
+
+  /**
+   * Records a chord header member's end with the join; the call that ends the header runs the
+   * body, or fails it. Does nothing for a task that is not a chord member.
+   */
+  async chordPart(request: Pick<TaskMessage, 'id' | 'group' | 'groupIndex'> & { chord: SignatureDict | null }, state: TaskState, result: unknown): Promise<void> {
+    const body = request.chord;
+    if (!body || !request.group) return;
+    const join = this.backend.chords;
+    if (!join) {
+      await this.failBody(body, new ChordError(`the result backend ${this.backend.displayUrl} cannot join chords; use a redis:// or sqlite:// result backend`));
+      return;
+    }
+    const parts = await join.addPart({ groupId: request.group, taskId: request.id, groupIndex: request.groupIndex, state, result });
+    if (parts) await this.completeChord(body, parts);
+  }
+
+  /** Sends a chord's body with its header's results in order, or fails it if any member failed. */
+  async completeChord(body: SignatureDict, parts: readonly ChordPart[]): Promise<void> {
+    const failed = parts.find((part) => PROPAGATE_STATES.has(part.state));
+    if (failed) {
+      await this.failBody(body, new ChordError(`Dependency ${failed.taskId} raised ${describeFailure(failed.result)}`));
+      return;
+    }
+    try {
+      await whenSent(this.#apply(body, [parts.map((part) => part.result)], {}));
+    } catch (error) {
+      await this.failBody(body, new ChordError(`Callback error: ${error instanceof Error ? error.message : String(error)}`));
+    }
+  }
+
+  /**
+   * Ends a chord's body FAILURE with `error` without running it: stores the failure under the
+   * body's id, marks the rest of its chain, and sends its error callbacks.
+   */
+  async failBody(body: SignatureDict, error: ChordError): Promise<void> {
+    const options = body.options ?? {};
+    const id = stringOption(options, 'task_id');
+    const exception = serializeException(error);
+    if (id) await this.#storeFailure(id, body, FAILURE, exception, null);
+    const request: WorkflowRequest = {
+      id: id ?? '',
+      task: body.task,
+      rootId: stringOption(options, 'root_id') ?? id ?? '',
+      group: stringOption(options, 'group_id') ?? null,
+      groupIndex: typeof options['group_index'] === 'number' ? options['group_index'] : null,
+      embed: { callbacks: null, errbacks: signatureList(options['link_error']), chain: signatureList(options['chain']), chord: null },
+      priority: null,
+    };
+    await this.afterFailure(request, FAILURE, exception, null);
+    // A body that is itself a member of an outer chord counts toward it as failed.
+    if (id && isDict(options['chord'])) await this.chordPart({ id, group: request.group, groupIndex: request.groupIndex, chord: options['chord'] as SignatureDict }, FAILURE, exception);
+  }
+
+  /** Marks a chain step that will not run: its task, a chord's body, or a group's members. */
+  async #markStep(step: SignatureDict, state: TaskState, error: ExceptionDict, traceback: string | null): Promise<void> {
+    const options = step.options ?? {};
+    if (step.subtask_type === 'group') {
+      for (const member of signatureList(step.kwargs?.['tasks']) ?? []) await this.#markStep(member, state, error, traceback);
+      return;
+    }
+    const body = step.subtask_type === 'chord' && isDict(step.kwargs?.['body']) ? (step.kwargs['body'] as SignatureDict) : undefined;
+    const id = stringOption(options, 'task_id') ?? (body ? stringOption(body.options ?? {}, 'task_id') : undefined);
+    if (id) await this.#storeFailure(id, body ?? step, state, error, traceback);
+    if (id && isDict(options['chord'])) {
+      const group = stringOption(options, 'group_id') ?? null;
+      const groupIndex = typeof options['group_index'] === 'number' ? options['group_index'] : null;
+      await this.chordPart({ id, group, groupIndex, chord: options['chord'] as SignatureDict }, state, error);
+    }
+  }
+
+  async #storeFailure(id: string, signature: SignatureDict, state: TaskState, error: ExceptionDict, traceback: string | null): Promise<void> {
+    const group = stringOption(signature.options ?? {}, 'group_id') ?? null;
+    const meta = buildResultMeta({ id, task: signature.task, retries: 0, group, parentId: null }, state, error, traceback, this.origin);
+    await this.backend.store(meta, { replyTo: stringOption(signature.options ?? {}, 'reply_to') ?? null });
+  }
+
+  /** Celery sends error callbacks with the failed task's id as their first argument. */
+  async #sendErrbacks(taskId: string, rootId: string, errbacks: readonly SignatureDict[]): Promise<void> {
+    const options: WireOptions = { parent_id: taskId, root_id: rootId || taskId };
+    await Promise.all(errbacks.map((errback) => whenSent(this.#apply(errback, [taskId], options))));
+  }
+
+  #apply(dict: SignatureDict, args: readonly unknown[], options: WireOptions): AnyResult {
+    return this.host.applySignature(this.host.signatureFromDict(dict), args, {}, options);
+  }
+}
+
+/** Resolves once a result's message (or its group's messages) went out; rejects if not. */
+function whenSent(result: AnyResult): Promise<void> {
+  return 'results' in result ? Promise.all(result.results.map((member) => member.sent)).then(() => undefined) : result.sent;
+}
+
+/** How Celery words a failed member in a ChordError: `ValueError('bad')`. */
+function describeFailure(result: unknown): string {
+  if (typeof result === 'object' && result !== null && typeof (result as ExceptionDict).exc_type === 'string') {
+    const { exc_type, exc_message } = result as ExceptionDict;
+    const args = Array.isArray(exc_message) ? exc_message : [exc_message];
+    return `${exc_type}(${args.map((arg) => pythonRepr(arg)).join(', ')})`;
+  }
+  return pythonRepr(result);
+}
+
+function stringOption(options: Record<string, unknown>, key: string): string | undefined {
+  const value = options[key];
+  return typeof value === 'string' && value.length > 0 ? value : undefined;
+}
+
+function signatureList(value: unknown): SignatureDict[] | null {
+  if (Array.isArray(value)) return value.filter(isDict) as SignatureDict[];
+  return isDict(value) ? [value as SignatureDict] : null;
+}
+
+function isDict(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
