@@ -7,6 +7,7 @@ export { Celeriac, DEFAULT_URL, type CeleriacConfig } from './app.js';
 export { Task, type ApplyOptions, type TaskContext, type TaskHandler, type TaskOptions, type RetryOptions, type TaskArgs, type TaskResult, type PublishRetryPolicy, type ErrorMatcher } from './task.js';
 export {
   AsyncResult,
+  GroupResult,
   gather,
   wait,
   asCompleted,
@@ -18,7 +19,28 @@ export {
   type WaitOutcome,
   type GetOptions,
   type RevokeOptions,
+  type AnyResult,
 } from './result.js';
+export {
+  Signature,
+  Chain,
+  Group,
+  Chord,
+  signature,
+  chain,
+  group,
+  chord,
+  map,
+  starmap,
+  chunks,
+  type IgnoresParent,
+  type Missing,
+  type MissingArgs,
+  type AnySignature,
+  type ResultOf,
+  type SignatureOptions,
+} from './canvas/signature.js';
+export type { SignatureDict, Embed } from './protocol/message.js';
 export { Worker, type WorkerStats } from './worker/worker.js';
 export type { WorkerOptions } from './worker/options.js';
 export type { WorkerEventMap, RejectReason } from './events.js';
