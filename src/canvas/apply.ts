@@ -174,7 +174,10 @@ export class Applier {
         this.#freeze(member, { rootId: placement.rootId, parentId: placement.parentId, groupIndex: index, chord: body.signature.toDict() }),
       );
       rootOf(body.result).parent = this.dispatcher.groupResult(groupId, header.map((member) => member.result as AsyncResult<unknown>));
-      const frozenChord = new Chord(header.map((member) => member.signature), body.signature, signature.options, signature.boundHost, groupId);
+      // Like Celery, the chord carries its body's id: whoever marks a failed chain's later
+      // steps finds the body under it.
+      const options = { ...signature.options, task_id: body.result.id };
+      const frozenChord = new Chord(header.map((member) => member.signature), body.signature, options, signature.boundHost, groupId);
       return { signature: frozenChord.withCall(signature.args, signature.immutable), result: body.result };
     }
     const options: WireOptions = { ...signature.options };

@@ -13,7 +13,7 @@
  * Revocation also marks the rest of a chain REVOKED (Celery leaves it PENDING for ever).
  */
 import type { ChordPart, ResultBackend, ResultTuple } from '../backends/backend.js';
-import { ChordError } from '../errors.js';
+import { ChordError, ConfigurationError } from '../errors.js';
 import { serializeException, type ExceptionDict } from '../protocol/exceptions.js';
 import type { SignatureDict, TaskMessage } from '../protocol/message.js';
 import { pythonRepr } from '../protocol/repr.js';
@@ -46,15 +46,32 @@ export class Continuation {
    */
   async afterSuccess(request: WorkflowRequest, value: unknown): Promise<ResultTuple[]> {
     const { callbacks, chain } = request.embed;
+    if (!callbacks && !chain) return [];
     const options: WireOptions = { parent_id: request.id, root_id: request.rootId };
-    const sent: AnyResult[] = [];
-    for (const callback of callbacks ?? []) sent.push(this.#apply(callback, [value], options));
-    if (chain && chain.length > 0) {
-      const rest = chain.slice(0, -1);
-      sent.push(this.#apply(chain[chain.length - 1]!, [value], { ...options, chain: rest }));
+    const steps: Array<{ signature: SignatureDict; options: WireOptions }> = (callbacks ?? []).map((callback) => ({ signature: callback, options }));
+    if (chain && chain.length > 0) steps.push({ signature: chain[chain.length - 1]!, options: { ...options, chain: chain.slice(0, -1) } });
+    const sent = await Promise.all(steps.map((step) => this.#send(step.signature, [value], step.options)));
+    return sent.filter((result): result is AnyResult => result !== null).map((result) => result.asTuple());
+  }
+
+  /**
+   * Sends a step; resolves with its handle once sent. A step that can never be sent as asked
+   * (a chord on a backend without a join) ends FAILURE with the reason, with the rest of its
+   * chain, instead of failing the task that finished: retrying that would not help. Broker
+   * errors still reject, so the finished task is handed back and its workflow continued later.
+   */
+  async #send(step: SignatureDict, args: readonly unknown[], options: WireOptions): Promise<AnyResult | null> {
+    try {
+      const result = this.#apply(step, args, options);
+      await whenSent(result);
+      return result;
+    } catch (error) {
+      if (!(error instanceof ConfigurationError)) throw error;
+      const exception = serializeException(error);
+      await this.#markStep(step, FAILURE, exception, null);
+      for (const later of signatureList(options['chain']) ?? []) await this.#markStep(later, FAILURE, exception, null);
+      return null;
     }
-    await Promise.all(sent.map(whenSent));
-    return sent.map((result) => result.asTuple());
   }
 
   /**
@@ -145,7 +162,7 @@ export class Continuation {
   /** Celery sends error callbacks with the failed task's id as their first argument. */
   async #sendErrbacks(taskId: string, rootId: string, errbacks: readonly SignatureDict[]): Promise<void> {
     const options: WireOptions = { parent_id: taskId, root_id: rootId || taskId };
-    await Promise.all(errbacks.map((errback) => whenSent(this.#apply(errback, [taskId], options))));
+    await Promise.all(errbacks.map((errback) => this.#send(errback, [taskId], options)));
   }
 
   #apply(dict: SignatureDict, args: readonly unknown[], options: WireOptions): AnyResult {
