@@ -69,6 +69,7 @@ Result backends: the same, plus rpc:// (results over the broker's RabbitMQ).`,
     .addOption(new Option('-l, --loglevel <level>', 'log level').choices(['debug', 'info', 'warning', 'error', 'critical']).default('info'))
     .option('-n, --hostname <name>', 'node name (default: celeriac.<pid>@<host>)')
     .option('--grace <seconds>', 'on SIGINT/SIGTERM, how long running tasks may finish', nonNegative, 30)
+    .option('--no-track-children', "don't follow handlers across await to record the tasks they send as children (faster)")
     .addHelpText(
       'after',
       `

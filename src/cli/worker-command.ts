@@ -10,13 +10,14 @@ interface WorkerCommandOptions extends AppOptions {
   loglevel: string;
   hostname?: string;
   grace: number;
+  trackChildren: boolean;
 }
 
 /** Starts the worker and resolves once it has shut down. */
 export async function runWorker(options: WorkerCommandOptions): Promise<void> {
   const logger = createLogger(parseLogLevel(options.loglevel));
   const app = await loadApp(options);
-  const workerOptions: Partial<WorkerOptions> = { concurrency: options.concurrency, logger, shutdownGrace: options.grace };
+  const workerOptions: Partial<WorkerOptions> = { concurrency: options.concurrency, logger, shutdownGrace: options.grace, trackChildren: options.trackChildren };
   if (options.queues) workerOptions.queues = options.queues;
   if (options.prefetch !== undefined) workerOptions.prefetch = options.prefetch;
   if (options.hostname) workerOptions.hostname = options.hostname;

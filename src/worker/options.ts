@@ -21,6 +21,14 @@ export interface WorkerOptions {
   /** How many revoked ids to remember, and for how long (seconds). Celery's: 50,000 / 3 h. */
   revokedMax: number;
   revokedExpires: number;
+  /**
+   * Tasks sent from inside a handler name it as their parent (and its workflow's root), and
+   * are stored among its `children`, as Celery does. This follows the handler across `await`
+   * with AsyncLocalStorage, which costs every promise in the process a little (on no-op tasks,
+   * about a tenth of the throughput). Off, such tasks start workflows of their own; callbacks
+   * and chain steps are recorded either way. Default true.
+   */
+  trackChildren: boolean;
 }
 
 /** Fills in the defaults for any option not given. */
@@ -41,5 +49,6 @@ export function resolveWorkerOptions(given: Partial<WorkerOptions>, defaultQueue
     logger: given.logger ?? logger,
     revokedMax: given.revokedMax ?? 50_000,
     revokedExpires: given.revokedExpires ?? 10_800,
+    trackChildren: given.trackChildren ?? true,
   };
 }

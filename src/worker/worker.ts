@@ -268,7 +268,8 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     const startedAt = performance.now();
     let value: unknown;
     try {
-      value = currentTask.run(job.running, () => (job.task.handler as (...args: unknown[]) => unknown)(job.context, ...job.args));
+      const handler = job.task.handler as (...args: unknown[]) => unknown;
+      value = this.options.trackChildren ? currentTask.run(job.running, () => handler(job.context, ...job.args)) : handler(job.context, ...job.args);
     } catch (error) {
       this.#finish(job, this.#classifyError(job, error), startedAt);
       return;
