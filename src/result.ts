@@ -202,11 +202,14 @@ export class GroupResult<R extends readonly unknown[] = unknown[]> implements Pr
 
   /**
    * Waits for every member (within `timeout` seconds for the whole group, if given). With
-   * `propagate: false`, failures stand in the list as errors rather than rejecting.
+   * `propagate: false` (or {@link gather}'s `returnExceptions: true`), failures stand in the
+   * list as errors rather than rejecting.
    */
-  async get(options: GetOptions = {}): Promise<R> {
+  async get(options: GetOptions & { returnExceptions?: boolean } = {}): Promise<R> {
+    const { returnExceptions, ...rest } = options;
+    const memberOptions: GetOptions = returnExceptions ? { ...rest, propagate: false } : rest;
     // One timeout for the whole group: every member starts waiting now.
-    return (await Promise.all(this.results.map((result) => result.get(options)))) as unknown as R;
+    return (await Promise.all(this.results.map((result) => result.get(memberOptions)))) as unknown as R;
   }
 
   /** Each member's current state, in order. */

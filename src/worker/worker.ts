@@ -349,9 +349,10 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       case 'success': {
         this.stats.succeeded++;
         // Callbacks and the next chain step go out first, so the stored result lists them.
-        const sent = await this.#continuation.afterSuccess(request, outcome.value);
+        const { embed } = request;
+        const sent = embed.callbacks || embed.chain ? await this.#continuation.afterSuccess(request, outcome.value) : [];
         if (!task.options.ignoreResult && !request.ignoreResult) await this.#store(job, SUCCESS, outcome.value, null, [...job.running.children, ...sent]);
-        await this.#continuation.chordPart(chordMember(request), SUCCESS, outcome.value);
+        if (embed.chord) await this.#continuation.chordPart(chordMember(request), SUCCESS, outcome.value);
         this.emit('task-succeeded', { id, name, result: outcome.value, runtime });
         break;
       }
