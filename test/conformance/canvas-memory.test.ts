@@ -1,3 +1,0 @@
-import { describeCanvasConformance } from './canvas-suite.js';
-
-describeCanvasConformance('memory://', { broker: 'memory://canvas-conformance', backend: 'memory://canvas-conformance' });
