@@ -204,10 +204,13 @@ export class Task<A extends unknown[] = unknown[], R = unknown> {
 /** Every tail of an argument tuple, the whole and the empty one included. */
 type Suffixes<A extends unknown[]> = A | (A extends [unknown, ...infer Tail] ? Suffixes<Tail> : A extends [] ? never : []);
 
-/** The leading arguments of `A` left when its tail `G` is given. */
+/**
+ * The leading arguments of `A` left when its tail `G` is given: none once `G` is a whole call
+ * (optional parameters may be left out), else the first parameter and what the rest lacks.
+ */
 type DropSuffix<A extends unknown[], G extends unknown[]> = number extends A['length']
   ? A
-  : A['length'] extends G['length']
+  : G extends A
     ? []
     : A extends [infer Head, ...infer Tail]
       ? [Head, ...DropSuffix<Tail, G>]

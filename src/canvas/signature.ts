@@ -142,7 +142,7 @@ export class Signature<M extends Missing = unknown[], R = unknown, H = AsyncResu
    * signature's result as its first argument (unless it is immutable).
    */
   pipe<N extends AnySignature>(next: N & StepAfter<N, R>): Chain<M, ResultOf<N>, HandleOf<N>> {
-    return new Chain([this, next], {}, this.host ?? next.boundHost);
+    return new Chain([...stepsOf(this), ...stepsOf(next)], {}, this.host ?? next.boundHost);
   }
 
   /** Sends it: `args` go in front of its own arguments, options are merged over its own. */
@@ -287,8 +287,13 @@ type Last<S extends readonly unknown[]> = S extends readonly [...unknown[], infe
 /** The results of a list of signatures, in order. */
 export type ResultsOf<S extends readonly unknown[]> = { -readonly [K in keyof S]: ResultOf<S[K]> };
 
-/** What a group needs: nothing when every member ignores its parent, else its members' need. */
-type GroupMissing<S extends readonly unknown[]> = MissingOf<S[number]> extends IgnoresParent ? IgnoresParent : MissingOf<S[number]>;
+/**
+ * What a group needs: nothing when every member ignores its parent, else what its other members
+ * need (the parent's result goes to each of them).
+ */
+type GroupMissing<S extends readonly unknown[]> = [Exclude<MissingOf<S[number]>, IgnoresParent>] extends [never]
+  ? IgnoresParent
+  : Exclude<MissingOf<S[number]>, IgnoresParent>;
 
 /**
  * Runs signatures one after another, each with the previous one's result as its first
@@ -346,12 +351,12 @@ export function signature<R = unknown>(name: string, args: readonly unknown[] = 
  * Runs `task` on each item, one after another inside one task (Celery's `map`): one message,
  * one result, the list of the task's results.
  */
-export function map<R>(task: Signature<[unknown], R> | AnySignature, items: readonly unknown[]): Signature<IgnoresParent, R[]> {
+export function map<R>(task: Signature<any, R, any>, items: readonly unknown[]): Signature<IgnoresParent, R[]> {
   return new Signature({ task: 'celery.map', kwargs: { task: task.toDict(), it: [...items] }, immutable: true }, task.boundHost);
 }
 
 /** Like {@link map}, but each item is a list of arguments (Celery's `starmap`). */
-export function starmap<R>(task: AnySignature, items: readonly (readonly unknown[])[]): Signature<IgnoresParent, R[]> {
+export function starmap<R>(task: Signature<any, R, any>, items: readonly (readonly unknown[])[]): Signature<IgnoresParent, R[]> {
   return new Signature({ task: 'celery.starmap', kwargs: { task: task.toDict(), it: items.map((item) => [...item]) }, immutable: true }, task.boundHost);
 }
 
@@ -359,11 +364,23 @@ export function starmap<R>(task: AnySignature, items: readonly (readonly unknown
  * Splits `items` (argument lists) into chunks of `size`, each run as one {@link starmap} task,
  * all chunks in parallel (Celery's `chunks`). Applying it gives a GroupResult of lists.
  */
-export function chunks<R>(task: AnySignature, items: readonly (readonly unknown[])[], size: number): Group<IgnoresParent, R[][]> {
+export function chunks<R>(task: Signature<any, R, any>, items: readonly (readonly unknown[])[], size: number): Group<IgnoresParent, R[][]> {
   if (!Number.isInteger(size) || size < 1) throw new ConfigurationError(`chunks needs a whole number size of at least 1; got ${size}`);
   const parts: AnySignature[] = [];
   for (let start = 0; start < items.length; start += size) parts.push(starmap(task, items.slice(start, start + size)));
   return new Group(parts, {}, task.boundHost);
+}
+
+/**
+ * The steps a signature adds to a chain: a chain of its own steps is spliced in (its error
+ * callbacks going to each step, as Celery's `unchain_tasks` does), anything else is one step.
+ */
+function stepsOf(signature: AnySignature): AnySignature[] {
+  if (!(signature instanceof Chain) || signature.args.length > 0) return [signature];
+  const { link_error: linkError, ...rest } = signature.options;
+  if (Object.keys(rest).length > 0) return [signature];
+  const errbacks = Array.isArray(linkError) ? linkError : linkError ? [linkError] : [];
+  return signature.tasks.map((task) => errbacks.reduce<AnySignature>((step, errback) => step.linkError(errback as SignatureDict), task));
 }
 
 function hostOf(signatures: readonly AnySignature[]): CanvasHost | undefined {

@@ -27,8 +27,11 @@ export async function loadApp(options: AppOptions): Promise<Celeriac> {
   const path = resolve(options.app);
   if (!existsSync(path)) throw new ConfigurationError(`app module ${options.app} not found (looked at ${path})`);
   if (/\.[mc]?tsx?$/.test(path) && !typescriptLoaderRegistered) {
-    const { register } = await import('tsx/esm/api');
-    register();
+    // Both hooks: in a CommonJS project (npm's default) a `.ts` file is loaded as CommonJS, and
+    // its `import ... from 'celeriac'` becomes a require.
+    const [{ register: registerEsm }, { register: registerCjs }] = await Promise.all([import('tsx/esm/api'), import('tsx/cjs/api')]);
+    registerCjs();
+    registerEsm();
     typescriptLoaderRegistered = true;
   }
   const exports = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
@@ -37,11 +40,14 @@ export async function loadApp(options: AppOptions): Promise<Celeriac> {
   return app;
 }
 
-function findApp(exports: Record<string, unknown>, name: string): Celeriac {
+function findApp(namespace: Record<string, unknown>, name: string): Celeriac {
+  // A CommonJS module's exports arrive as the namespace's default.
+  const commonJs = namespace['default'];
+  const exports = isApp(commonJs) || typeof commonJs !== 'object' || commonJs === null ? namespace : { ...namespace, ...(commonJs as Record<string, unknown>) };
   for (const key of ['default', 'app']) {
     if (isApp(exports[key])) return exports[key];
   }
-  const apps = Object.values(exports).filter(isApp);
+  const apps = [...new Set(Object.values(exports).filter(isApp))];
   if (apps.length === 1) return apps[0]!;
   throw new ConfigurationError(
     apps.length === 0

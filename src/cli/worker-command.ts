@@ -22,7 +22,8 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
   if (options.prefetch !== undefined) workerOptions.prefetch = options.prefetch;
   if (options.hostname) workerOptions.hostname = options.hostname;
   const worker = app.worker(workerOptions);
-  logger.info(`celeriac worker: ${app.tasks.size} tasks [${[...app.tasks.keys()].join(', ')}], broker ${(await app.broker()).displayUrl}`);
+  const own = [...app.tasks.keys()].filter((name) => !name.startsWith('celery.')); // Celery's built-ins are on every app
+  logger.info(`celeriac worker: ${own.length} tasks [${own.join(', ')}], broker ${(await app.broker()).displayUrl}`);
 
   let stopping: Promise<void> | undefined;
   const onSignal = (signal: NodeJS.Signals): void => {

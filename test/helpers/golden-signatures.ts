@@ -62,7 +62,7 @@ export function liveSignatures(): GoldenSignatures {
   return JSON.parse(python('generate_signatures.py')) as GoldenSignatures;
 }
 
-/** What Celery rebuilds from each of `dicts` (sent as JSON text, already encoded). */
+/** What Celery rebuilds from each dict in `json`, a JSON list as our encoder wrote it. */
 export function celeryReads(json: string): CeleryView[] {
   return JSON.parse(python('check_signatures.py', json)) as CeleryView[];
 }

@@ -4,7 +4,7 @@
  * the previous result. The `@ts-expect-error` lines fail `npm run typecheck` if a wrong
  * workflow ever starts compiling.
  */
-import { describe, expectTypeOf, it } from 'vitest';
+import { afterAll, describe, expectTypeOf, it } from 'vitest';
 import {
   AsyncResult,
   Celeriac,
@@ -23,7 +23,9 @@ import {
   type ResultOf,
 } from 'celeriac';
 
+// Nothing here is sent: every delay() is inside a function that is only type-checked.
 const app = new Celeriac({ broker: 'memory://canvas-types', backend: 'memory://canvas-types' });
+afterAll(() => app.close());
 const add = app.task('types.add', (_ctx, a: number, b: number) => a + b);
 const tsum = app.task('types.tsum', (_ctx, numbers: number[]) => numbers.reduce((a, b) => a + b, 0));
 const shout = app.task('types.shout', async (_ctx, text: string) => text.toUpperCase());
@@ -68,6 +70,21 @@ function wrongWorkflows(): void {
   add.s(1, 2).set({ countdwn: 5 });
 }
 void wrongWorkflows;
+
+/** Calls that must compile (once typing bugs, now fixed). */
+function optionalAndMixedCalls(): void {
+  const greetMaybeLoudly = app.task('types.greet.loud', (_ctx, name: string, loud?: boolean) => (loud ? name.toUpperCase() : name));
+  // An optional last parameter may be left out: s('x') is complete.
+  greetMaybeLoudly.s('x').delay();
+  expectTypeOf(greetMaybeLoudly.s('x')).toEqualTypeOf<Signature<[], string>>();
+  // s(true) gives the optional tail; the name is still missing.
+  expectTypeOf(greetMaybeLoudly.s(true)).toEqualTypeOf<Signature<[string], string>>();
+  // A group of partial and immutable members needs what the partial ones need.
+  chain(add.s(1, 2), group(add.s(1), shout.si('x')));
+  // @ts-expect-error such a group still needs its partial member's number when sent alone
+  group(add.s(1), shout.si('x')).delay();
+}
+void optionalAndMixedCalls;
 
 describe('signature types', () => {
   it('know what a signature still lacks', () => {
@@ -119,7 +136,7 @@ describe('chain types', () => {
     expectTypeOf(mixed).returns.resolves.toEqualTypeOf<number>();
     const toString = async () => chain(shout.s('a'), greet.s()).delay();
     expectTypeOf(toString).returns.resolves.toEqualTypeOf<string>();
-    expectTypeOf(chain(add.s(1, 2), add.s(3)).delay()).toEqualTypeOf<AsyncResult<number>>();
+    expectTypeOf(chain(add.s(1, 2), add.s(3)).delay).returns.toEqualTypeOf<AsyncResult<number>>();
     expectTypeOf(chain(add.s(1, 2), add.s(3))).toExtend<Chain>();
   });
 
@@ -138,7 +155,7 @@ describe('chain types', () => {
 
   it('are built by pipe() with the same types', () => {
     const piped = add.s(1, 2).pipe(add.s(3)).pipe(add.s(4));
-    expectTypeOf(piped.delay()).toEqualTypeOf<AsyncResult<number>>();
+    expectTypeOf(piped.delay).returns.toEqualTypeOf<AsyncResult<number>>();
     const toText = async () => add.s(1, 2).pipe(shout.si('x')).pipe(greet.s()).delay();
     expectTypeOf(toText).returns.resolves.toEqualTypeOf<string>();
     expectTypeOf(add.s(3).pipe(add.s(4)).delay).parameters.toEqualTypeOf<[number]>();
@@ -147,19 +164,19 @@ describe('chain types', () => {
   it('take a group as a step and hand its results on as a list', () => {
     const overGroup = async () => chain(add.s(1, 2), group(add.s(1), add.s(2)), tsum.s()).delay();
     expectTypeOf(overGroup).returns.resolves.toEqualTypeOf<number>();
-    const endingInGroup = async () => chain(add.s(1, 2), group(add.s(1), shout.si('x'))).delay();
-    expectTypeOf(endingInGroup).returns.resolves.toEqualTypeOf<[number, string]>();
+    const endingInGroup = async () => chain(add.s(1, 2), group(add.s(1), add.s(2))).delay();
+    expectTypeOf(endingInGroup).returns.resolves.toEqualTypeOf<[number, number]>();
   });
 });
 
 describe('group types', () => {
   it("await their members' results in order and return a GroupResult", () => {
-    const sent = group(add.s(1, 1), shout.s('x'));
-    expectTypeOf(sent.delay()).toEqualTypeOf<GroupResult<[number, string]>>();
+    const members = group(add.s(1, 1), shout.s('x'));
+    expectTypeOf(members.delay).returns.toEqualTypeOf<GroupResult<[number, string]>>();
     const awaited = async () => group(add.s(1, 1), shout.s('x')).delay();
     expectTypeOf(awaited).returns.resolves.toEqualTypeOf<[number, string]>();
-    expectTypeOf(group([add.s(1, 1), add.s(2, 2)] as const).delay()).toEqualTypeOf<GroupResult<[number, number]>>();
-    expectTypeOf(sent).toExtend<Group>();
+    expectTypeOf(group([add.s(1, 1), add.s(2, 2)] as const).delay).returns.toEqualTypeOf<GroupResult<[number, number]>>();
+    expectTypeOf(members).toExtend<Group>();
   });
 
   it('pass their arguments to every member', () => {
@@ -172,7 +189,7 @@ describe('chord types', () => {
   it("await the body's result", () => {
     const summed = async () => chord([add.s(1, 1), add.s(2, 2)], tsum.s()).delay();
     expectTypeOf(summed).returns.resolves.toEqualTypeOf<number>();
-    expectTypeOf(chord([add.s(1, 1), add.s(2, 2)], tsum.s()).delay()).toEqualTypeOf<AsyncResult<number>>();
+    expectTypeOf(chord([add.s(1, 1), add.s(2, 2)], tsum.s()).delay).returns.toEqualTypeOf<AsyncResult<number>>();
     const joined = async () => chord(group(shout.s('a'), greet.s('b')), join.s()).delay();
     expectTypeOf(joined).returns.resolves.toEqualTypeOf<string>();
     const immutableBody = async () => chord([add.s(1, 1)], shout.si('done')).delay();
@@ -197,6 +214,6 @@ describe('map, starmap and chunks types', () => {
   it('chunks: a group of lists', () => {
     const chunked = chunks<number>(add.s(), [[1, 2], [3, 4], [5, 6]], 2);
     expectTypeOf(chunked).toEqualTypeOf<Group<IgnoresParent, number[][]>>();
-    expectTypeOf(chunked.delay()).toEqualTypeOf<GroupResult<number[][]>>();
+    expectTypeOf(chunked.delay).returns.toEqualTypeOf<GroupResult<number[][]>>();
   });
 });
