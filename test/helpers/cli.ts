@@ -30,11 +30,18 @@ export interface WorkerProcess {
   waitFor(text: string | RegExp, timeoutMs?: number): Promise<void>;
 }
 
+/** Which `celeriac` to start, and where: this repository's by default. */
+export interface Launch {
+  cli?: string;
+  cwd?: string;
+}
+
 /** Starts `celeriac worker` on the fixture tasks (or `tasksModule`). */
-export function startWorkerProcess(brokerUrl: string, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}, tasksModule = FIXTURE_TASKS): WorkerProcess {
-  const child = spawn(process.execPath, [CLI, 'worker', '-A', tasksModule, '--broker', brokerUrl, ...extraArgs], {
+export function startWorkerProcess(brokerUrl: string, extraArgs: string[] = [], env: NodeJS.ProcessEnv = {}, tasksModule = FIXTURE_TASKS, launch: Launch = {}): WorkerProcess {
+  const child = spawn(process.execPath, [launch.cli ?? CLI, 'worker', '-A', tasksModule, '--broker', brokerUrl, ...extraArgs], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(launch.cwd ? { cwd: launch.cwd } : {}),
   });
   let output = '';
   const listeners = new Set<() => void>();

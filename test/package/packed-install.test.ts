@@ -1,0 +1,79 @@
+/**
+ * celeriac as users get it: the packed tarball installed into a project of its own, outside this
+ * repository. For each kind of project (npm's default CommonJS, and ESM) and each kind of task
+ * module (.ts, .mts, .js, .mjs), `celeriac worker -A` runs as a separate process and a client
+ * script of that project (`require` in CommonJS, `import` in ESM) calls a task through it.
+ */
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ROOT, startWorkerProcess } from '../helpers/cli.js';
+
+const ESM_TASKS = `import { Celeriac } from 'celeriac';
+export const app = new Celeriac();
+export const add = app.task('tasks.add', (ctx, a: number, b: number) => a + b);
+export default app;
+`;
+const CJS_TASKS = `const { Celeriac } = require('celeriac');
+const app = new Celeriac();
+app.task('tasks.add', (ctx, a, b) => a + b);
+module.exports = app;
+`;
+const ESM_CLIENT = `import { Celeriac } from 'celeriac';
+const app = new Celeriac();
+console.log(await app.sendTask('tasks.add', [2, 3]).get({ timeout: 20 }));
+await app.close();
+`;
+const CJS_CLIENT = `const { Celeriac } = require('celeriac');
+const app = new Celeriac();
+app.sendTask('tasks.add', [2, 3]).get({ timeout: 20 }).then(async (sum) => { console.log(sum); await app.close(); });
+`;
+
+/** A project kind: its package.json `type`, its task module, and its client script. */
+const PROJECTS = [
+  { name: 'commonjs-ts', type: 'commonjs', tasks: ['tasks.ts', ESM_TASKS], client: ['client.js', CJS_CLIENT] },
+  { name: 'commonjs-mts', type: 'commonjs', tasks: ['tasks.mts', ESM_TASKS], client: ['client.js', CJS_CLIENT] },
+  { name: 'commonjs-js', type: 'commonjs', tasks: ['tasks.js', CJS_TASKS], client: ['client.mjs', ESM_CLIENT] },
+  { name: 'module-ts', type: 'module', tasks: ['tasks.ts', ESM_TASKS], client: ['client.js', ESM_CLIENT] },
+  { name: 'module-js', type: 'module', tasks: ['tasks.js', ESM_TASKS.replace(/: number/g, '')], client: ['client.cjs', CJS_CLIENT] },
+  { name: 'module-mjs', type: 'module', tasks: ['tasks.mjs', ESM_TASKS.replace(/: number/g, '')], client: ['client.js', ESM_CLIENT] },
+] as const;
+
+describe('the packed package, installed into projects of their own', () => {
+  let root: string;
+  beforeAll(() => {
+    root = mkdtempSync(join(tmpdir(), 'celeriac-install-'));
+    execFileSync('npm', ['pack', '--pack-destination', root, '--silent'], { cwd: ROOT, stdio: 'pipe' });
+    const tarball = readdirSync(root).find((file) => file.endsWith('.tgz'))!;
+    // One install shared by every project below it: Node resolves packages upward, while each
+    // project's own package.json decides how its files load.
+    writeFileSync(join(root, 'package.json'), JSON.stringify({ name: 'install-check', private: true }));
+    execFileSync('npm', ['install', join(root, tarball), '--no-audit', '--no-fund', '--loglevel=error'], { cwd: root, stdio: 'pipe', timeout: 600_000 });
+  }, 660_000);
+  afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  for (const project of PROJECTS) {
+    it(`${project.name}: the worker runs ${project.tasks[0]} and ${project.client[0]} calls it`, async () => {
+      const dir = join(root, project.name);
+      mkdirSync(dir);
+      writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: project.name, version: '1.0.0', type: project.type }));
+      writeFileSync(join(dir, project.tasks[0]), project.tasks[1]);
+      writeFileSync(join(dir, project.client[0]), project.client[1]);
+      const broker = `sqlite://${join(dir, 'celeriac.db')}`;
+      const cli = join(root, 'node_modules', 'celeriac', 'bin', 'celeriac.js');
+      const worker = startWorkerProcess(broker, [], {}, `./${project.tasks[0]}`, { cli, cwd: dir });
+      try {
+        await worker.waitFor('ready', 30_000);
+        expect(worker.log()).toContain('1 tasks [tasks.add]');
+        const client = spawnSync(process.execPath, [project.client[0]], { cwd: dir, encoding: 'utf8', timeout: 30_000, env: { ...process.env, CELERIAC_BROKER_URL: broker } });
+        expect(client.stderr.replace(/.*ExperimentalWarning.*\n|.*--trace-warnings.*\n/g, '')).toBe('');
+        expect(client.stdout.trim()).toBe('5');
+      } finally {
+        worker.child.kill('SIGTERM');
+        await worker.exited;
+      }
+    });
+  }
+});
