@@ -5,9 +5,9 @@
  * script of that project (`require` in CommonJS, `import` in ESM) calls a task through it.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, startWorkerProcess } from '../helpers/cli.js';
 
@@ -53,6 +53,18 @@ describe('the packed package, installed into projects of their own', () => {
     execFileSync('npm', ['install', join(root, tarball), '--no-audit', '--no-fund', '--loglevel=error'], { cwd: root, stdio: 'pipe', timeout: 600_000 });
   }, 660_000);
   afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+  it('ships its license, types and the sources its source maps name', () => {
+    const installed = join(root, 'node_modules', 'celeriac');
+    for (const file of ['LICENSE', 'dist/index.js', 'dist/index.d.ts', 'bin/celeriac.js']) expect(existsSync(join(installed, file)), file).toBe(true);
+    const maps = (readdirSync(join(installed, 'dist'), { recursive: true }) as string[]).filter((file) => file.endsWith('.js.map'));
+    expect(maps.length).toBeGreaterThan(20);
+    for (const map of maps) {
+      const path = join(installed, 'dist', map);
+      const { sources } = JSON.parse(readFileSync(path, 'utf8')) as { sources: string[] };
+      for (const source of sources) expect(existsSync(resolve(dirname(path), source)), `${map} names ${source}`).toBe(true);
+    }
+  });
 
   for (const project of PROJECTS) {
     it(`${project.name}: the worker runs ${project.tasks[0]} and ${project.client[0]} calls it`, async () => {
