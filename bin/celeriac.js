@@ -7,4 +7,5 @@ process.stdout.on('error', (error) => {
   throw error;
 });
 
-process.exitCode = await main(process.argv.slice(2));
+// Exit once the command is done, even if a task module keeps handles open (a client, a timer).
+process.exit(await main(process.argv.slice(2)));

@@ -1,4 +1,5 @@
 /** `celeriac worker`: runs a worker until SIGINT/SIGTERM, with warm then cold shutdown. */
+import { ConfigurationError } from '../errors.js';
 import { createLogger, parseLogLevel } from '../logger.js';
 import type { WorkerOptions } from '../worker/options.js';
 import { loadApp, type AppOptions } from './load-app.js';
@@ -17,6 +18,11 @@ interface WorkerCommandOptions extends AppOptions {
 export async function runWorker(options: WorkerCommandOptions): Promise<void> {
   const logger = createLogger(parseLogLevel(options.loglevel));
   const app = await loadApp(options);
+  if (app.brokerUrl.startsWith('memory:')) {
+    throw new ConfigurationError(
+      `the broker ${app.brokerUrl} lives inside one process, so a worker started on its own would never receive a task; use sqlite:// (the default) or redis:// / amqp://`,
+    );
+  }
   const workerOptions: Partial<WorkerOptions> = { concurrency: options.concurrency, logger, shutdownGrace: options.grace, trackChildren: options.trackChildren };
   if (options.queues) workerOptions.queues = options.queues;
   if (options.prefetch !== undefined) workerOptions.prefetch = options.prefetch;

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
 import { Celeriac, gather } from '../../src/index.js';
-import { runCli, startWorkerProcess, tempSqlite, type WorkerProcess } from '../helpers/cli.js';
+import { ROOT, runCli, startWorkerProcess, tempSqlite, type WorkerProcess } from '../helpers/cli.js';
 import { until } from '../helpers/wait.js';
 
 const cleanups: Array<() => unknown> = [];
@@ -15,12 +15,12 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-function setup(): { url: string; dir: string; app: Celeriac; spawnWorker: (args?: string[], env?: NodeJS.ProcessEnv) => WorkerProcess } {
+function setup(): { url: string; dir: string; app: Celeriac; spawnWorker: (args?: string[], env?: NodeJS.ProcessEnv, tasksModule?: string) => WorkerProcess } {
   const sqlite = tempSqlite();
   const app = new Celeriac({ broker: sqlite.url });
   cleanups.push(sqlite.cleanup, () => app.close());
-  const spawnWorker = (args: string[] = [], env: NodeJS.ProcessEnv = {}): WorkerProcess => {
-    const worker = startWorkerProcess(sqlite.url, args, env);
+  const spawnWorker = (args: string[] = [], env: NodeJS.ProcessEnv = {}, tasksModule?: string): WorkerProcess => {
+    const worker = startWorkerProcess(sqlite.url, args, env, tasksModule);
     cleanups.push(async () => {
       if (worker.child.exitCode === null && worker.child.signalCode === null) {
         worker.child.kill('SIGKILL');
@@ -66,9 +66,23 @@ describe('a worker process on the SQLite broker', () => {
     spawnWorker(['-c', '1']);
     expect(await interrupted.get({ timeout: 30 })).toBe(5000);
   });
+
+  it('exits after a warm shutdown even when the task module keeps a handle open', async () => {
+    const { app, spawnWorker } = setup();
+    const worker = spawnWorker([], {}, join(ROOT, 'test', 'fixtures', 'tasks-with-handle.ts'));
+    expect(await app.sendTask<number>('fx.handle.add', [2, 3]).get({ timeout: 20 })).toBe(5);
+    worker.child.kill('SIGTERM');
+    expect(await worker.exited).toBe(0);
+  });
 });
 
 describe('the celeriac CLI', () => {
+  it('refuses a worker on the in-process memory:// broker, saying what to use', () => {
+    const run = runCli(['worker', '--broker', 'memory://']);
+    expect(run.status).toBe(2);
+    expect(run.stderr).toMatch(/memory:\/\/ lives inside one process.*use sqlite:\/\//);
+  });
+
   it('calls a task and waits for its result, then shows it with `result`', async () => {
     const { url, spawnWorker } = setup();
     spawnWorker();
