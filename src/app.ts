@@ -300,6 +300,11 @@ export class Celeriac implements TaskSender, ResultSource, CanvasHost {
     });
   }
 
+  /** Closes the connections: `await using app = new Celeriac(...)` closes them at the end of the block. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
   /** Closes the broker and backend connections this app opened. */
   async close(): Promise<void> {
     const broker = this.#broker;

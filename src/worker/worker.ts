@@ -80,6 +80,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   readonly #settling = new Set<Promise<void>>();
   readonly #revoked: RevokedSet;
   #idle: (() => void) | undefined;
+  #stopping: Promise<void> | undefined;
 
   constructor(
     private readonly app: Celeriac,
@@ -96,10 +97,25 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     return this.#active.size;
   }
 
-  /** Connects and starts consuming. Rejects with a clear error if the broker is unreachable. */
+  /**
+   * Connects and starts consuming. Rejects with a clear error if the broker is unreachable; a
+   * worker whose start failed can be started again.
+   */
   async start(): Promise<void> {
     if (this.#state !== 'new') throw new Error(`worker cannot start: it is ${this.#state}`);
     this.#state = 'running';
+    try {
+      await this.#connect();
+    } catch (error) {
+      await this.#control?.cancel().catch(() => undefined);
+      this.#control = undefined;
+      this.#state = 'new';
+      throw error;
+    }
+    this.emit('worker-online', { hostname: this.options.hostname, queues: this.options.queues });
+  }
+
+  async #connect(): Promise<void> {
     [this.#broker, this.#backend] = await Promise.all([this.app.broker(), this.app.backend()]);
     this.#continuation = new Continuation(this.app, this.#backend, { hostname: this.options.hostname, queue: this.options.queues[0] ?? this.app.defaultQueue });
     this.#broker.onWarning = (message) => this.options.logger.warning(message);
@@ -107,16 +123,24 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     this.#consumer = await this.#broker.consume(this.options.queues, (delivery) => this.#onDelivery(delivery), {
       prefetch: this.options.prefetch,
     });
-    this.emit('worker-online', { hostname: this.options.hostname, queues: this.options.queues });
   }
 
   /**
    * Warm shutdown: stop taking work, hand back what has not started, let running tasks finish
    * within `graceSeconds` (default: the `shutdownGrace` option), then fire their signals and
-   * hand back whatever still runs.
+   * hand back whatever still runs. Calling it again while it runs waits for the same shutdown.
    */
-  async stop(graceSeconds = this.options.shutdownGrace): Promise<void> {
-    if (this.#state !== 'running') return;
+  stop(graceSeconds = this.options.shutdownGrace): Promise<void> {
+    if (this.#state === 'running') this.#stopping = this.#shutDown(graceSeconds);
+    return this.#stopping ?? Promise.resolve();
+  }
+
+  /** Stops the worker: `await using worker = app.worker()` stops it at the end of the block. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  async #shutDown(graceSeconds: number): Promise<void> {
     this.#state = 'stopping';
     await this.#consumer?.cancel().catch((error: unknown) => this.emit('error', { error, during: 'cancelling the consumer' }));
     for (const job of this.#reserved.splice(0)) this.#handBack(job);

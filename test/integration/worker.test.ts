@@ -9,6 +9,7 @@ import {
   ALL_COMPLETED,
   asCompleted,
   Celeriac,
+  createLogger,
   FIRST_COMPLETED,
   FIRST_EXCEPTION,
   gather,
@@ -21,6 +22,7 @@ import {
   type WorkerOptions,
 } from '../../src/index.js';
 import { encodeTaskMessage } from '../../src/protocol/encode.js';
+import { startTestRedis } from '../helpers/redis-server.js';
 import { nextEvent, until } from '../helpers/wait.js';
 
 const opened: Array<{ app: Celeriac; worker?: Worker }> = [];
@@ -399,5 +401,46 @@ describe('shutdown', () => {
     expect(await result.state()).toBe('PENDING');
     await startWorker(app);
     expect(await result).toBe('second run');
+  });
+
+  it('waits for the same shutdown when stop() is called twice, and disposes with await using', async () => {
+    const app = makeApp();
+    const sleepy = app.task('d.sleepy2', async (_ctx, ms: number) => {
+      await sleep(ms);
+      return ms;
+    });
+    const worker = await startWorker(app, { concurrency: 1 });
+    const running = sleepy.delay(200);
+    await nextEvent(worker, 'task-started');
+    const first = worker.stop(5);
+    await worker.stop(5); // resolves only once the first shutdown is over
+    expect(await running.state()).toBe('SUCCESS');
+    await first;
+    {
+      await using disposable = app.worker({ logger: createLogger('critical') });
+      await disposable.start();
+      expect(await sleepy.delay(1)).toBe(1);
+    }
+    await sleepy.delay(2).sent; // the disposed worker no longer takes anything
+    expect(await (await app.broker()).queueLength('celery')).toBe(1);
+  });
+
+  it('can be started again after a start that failed', async () => {
+    const port = 6397;
+    const app = new Celeriac({ broker: `redis://127.0.0.1:${port}/0?connect_timeout=0.5`, backend: `memory://${randomUUID()}` });
+    opened.push({ app });
+    app.task('d.after-restart', () => 'ok');
+    const worker = app.worker({ logger: createLogger('critical') });
+    await expect(worker.start()).rejects.toThrow(new RegExp(`127\\.0\\.0\\.1:${port}`));
+    const server = await startTestRedis(port);
+    try {
+      await worker.start();
+      opened.push({ app, worker });
+      expect(await app.sendTask('d.after-restart').get({ timeout: 5 })).toBe('ok');
+      await worker.stop(1);
+      await app.close();
+    } finally {
+      await server.destroy();
+    }
   });
 });
