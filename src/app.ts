@@ -15,6 +15,7 @@ import { ConfigurationError } from './errors.js';
 import { encodeTaskMessage } from './protocol/encode.js';
 import type { SignatureDict, TaskMessage } from './protocol/message.js';
 import { AsyncResult, GroupResult, restoreGroup, type AnyResult, type ResultSource, type RevokeOptions } from './result.js';
+import { parseArguments } from './schema.js';
 import { exchangeOptionsFor, Router, type Destination, type Routes } from './routing.js';
 import { Task, type ApplyOptions, type PublishRetryPolicy, type TaskHandler, type TaskOptions, type TaskSender } from './task.js';
 import { currentTask } from './worker/current-task.js';
@@ -158,7 +159,10 @@ export class Celeriac implements TaskSender, ResultSource, CanvasHost {
   /** @internal Builds, encodes and publishes one task message. */
   send<R>(name: string, args: unknown[], options: ApplyOptions, defaults: TaskOptions): AsyncResult<R> {
     const message = this.buildMessage(name, args, sendOptionsOf(options), defaults);
-    const sent = this.publish(message, this.#router.resolve(name, options, defaults.queue), options);
+    const destination = this.#router.resolve(name, options, defaults.queue);
+    const publish = (): Promise<void> => this.publish(message, destination, options);
+    const checking = this.#checkOnCall(name, [args], defaults);
+    const sent = checking ? checking.then(publish) : publish();
     const result = new AsyncResult<R>(message.id, this, sent);
     sent.catch(() => undefined); // observed through result.sent / result.get()
     return result;
@@ -170,7 +174,9 @@ export class Celeriac implements TaskSender, ResultSource, CanvasHost {
     const shared = sendOptionsOf(options);
     delete shared.taskId; // each message gets its own id
     const batch = argsList.map((args) => ({ message: this.buildMessage(name, args, shared, defaults), destination }));
-    const sent = this.publishBatch(batch, options);
+    const publish = (): Promise<void> => this.publishBatch(batch, options);
+    const checking = this.#checkOnCall(name, argsList, defaults);
+    const sent = checking ? checking.then(publish) : publish();
     sent.catch(() => undefined); // observed through each result's sent / get()
     return batch.map(({ message }) => new AsyncResult<R>(message.id, this, sent));
   }
@@ -186,6 +192,13 @@ export class Celeriac implements TaskSender, ResultSource, CanvasHost {
     });
     await before;
     if (batch.length > 0) await this.publishBatch(batch, calls[0]!.options);
+  }
+
+  /** With `validateOnCall`, checks each call's arguments against the task's schema (else undefined). */
+  #checkOnCall(name: string, argsList: readonly unknown[][], defaults: TaskOptions): Promise<void> | undefined {
+    const schema = defaults.schema;
+    if (!schema || !defaults.validateOnCall) return undefined;
+    return Promise.all(argsList.map((args) => parseArguments(name, schema, args))).then(() => undefined);
   }
 
   async #chordJoin(): Promise<ChordJoin> {

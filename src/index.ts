@@ -50,5 +50,6 @@ export { createLogger, type Logger, type LogLevel } from './logger.js';
 export type { Broker, BrokerCapabilities, Delivery, PublishOptions, ConsumeOptions, Consumer, ControlChannel, ControlCommand, DeadLetter, QueueDeclaration } from './brokers/broker.js';
 export type { ResultBackend, ResultMeta, StoreContext } from './backends/backend.js';
 export type { Route, Routes } from './routing.js';
+export type { StandardSchema, SchemaIssue, SchemaResult } from './schema.js';
 export { createBroker } from './brokers/index.js';
 export { createBackend } from './backends/index.js';

@@ -6,6 +6,7 @@ import type { AsyncResult } from './result.js';
 import type { Logger } from './logger.js';
 import type { TaskMessage } from './protocol/message.js';
 import type { SignatureLike } from './canvas/options.js';
+import type { StandardSchema } from './schema.js';
 import { Signature, type CanvasHost, type IgnoresParent } from './canvas/signature.js';
 
 /** What a running task knows of itself and can do. */
@@ -95,6 +96,14 @@ export interface TaskOptions<A extends unknown[] = unknown[]> {
    * Schema libraries fit: `validate: (args) => MyTuple.parse(args)`.
    */
   validate?: (args: unknown[]) => A | void;
+  /**
+   * A Standard Schema (zod, valibot, arktype ...) for the argument list, e.g.
+   * `z.tuple([z.number(), z.number()])`; the handler's argument types come from it. A worker
+   * refuses arguments it rejects (FAILURE with the schema's messages, never retried).
+   */
+  schema?: StandardSchema<unknown, A>;
+  /** Also check arguments against `schema` when calling, before anything is sent. Default false. */
+  validateOnCall?: boolean;
 }
 
 /** Options of one call, on top of the task's own. Durations are in seconds. */

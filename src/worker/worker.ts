@@ -16,7 +16,8 @@ import type { TaskMessage } from '../protocol/message.js';
 import { FAILURE, PROGRESS, RETRY, REVOKED, STARTED, SUCCESS, type TaskState } from '../states.js';
 import type { Task } from '../task.js';
 import { Retry } from '../errors.js';
-import { fitArguments } from './arguments.js';
+import { parseArguments, type StandardSchema } from '../schema.js';
+import { fitArguments, type FittedArguments } from './arguments.js';
 import { currentTask, type RunningTask } from './current-task.js';
 import { ExecutionContext } from './execution-context.js';
 import { attachLogging } from './logging.js';
@@ -217,6 +218,20 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       this.#refuse(delivery, request.id, request.task, reason, error, request);
       return;
     }
+    const schema = task.options.schema as StandardSchema<unknown, unknown[]> | undefined;
+    if (!schema) {
+      this.#prepare(delivery, request, task, fitted);
+      return;
+    }
+    const parsed = parseArguments(task.name, schema, fitted.args).then(
+      (args) => this.#prepare(delivery, request, task, { args, kwargs: fitted.kwargs }),
+      (error: unknown) => this.#refuse(delivery, request.id, request.task, 'invalid-arguments', error, request),
+    );
+    this.#settle(parsed, 'checking arguments against the schema');
+  }
+
+  /** Makes the job for a task whose arguments fit, then runs or reserves it. */
+  #prepare(delivery: Delivery, request: TaskMessage, task: Task<never, unknown>, fitted: FittedArguments): void {
     const context = new ExecutionContext(request, fitted.kwargs, task, this.options.logger, (current, total, info) =>
       this.#reportProgress(job, current, total, info),
     );
