@@ -19,7 +19,7 @@ import { parseArguments } from './schema.js';
 import { exchangeOptionsFor, Router, type Destination, type Routes } from './routing.js';
 import { Task, type ApplyOptions, type PublishRetryPolicy, type TaskHandler, type TaskOptions, type TaskSender } from './task.js';
 import { currentTask } from './worker/current-task.js';
-import type { WorkerOptions } from './worker/options.js';
+import type { WorkerSettings } from './worker/options.js';
 import { Worker } from './worker/worker.js';
 
 /** Where broker and results live when nothing is configured: one embedded SQLite file. */
@@ -152,7 +152,7 @@ export class Celeriac implements TaskSender, ResultSource, CanvasHost {
   }
 
   /** Creates a worker for this app's tasks; call `start()` on it. */
-  worker(options: Partial<WorkerOptions> = {}): Worker {
+  worker(options: WorkerSettings = {}): Worker {
     return new Worker(this, options);
   }
 

@@ -23,6 +23,12 @@ export interface WorkerEventMap {
   error: { error: unknown; during: string };
 }
 
+/** Events a broker emits. */
+export interface BrokerEventMap {
+  /** Something a user should know that fails no call; `message` says what and what happens next. */
+  warning: { message: string };
+}
+
 /** An EventEmitter whose `on`/`emit` are checked against an event map. */
 export class TypedEmitter<Events extends { [K in keyof Events]: unknown }> {
   readonly #emitter = new EventEmitter({ captureRejections: false });

@@ -42,11 +42,11 @@ export {
 } from './canvas/signature.js';
 export type { SignatureDict, Embed } from './protocol/message.js';
 export { Worker, type WorkerStats } from './worker/worker.js';
-export type { WorkerOptions } from './worker/options.js';
+export type { WorkerOptions, WorkerSettings } from './worker/options.js';
 export type { WorkerEventMap, RejectReason } from './events.js';
 export * from './errors.js';
 export * as states from './states.js';
-export { createLogger, type Logger, type LogLevel } from './logger.js';
+export { createLogger, toLogger, type Logger, type LogLevel, type LogFields, type LogMethod, type ForeignLogger } from './logger.js';
 export type { Broker, BrokerCapabilities, Delivery, PublishOptions, ConsumeOptions, Consumer, ControlChannel, ControlCommand, DeadLetter, QueueDeclaration } from './brokers/broker.js';
 export type { ResultBackend, ResultMeta, StoreContext } from './backends/backend.js';
 export type { Route, Routes } from './routing.js';

@@ -5,6 +5,7 @@
  * Delivery is at-least-once: a delivery that is neither acked nor rejected comes back, after
  * the broker's visibility timeout or once its consumer is known to be gone.
  */
+import type { BrokerEventMap } from '../events.js';
 import type { TransportMessage } from '../protocol/message.js';
 
 /** What a broker can do beyond the minimum; callers check these instead of classes. */
@@ -149,11 +150,11 @@ export interface Broker {
   /** The control channel, where the broker has one. */
   readonly control?: ControlChannel;
   /**
-   * Where the broker reports what a user should know but that fails no call: a stalled
-   * consumer being reconnected, a queue declared differently elsewhere. The worker sets it to
-   * its logger; by default warnings are dropped.
+   * Listens to what the broker reports that fails no call: `warning` (a stalled consumer being
+   * reconnected, a queue declared differently elsewhere). Every worker on the broker logs them.
    */
-  onWarning?: (message: string) => void;
+  on<K extends keyof BrokerEventMap & string>(event: K, listener: (payload: BrokerEventMap[K]) => void): unknown;
+  off<K extends keyof BrokerEventMap & string>(event: K, listener: (payload: BrokerEventMap[K]) => void): unknown;
   /** Closes connections. Unsettled deliveries are given back by the broker's own rules. */
   close(): Promise<void>;
 }

@@ -1,6 +1,6 @@
 /** Worker options and their defaults. */
 import { hostname } from 'node:os';
-import type { Logger } from '../logger.js';
+import { toLogger, type ForeignLogger, type Logger } from '../logger.js';
 
 /** How a worker runs. Durations are in seconds. */
 export interface WorkerOptions {
@@ -16,7 +16,10 @@ export interface WorkerOptions {
   shutdownGrace: number;
   /** Messages with larger bodies are refused. Default 16 MiB. */
   maxMessageBytes: number;
-  /** Where log lines go. Default: stderr at level info. */
+  /**
+   * Where log lines go: a celeriac logger (`createLogger`), or a pino, winston or `console`
+   * logger, adapted. Default: stderr at level info.
+   */
   logger: Logger;
   /** How many revoked ids to remember, and for how long (seconds). Celery's: 50,000 / 3 h. */
   revokedMax: number;
@@ -31,8 +34,11 @@ export interface WorkerOptions {
   trackChildren: boolean;
 }
 
+/** What `app.worker()` takes: any option may be left out, and the logger may be a foreign one. */
+export type WorkerSettings = Partial<Omit<WorkerOptions, 'logger'>> & { logger?: Logger | ForeignLogger };
+
 /** Fills in the defaults for any option not given. */
-export function resolveWorkerOptions(given: Partial<WorkerOptions>, defaultQueue: string, logger: Logger): WorkerOptions {
+export function resolveWorkerOptions(given: WorkerSettings, defaultQueue: string, logger: Logger): WorkerOptions {
   const concurrency = given.concurrency ?? 10;
   if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency must be a positive integer; got ${concurrency}`);
   const prefetch = given.prefetch ?? concurrency * 4;
@@ -46,7 +52,7 @@ export function resolveWorkerOptions(given: Partial<WorkerOptions>, defaultQueue
     hostname: given.hostname ?? `celeriac.${process.pid}@${hostname()}`,
     shutdownGrace: given.shutdownGrace ?? 30,
     maxMessageBytes: given.maxMessageBytes ?? 16 * 1024 * 1024,
-    logger: given.logger ?? logger,
+    logger: given.logger ? toLogger(given.logger) : logger,
     revokedMax: given.revokedMax ?? 50_000,
     revokedExpires: given.revokedExpires ?? 10_800,
     trackChildren: given.trackChildren ?? true,

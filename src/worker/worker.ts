@@ -21,7 +21,7 @@ import { fitArguments, type FittedArguments } from './arguments.js';
 import { currentTask, type RunningTask } from './current-task.js';
 import { ExecutionContext } from './execution-context.js';
 import { attachLogging } from './logging.js';
-import { resolveWorkerOptions, type WorkerOptions } from './options.js';
+import { resolveWorkerOptions, type WorkerOptions, type WorkerSettings } from './options.js';
 import { buildResultMeta } from './result-meta.js';
 import { matchesAutoretry, mayRetry, retryCountdown } from './retry-policy.js';
 import { RevokedSet } from './revoked-set.js';
@@ -82,10 +82,11 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   readonly #revoked: RevokedSet;
   #idle: (() => void) | undefined;
   #stopping: Promise<void> | undefined;
+  readonly #logWarning = ({ message }: { message: string }): void => this.options.logger.warning(message);
 
   constructor(
     private readonly app: Celeriac,
-    options: Partial<WorkerOptions> = {},
+    options: WorkerSettings = {},
   ) {
     super();
     this.options = resolveWorkerOptions(options, app.defaultQueue, createLogger('info'));
@@ -119,7 +120,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   async #connect(): Promise<void> {
     [this.#broker, this.#backend] = await Promise.all([this.app.broker(), this.app.backend()]);
     this.#continuation = new Continuation(this.app, this.#backend, { hostname: this.options.hostname, queue: this.options.queues[0] ?? this.app.defaultQueue });
-    this.#broker.onWarning = (message) => this.options.logger.warning(message);
+    this.#broker.on('warning', this.#logWarning);
     if (this.#broker.control) this.#control = await this.#broker.control.subscribe((command) => this.#onControl(command));
     this.#consumer = await this.#broker.consume(this.options.queues, (delivery) => this.#onDelivery(delivery), {
       prefetch: this.options.prefetch,
@@ -159,6 +160,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     }
     await Promise.allSettled([...this.#settling]);
     await this.#control?.cancel().catch(() => undefined);
+    this.#broker.off('warning', this.#logWarning);
     this.#state = 'stopped';
     this.emit('worker-offline', { hostname: this.options.hostname });
   }

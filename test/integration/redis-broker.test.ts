@@ -201,7 +201,7 @@ describe('RedisBroker on kombu\'s layout', () => {
     const queue = `watchdog-${randomUUID()}`;
     const consumerSide = await broker(`redis://127.0.0.1:${proxy.port}/7?stall_timeout=2`);
     const warnings: string[] = [];
-    consumerSide.onWarning = (warning) => warnings.push(warning);
+    consumerSide.on('warning', ({ message }) => warnings.push(message));
     const got: Delivery[] = [];
     const consumer = await consumerSide.consume([queue], (d) => got.push(d), { prefetch: 5 });
     await new Promise((resolve) => setTimeout(resolve, 300)); // it is waiting for messages

@@ -35,7 +35,7 @@ function makeApp(): Celeriac {
 }
 
 async function startWorker(app: Celeriac, options: Partial<WorkerOptions> = {}): Promise<Worker> {
-  const silent = { debug() {}, info() {}, warning() {}, error() {}, child() { return silent; }, enabled: () => false };
+  const silent = createLogger('critical');
   const worker = app.worker({ logger: silent, shutdownGrace: 2, ...options });
   opened.push({ app, worker });
   await worker.start();

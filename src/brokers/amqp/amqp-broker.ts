@@ -10,6 +10,7 @@
  * - ETA messages go through the delay levels, so RabbitMQ, not worker memory, holds them.
  * - The connection reopens by itself; consumers and declarations come back with it.
  */
+import { TypedEmitter, type BrokerEventMap } from '../../events.js';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
@@ -57,7 +58,7 @@ const RECONNECT_WAIT_MS = 30_000;
 type PublishItem = { queue: string; message: TransportMessage; options?: PublishOptions };
 
 /** The RabbitMQ broker. */
-export class AmqpBroker implements Broker {
+export class AmqpBroker extends TypedEmitter<BrokerEventMap> implements Broker {
   readonly capabilities: BrokerCapabilities;
   readonly displayUrl: string;
   readonly control: ControlChannel;
@@ -73,9 +74,9 @@ export class AmqpBroker implements Broker {
   /** Publishing, with confirms. */
   readonly #publisher = new ChannelSlot<ConfirmChannel>(async () => (await this.#readyConnection()).createConfirmChannel());
   /** Called with a warning the user should see (a queue declared differently elsewhere...). */
-  onWarning: (message: string) => void = () => undefined;
 
   constructor(url: ParsedUrl) {
+    super();
     this.displayUrl = url.display;
     const maxPriority = url.options.get('max_priority');
     const queueType = url.options.get('queue_type') ?? 'classic';
@@ -188,7 +189,7 @@ export class AmqpBroker implements Broker {
       await declareTaskQueue(await this.#topology.get(), this.#declarationOf(queue), this.#shape);
     } catch (error) {
       if (!/PRECONDITION_FAILED|inequivalent/i.test(describe(error))) throw error;
-      this.onWarning(`queue ${queue} exists with other arguments than this URL asks for (${describe(error)}); using it as it is`);
+      this.emit('warning', { message: `queue ${queue} exists with other arguments than this URL asks for (${describe(error)}); using it as it is` });
       const channel = await this.#topology.get();
       await channel.checkQueue(queue);
       await bindTaskQueue(channel, this.#declarationOf(queue));

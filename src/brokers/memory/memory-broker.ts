@@ -4,6 +4,7 @@
  * timers, priorities 0–9 (9 first) are honoured, and unsettled deliveries of a closed broker go
  * back to their queue.
  */
+import { TypedEmitter, type BrokerEventMap } from '../../events.js';
 import type { ParsedUrl } from '../../url.js';
 import type { TransportMessage } from '../../protocol/message.js';
 import type {
@@ -172,7 +173,7 @@ class MemoryDelivery implements Delivery {
 }
 
 /** The in-process broker. */
-export class MemoryBroker implements Broker {
+export class MemoryBroker extends TypedEmitter<BrokerEventMap> implements Broker {
   readonly capabilities: BrokerCapabilities = { delayedDelivery: true, priorities: true, durable: false, shared: false, exchanges: false };
   readonly displayUrl: string;
   readonly namespace: MemoryNamespace;
@@ -182,6 +183,7 @@ export class MemoryBroker implements Broker {
   readonly control: ControlChannel;
 
   constructor(url: ParsedUrl) {
+    super();
     this.displayUrl = url.display;
     const name = url.url.host + url.url.pathname;
     let namespace = namespaces.get(name);

@@ -19,6 +19,7 @@
  * Priorities follow kombu: buckets 0, 3, 6, 9, and bucket 0 is served first (the reverse of
  * RabbitMQ), so `capabilities.priorities` is false: the port's "9 first" does not hold here.
  */
+import { TypedEmitter, type BrokerEventMap } from '../../events.js';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Batcher } from '../../batcher.js';
@@ -66,7 +67,7 @@ interface Taken {
 }
 
 /** The Redis broker. */
-export class RedisBroker implements Broker {
+export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker {
   readonly capabilities: BrokerCapabilities = { delayedDelivery: false, priorities: false, durable: true, shared: true, exchanges: false };
   readonly displayUrl: string;
   readonly control: RedisPidbox;
@@ -82,6 +83,7 @@ export class RedisBroker implements Broker {
   readonly #acks = new Batcher<string>((held, tags) => this.client.celeriacAck(UNACKED, UNACKED_INDEX, held, ...tags));
 
   constructor(private readonly url: ParsedUrl) {
+    super();
     this.displayUrl = url.display;
     this.#visibilitySeconds = numberOption(url.options, 'visibility_timeout', 3600);
     this.#stallMs = numberOption(url.options, 'stall_timeout', DEFAULT_STALL_SECONDS) * 1000;
@@ -89,7 +91,6 @@ export class RedisBroker implements Broker {
   }
 
   /** Called with a warning the user should see (a stalled consumer being reconnected...). */
-  onWarning: (message: string) => void = () => undefined;
 
   async connect(): Promise<void> {
     if (this.#client) return;
@@ -440,7 +441,7 @@ class RedisConsumer implements Consumer {
   /** The watchdog: a loop that neither turns nor waits for a free slot is stuck on a dead socket. */
   #checkStalled(): void {
     if (this.#cancelled || this.#slotFreed || Date.now() - this.#lastTurn < this.stallMs) return;
-    this.broker.onWarning(`the Redis consumer of ${this.queues.join(', ')} has not heard from ${this.broker.displayUrl} in ${Math.round((Date.now() - this.#lastTurn) / 1000)} s; reconnecting`);
+    this.broker.emit('warning', { message: `the Redis consumer of ${this.queues.join(', ')} has not heard from ${this.broker.displayUrl} in ${Math.round((Date.now() - this.#lastTurn) / 1000)} s; reconnecting` });
     this.#lastTurn = Date.now();
     for (const waiter of this.waiters) waiter.disconnect(true);
     this.broker.client.disconnect(true);

@@ -11,6 +11,7 @@
  * URL options: `visibility_timeout` (s, default 300), `consumer_timeout` (s, default 60),
  * `synchronous` (`normal` default, or `full`).
  */
+import { TypedEmitter, type BrokerEventMap } from '../../events.js';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import { ConfigurationError } from '../../errors.js';
@@ -47,7 +48,7 @@ const SWEEP_MS = 1_000;
 const HOST = hostname();
 
 /** The embedded SQLite broker. */
-export class SqliteBroker implements Broker {
+export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker {
   readonly capabilities: BrokerCapabilities = { delayedDelivery: true, priorities: true, durable: true, shared: true, exchanges: false };
   readonly displayUrl: string;
   readonly path: string;
@@ -64,6 +65,7 @@ export class SqliteBroker implements Broker {
   #timers: NodeJS.Timeout[] = [];
 
   constructor(url: ParsedUrl, raw: string) {
+    super();
     this.displayUrl = url.display;
     const path = pathOf(raw);
     if (!path) throw new ConfigurationError(`${url.display} names no file; write sqlite://PATH, e.g. sqlite://.celeriac/celeriac.db`);
