@@ -3,7 +3,10 @@ import { defineConfig } from 'vitest/config';
 
 export default defineConfig({
   resolve: {
-    alias: { celeriac: fileURLToPath(new URL('./src/index.ts', import.meta.url)) },
+    alias: {
+      'celeriac/testing': fileURLToPath(new URL('./src/testing/index.ts', import.meta.url)),
+      celeriac: fileURLToPath(new URL('./src/index.ts', import.meta.url)),
+    },
   },
   test: {
     include: ['test/**/*.test.ts'],

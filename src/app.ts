@@ -16,7 +16,8 @@ import { encodeTaskMessage } from './protocol/encode.js';
 import type { SignatureDict, TaskMessage } from './protocol/message.js';
 import { AsyncResult, GroupResult, restoreGroup, type AnyResult, type ResultSource, type RevokeOptions } from './result.js';
 import { parseArguments } from './schema.js';
-import { exchangeOptionsFor, Router, type Destination, type Routes } from './routing.js';
+import { createLogger } from './logger.js';
+import { exchangeOptionsFor, Router, type Destination, type Route, type Routes } from './routing.js';
 import { Task, type ApplyOptions, type PublishRetryPolicy, type TaskHandler, type TaskOptions, type TaskSender } from './task.js';
 import { currentTask } from './worker/current-task.js';
 import type { WorkerSettings } from './worker/options.js';
@@ -67,6 +68,8 @@ export class Celeriac implements TaskSender, ResultSource, CanvasHost {
   private readonly taskDefaults: TaskOptions;
   #broker: Promise<Broker> | undefined;
   #backend: Promise<ResultBackend> | undefined;
+  #eager = false;
+  #eagerWorker: Promise<Worker> | undefined;
   /** What applying signatures needs from this app. */
   readonly #dispatcher: Dispatcher = {
     send: (calls, before) => this.#sendCalls(calls, before),
@@ -112,14 +115,43 @@ export class Celeriac implements TaskSender, ResultSource, CanvasHost {
   }
 
   /**
-   * Points the app at other URLs (the CLI's `--broker`/`--backend`). Only before the first
-   * connection: afterwards it throws.
+   * Points the app at other URLs (the CLI's `--broker`/`--backend`), or makes it eager (for
+   * tests, as Celery's `task_always_eager`): every call then runs at once in this process, on a
+   * worker the app starts for itself over an in-memory broker, so results, retries (without
+   * their countdown), errors and time limits behave as on a worker; countdown and ETA are
+   * ignored. Only before the first connection: afterwards it throws.
    */
-  configure(urls: { broker?: string | undefined; backend?: string | undefined }): void {
+  configure(settings: { broker?: string | undefined; backend?: string | undefined; eager?: boolean }): void {
     if (this.#broker || this.#backend) throw new ConfigurationError('the app is already connected; configure it before sending or starting a worker');
-    if (urls.broker) this.brokerUrl = urls.broker;
-    if (urls.backend) this.backendUrl = urls.backend;
-    else if (urls.broker) this.backendUrl = urls.broker;
+    if (settings.eager) {
+      this.#eager = true;
+      this.brokerUrl = this.backendUrl = `memory://eager-${randomUUID()}`;
+      return;
+    }
+    if (settings.broker) this.brokerUrl = settings.broker;
+    if (settings.backend) this.backendUrl = settings.backend;
+    else if (settings.broker) this.backendUrl = settings.broker;
+  }
+
+  /** True once `configure({ eager: true })` made calls run at once in this process. */
+  get eager(): boolean {
+    return this.#eager;
+  }
+
+  /** Where a call goes; in eager mode, always the eager worker's queue. */
+  #destination(name: string, call: Route, taskQueue: string | undefined): Destination {
+    return this.#eager ? { queue: this.defaultQueue } : this.#router.resolve(name, call, taskQueue);
+  }
+
+  /** In eager mode, the app's own worker, started on the first call. */
+  #eagerWorkerReady(): Promise<unknown> | undefined {
+    if (!this.#eager) return undefined;
+    this.#eagerWorker ??= (async () => {
+      const worker = new Worker(this, { eager: true, concurrency: 100, logger: createLogger('critical') });
+      await worker.start();
+      return worker;
+    })();
+    return this.#eagerWorker;
   }
 
   /** A future for a task id sent earlier (by anyone). */
@@ -159,7 +191,7 @@ export class Celeriac implements TaskSender, ResultSource, CanvasHost {
   /** @internal Builds, encodes and publishes one task message. */
   send<R>(name: string, args: unknown[], options: ApplyOptions, defaults: TaskOptions): AsyncResult<R> {
     const message = this.buildMessage(name, args, sendOptionsOf(options), defaults);
-    const destination = this.#router.resolve(name, options, defaults.queue);
+    const destination = this.#destination(name, options, defaults.queue);
     const publish = (): Promise<void> => this.publish(message, destination, options);
     const checking = this.#checkOnCall(name, [args], defaults);
     const sent = checking ? checking.then(publish) : publish();
@@ -170,7 +202,7 @@ export class Celeriac implements TaskSender, ResultSource, CanvasHost {
 
   /** @internal Builds and publishes many messages of one task in one broker batch. */
   sendMany<R>(name: string, argsList: readonly unknown[][], options: ApplyOptions, defaults: TaskOptions): AsyncResult<R>[] {
-    const destination = this.#router.resolve(name, options, defaults.queue);
+    const destination = this.#destination(name, options, defaults.queue);
     const shared = sendOptionsOf(options);
     delete shared.taskId; // each message gets its own id
     const batch = argsList.map((args) => ({ message: this.buildMessage(name, args, shared, defaults), destination }));
@@ -187,7 +219,7 @@ export class Celeriac implements TaskSender, ResultSource, CanvasHost {
       const defaults = (this.tasks.get(call.name)?.options as TaskOptions | undefined) ?? this.taskDefaults;
       return {
         message: this.buildMessage(call.name, call.args, { ...call.options, kwargs: call.kwargs }, defaults),
-        destination: this.#router.resolve(call.name, call.options, defaults.queue),
+        destination: this.#destination(call.name, call.options, defaults.queue),
       };
     });
     await before;
@@ -256,10 +288,11 @@ export class Celeriac implements TaskSender, ResultSource, CanvasHost {
 
   /** @internal Publishes a built message to its destination, retrying per the policy. */
   async publish(message: TaskMessage, destination: Destination, options: Pick<ApplyOptions, 'retry' | 'retryPolicy'> = {}): Promise<void> {
+    await this.#eagerWorkerReady();
     const broker = await this.broker();
     const replyTo = message.replyTo ?? (await this.backend().catch(() => undefined))?.replyTo ?? null;
     const wire = encodeTaskMessage(replyTo === message.replyTo ? message : { ...message, replyTo });
-    const publishOptions = { ...publishOptionsOf(message), ...exchangeOptionsFor(destination, broker) };
+    const publishOptions = { ...publishOptionsOf(message, this.#eager), ...exchangeOptionsFor(destination, broker) };
     await withPublishRetry(options, () => broker.publish(destination.queue, wire, publishOptions));
   }
 
@@ -268,12 +301,13 @@ export class Celeriac implements TaskSender, ResultSource, CanvasHost {
    * retrying the batch per the policy (a batch whose confirmation was lost may then arrive twice).
    */
   async publishBatch(batch: ReadonlyArray<{ message: TaskMessage; destination: Destination }>, options: Pick<ApplyOptions, 'retry' | 'retryPolicy'> = {}): Promise<void> {
+    await this.#eagerWorkerReady();
     const broker = await this.broker();
     const replyTo = (await this.backend().catch(() => undefined))?.replyTo ?? null;
     const items = batch.map(({ message, destination }) => ({
       queue: destination.queue,
       message: encodeTaskMessage(message.replyTo === null && replyTo ? { ...message, replyTo } : message),
-      options: { ...publishOptionsOf(message), ...exchangeOptionsFor(destination, broker) },
+      options: { ...publishOptionsOf(message, this.#eager), ...exchangeOptionsFor(destination, broker) },
     }));
     await withPublishRetry(options, () => broker.publishMany(items));
   }
@@ -320,6 +354,9 @@ export class Celeriac implements TaskSender, ResultSource, CanvasHost {
 
   /** Closes the broker and backend connections this app opened. */
   async close(): Promise<void> {
+    const eagerWorker = this.#eagerWorker;
+    this.#eagerWorker = undefined;
+    await eagerWorker?.then((worker) => worker.stop(0), () => undefined);
     const broker = this.#broker;
     const backend = this.#backend;
     this.#broker = undefined;
@@ -344,10 +381,11 @@ async function withPublishRetry(options: Pick<ApplyOptions, 'retry' | 'retryPoli
   }
 }
 
-function publishOptionsOf(message: TaskMessage): PublishOptions {
+/** The broker options of a message: its priority, and its ETA unless the app is eager. */
+function publishOptionsOf(message: TaskMessage, eager: boolean): PublishOptions {
   const options: PublishOptions = {};
   if (message.priority !== null) options.priority = message.priority;
-  if (message.eta) options.notBefore = message.eta.getTime();
+  if (message.eta && !eager) options.notBefore = message.eta.getTime();
   return options;
 }
 

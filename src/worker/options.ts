@@ -32,6 +32,8 @@ export interface WorkerOptions {
    * and chain steps are recorded either way. Default true.
    */
   trackChildren: boolean;
+  /** Runs ETA and countdown tasks at once, as an eager app's own worker does. Default false. */
+  eager: boolean;
 }
 
 /** What `app.worker()` takes: any option may be left out, and the logger may be a foreign one. */
@@ -56,5 +58,6 @@ export function resolveWorkerOptions(given: WorkerSettings, defaultQueue: string
     revokedMax: given.revokedMax ?? 50_000,
     revokedExpires: given.revokedExpires ?? 10_800,
     trackChildren: given.trackChildren ?? true,
+    eager: given.eager ?? false,
   };
 }

@@ -99,6 +99,11 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     return this.#active.size;
   }
 
+  /** True when nothing is running, reserved, held for its ETA, or still being recorded. */
+  get idle(): boolean {
+    return this.#active.size === 0 && this.#reserved.length === 0 && this.#held.size === 0 && this.#settling.size === 0;
+  }
+
   /**
    * Connects and starts consuming. Rejects with a clear error if the broker is unreachable; a
    * worker whose start failed can be started again.
@@ -203,7 +208,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       this.#refuse(delivery, request.id, request.task, 'unknown-task', new NotRegistered(request.task), request);
       return;
     }
-    if (request.eta && request.eta.getTime() > Date.now()) {
+    if (request.eta && request.eta.getTime() > Date.now() && !this.options.eager) {
       this.#defer(delivery, request);
       return;
     }

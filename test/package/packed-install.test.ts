@@ -57,6 +57,10 @@ describe('the packed package, installed into projects of their own', () => {
   it('ships its license, types and the sources its source maps name', () => {
     const installed = join(root, 'node_modules', 'celeriac');
     for (const file of ['LICENSE', 'dist/index.js', 'dist/index.d.ts', 'bin/celeriac.js']) expect(existsSync(join(installed, file)), file).toBe(true);
+    for (const entry of ['celeriac', 'celeriac/testing']) {
+      const loaded = spawnSync(process.execPath, ['-e', `import(${JSON.stringify(entry)}).then((m) => console.log(Object.keys(m).length))`], { cwd: root, encoding: 'utf8' });
+      expect(Number(loaded.stdout.trim()), `${entry}: ${loaded.stderr}`).toBeGreaterThan(0);
+    }
     const maps = (readdirSync(join(installed, 'dist'), { recursive: true }) as string[]).filter((file) => file.endsWith('.js.map'));
     expect(maps.length).toBeGreaterThan(20);
     for (const map of maps) {
