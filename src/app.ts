@@ -8,7 +8,7 @@ import { Applier, type Dispatcher, type TaskCall } from './canvas/apply.js';
 import { registerBuiltins } from './canvas/builtins.js';
 import { sendOptionsOf, toWireOptions, type SendOptions, type WireOptions } from './canvas/options.js';
 import { fromDict, Signature, type AnySignature, type CanvasHost, type SignatureOptions } from './canvas/signature.js';
-import { createBackend } from './backends/index.js';
+import { createBackend, repliesToSender } from './backends/index.js';
 import type { Broker, PublishOptions, QueueDeclaration } from './brokers/broker.js';
 import { createBroker } from './brokers/index.js';
 import { ConfigurationError } from './errors.js';
@@ -28,10 +28,16 @@ export const DEFAULT_URL = 'sqlite://.celeriac/celeriac.db';
 
 /** App configuration. Every field has a default, so `new Celeriac()` works on a fresh machine. */
 export interface CeleriacConfig {
-  /** Broker URL. Default: `CELERIAC_BROKER_URL`, else {@link DEFAULT_URL}. */
-  broker?: string;
-  /** Result backend URL. Default: `CELERIAC_RESULT_BACKEND`, else the broker URL. */
-  backend?: string;
+  /**
+   * Broker URL, or a broker instance of one's own (connected on first use). Default:
+   * `CELERIAC_BROKER_URL`, else {@link DEFAULT_URL}.
+   */
+  broker?: string | Broker;
+  /**
+   * Result backend URL, or a backend instance of one's own (connected on first use). Default:
+   * `CELERIAC_RESULT_BACKEND`, else the broker URL.
+   */
+  backend?: string | ResultBackend;
   /** Queue for tasks that name none. Default `celery`, as in Celery. */
   defaultQueue?: string;
   /** Defaults for every task defined on this app. */
@@ -70,17 +76,29 @@ export class Celeriac implements TaskSender, ResultSource, CanvasHost {
   #backend: Promise<ResultBackend> | undefined;
   #eager = false;
   #eagerWorker: Promise<Worker> | undefined;
+  #brokerInstance: Broker | undefined;
+  #backendInstance: ResultBackend | undefined;
+  /**
+   * This app's reply address (Celery's `thread_oid`): the `reply_to` of every task it sends,
+   * where an `rpc://` backend hears their results.
+   */
+  readonly replyTo = randomUUID();
   /** What applying signatures needs from this app. */
   readonly #dispatcher: Dispatcher = {
     send: (calls, before) => this.#sendCalls(calls, before),
     chordJoin: () => this.#chordJoin(),
     asyncResult: (id, sent) => new AsyncResult(id, this, sent),
     groupResult: (id, results) => new GroupResult(id, results, this),
+    replyTo: this.replyTo,
   };
 
   constructor(config: CeleriacConfig = {}) {
-    this.brokerUrl = config.broker ?? process.env['CELERIAC_BROKER_URL'] ?? DEFAULT_URL;
-    this.backendUrl = config.backend ?? process.env['CELERIAC_RESULT_BACKEND'] ?? this.brokerUrl;
+    const { broker, backend } = config;
+    if (typeof broker === 'object') this.#brokerInstance = broker;
+    if (typeof backend === 'object') this.#backendInstance = backend;
+    this.brokerUrl = typeof broker === 'object' ? broker.displayUrl : (broker ?? process.env['CELERIAC_BROKER_URL'] ?? DEFAULT_URL);
+    this.backendUrl =
+      typeof backend === 'object' ? backend.displayUrl : (backend ?? process.env['CELERIAC_RESULT_BACKEND'] ?? (this.#brokerInstance ? DEFAULT_URL : this.brokerUrl));
     this.defaultQueue = config.defaultQueue ?? 'celery';
     this.taskDefaults = config.taskDefaults ?? {};
     this.queueDeclarations = config.queues ?? [];
@@ -126,11 +144,17 @@ export class Celeriac implements TaskSender, ResultSource, CanvasHost {
     if (settings.eager) {
       this.#eager = true;
       this.brokerUrl = this.backendUrl = `memory://eager-${randomUUID()}`;
+      this.#brokerInstance = this.#backendInstance = undefined;
       return;
     }
-    if (settings.broker) this.brokerUrl = settings.broker;
-    if (settings.backend) this.backendUrl = settings.backend;
-    else if (settings.broker) this.backendUrl = settings.broker;
+    if (settings.broker) {
+      this.brokerUrl = settings.broker;
+      this.#brokerInstance = undefined;
+    }
+    if (settings.backend || settings.broker) {
+      this.backendUrl = settings.backend ?? settings.broker!;
+      this.#backendInstance = undefined;
+    }
   }
 
   /** True once `configure({ eager: true })` made calls run at once in this process. */
@@ -141,6 +165,16 @@ export class Celeriac implements TaskSender, ResultSource, CanvasHost {
   /** Where a call goes; in eager mode, always the eager worker's queue. */
   #destination(name: string, call: Route, taskQueue: string | undefined): Destination {
     return this.#eager ? { queue: this.defaultQueue } : this.#router.resolve(name, call, taskQueue);
+  }
+
+  /**
+   * What must be up before a message goes out: an eager app's own worker, and a backend that
+   * replies to the sender (its reply queue must exist before any state is sent to it). Other
+   * backends are not waited for.
+   */
+  async #readyToSend(): Promise<void> {
+    await this.#eagerWorkerReady();
+    if (this.#backendInstance ? this.#backendInstance.repliesToSender : repliesToSender(this.backendUrl)) await this.backend();
   }
 
   /** In eager mode, the app's own worker, started on the first call. */
@@ -280,7 +314,7 @@ export class Celeriac implements TaskSender, ResultSource, CanvasHost {
       shadow: options.shadow ?? null,
       origin: this.origin,
       ignoreResult: options.ignoreResult ?? defaults.ignoreResult ?? false,
-      replyTo: options.replyTo ?? null,
+      replyTo: options.replyTo ?? this.replyTo,
       priority,
       extraHeaders: { ...options.headers },
     };
@@ -288,10 +322,9 @@ export class Celeriac implements TaskSender, ResultSource, CanvasHost {
 
   /** @internal Publishes a built message to its destination, retrying per the policy. */
   async publish(message: TaskMessage, destination: Destination, options: Pick<ApplyOptions, 'retry' | 'retryPolicy'> = {}): Promise<void> {
-    await this.#eagerWorkerReady();
+    await this.#readyToSend();
     const broker = await this.broker();
-    const replyTo = message.replyTo ?? (await this.backend().catch(() => undefined))?.replyTo ?? null;
-    const wire = encodeTaskMessage(replyTo === message.replyTo ? message : { ...message, replyTo });
+    const wire = encodeTaskMessage(message);
     const publishOptions = { ...publishOptionsOf(message, this.#eager), ...exchangeOptionsFor(destination, broker) };
     await withPublishRetry(options, () => broker.publish(destination.queue, wire, publishOptions));
   }
@@ -301,12 +334,11 @@ export class Celeriac implements TaskSender, ResultSource, CanvasHost {
    * retrying the batch per the policy (a batch whose confirmation was lost may then arrive twice).
    */
   async publishBatch(batch: ReadonlyArray<{ message: TaskMessage; destination: Destination }>, options: Pick<ApplyOptions, 'retry' | 'retryPolicy'> = {}): Promise<void> {
-    await this.#eagerWorkerReady();
+    await this.#readyToSend();
     const broker = await this.broker();
-    const replyTo = (await this.backend().catch(() => undefined))?.replyTo ?? null;
     const items = batch.map(({ message, destination }) => ({
       queue: destination.queue,
-      message: encodeTaskMessage(message.replyTo === null && replyTo ? { ...message, replyTo } : message),
+      message: encodeTaskMessage(message),
       options: { ...publishOptionsOf(message, this.#eager), ...exchangeOptionsFor(destination, broker) },
     }));
     await withPublishRetry(options, () => broker.publishMany(items));
@@ -315,7 +347,7 @@ export class Celeriac implements TaskSender, ResultSource, CanvasHost {
   /** The connected broker (connected on first use). */
   broker(): Promise<Broker> {
     this.#broker ??= connectOnce(async () => {
-      const broker = await createBroker(this.brokerUrl);
+      const broker = this.#brokerInstance ?? (await createBroker(this.brokerUrl));
       broker.declareQueues?.(this.queueDeclarations);
       return broker;
     }).catch((error: unknown) => {
@@ -327,7 +359,7 @@ export class Celeriac implements TaskSender, ResultSource, CanvasHost {
 
   /** The connected result backend (connected on first use). */
   backend(): Promise<ResultBackend> {
-    this.#backend ??= connectOnce(() => createBackend(this.backendUrl, { brokerUrl: this.brokerUrl })).catch((error: unknown) => {
+    this.#backend ??= connectOnce(async () => this.#backendInstance ?? createBackend(this.backendUrl, { brokerUrl: this.brokerUrl, replyTo: this.replyTo })).catch((error: unknown) => {
       this.#backend = undefined;
       throw error;
     });

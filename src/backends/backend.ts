@@ -37,10 +37,10 @@ export interface StoreContext {
 export interface ResultBackend {
   readonly displayUrl: string;
   /**
-   * Set by backends that route results by the request's `reply_to` (`rpc://`): producers put
-   * this value in the `reply_to` property of every task they send.
+   * True for backends that send each state to the task's `reply_to` (`rpc://`): a producer
+   * connects such a backend before sending, so its reply queue exists when the first state comes.
    */
-  readonly replyTo?: string;
+  readonly repliesToSender?: boolean;
   /** Opens the connection; rejects with a {@link ConnectionError} that says what failed. */
   connect(): Promise<void>;
   /**

@@ -7,6 +7,8 @@ import type { ResultBackend } from './backend.js';
 export interface BackendContext {
   /** The broker's URL: `rpc://` sends results over the broker's RabbitMQ. */
   brokerUrl?: string;
+  /** The app's reply address (the `reply_to` of what it sends), where `rpc://` hears results. */
+  replyTo?: string;
 }
 
 type BackendFactory = (url: ParsedUrl, raw: string, context: BackendContext) => Promise<ResultBackend>;
@@ -16,10 +18,15 @@ const FACTORIES: Record<string, BackendFactory> = {
   sqlite: async (url, raw) => new (await import('./sqlite/sqlite-backend.js')).SqliteBackend(url, raw),
   redis: async (url) => new (await import('./redis/redis-backend.js')).RedisBackend(url),
   rediss: async (url) => new (await import('./redis/redis-backend.js')).RedisBackend(url),
-  rpc: async (url, _raw, context) => new (await import('./rpc/rpc-backend.js')).RpcBackend(url, rpcBrokerUrl(url, context)),
-  amqp: async (url) => new (await import('./rpc/rpc-backend.js')).RpcBackend(url, url),
-  amqps: async (url) => new (await import('./rpc/rpc-backend.js')).RpcBackend(url, url),
+  rpc: async (url, _raw, context) => new (await import('./rpc/rpc-backend.js')).RpcBackend(url, rpcBrokerUrl(url, context), context.replyTo),
+  amqp: async (url, _raw, context) => new (await import('./rpc/rpc-backend.js')).RpcBackend(url, url, context.replyTo),
+  amqps: async (url, _raw, context) => new (await import('./rpc/rpc-backend.js')).RpcBackend(url, url, context.replyTo),
 };
+
+/** True when the backend a URL names sends states to each task's `reply_to` (`rpc://`). */
+export function repliesToSender(raw: string): boolean {
+  return /^(rpc|amqps?):/i.test(raw.trim());
+}
 
 /** The URL schemes {@link createBackend} understands. */
 export const BACKEND_SCHEMES = Object.keys(FACTORIES);

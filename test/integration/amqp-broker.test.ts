@@ -151,7 +151,7 @@ describe('AmqpBroker on Celery\'s entities', () => {
     await channel.assertQueue(queue, { durable: true, arguments: { 'x-max-priority': 5 } });
     const b = await broker();
     const warnings: string[] = [];
-    (b as unknown as { onWarning: (m: string) => void }).onWarning = (m) => warnings.push(m);
+    b.on('warning', ({ message }) => warnings.push(message));
     await b.publish(queue, encodeTaskMessage(app().buildMessage('x.task', [], {}, {})));
     expect(await b.queueLength(queue)).toBe(1);
     expect(warnings.join('\n')).toMatch(new RegExp(`queue ${queue} exists with other arguments`));

@@ -27,8 +27,9 @@ const BUFFER_LIMIT = 100_000;
 /** The rpc result backend. */
 export class RpcBackend implements ResultBackend {
   readonly displayUrl: string;
-  /** This client's reply queue, named like Celery's `thread_oid`. */
-  readonly replyTo = randomUUID();
+  /** This client's reply queue: the app's reply address (Celery's `thread_oid`). */
+  readonly replyTo: string;
+  readonly repliesToSender = true;
   readonly #session: AmqpSession;
   readonly #expiresMs: number;
   readonly #heard = new Map<string, ResultMeta>();
@@ -38,9 +39,11 @@ export class RpcBackend implements ResultBackend {
   /**
    * @param url the `rpc://` URL (its options: `expires`, the reply queue's idle lifetime in s)
    * @param amqpUrl the RabbitMQ to use: the broker's URL, or this backend's own `amqp://` URL
+   * @param replyTo the reply address the app puts in the `reply_to` of every task it sends
    */
-  constructor(url: ParsedUrl, amqpUrl: ParsedUrl) {
+  constructor(url: ParsedUrl, amqpUrl: ParsedUrl, replyTo: string = randomUUID()) {
     this.displayUrl = url.display;
+    this.replyTo = replyTo;
     this.#expiresMs = numberOption(url.options, 'expires', DEFAULT_RESULT_EXPIRES_SECONDS) * 1000;
     this.#session = new AmqpSession(amqpUrl);
     this.#publisher = new ChannelSlot(async () => (await this.#session.ready()).createConfirmChannel());
