@@ -84,7 +84,7 @@ export function describeBrokerConformance(name: string, open: () => Promise<Brok
     });
 
     it('delivers more urgent priorities first', async (context) => {
-      if (!broker.capabilities.priorities) context.skip();
+      if (!broker.capabilities.priorities) context.skip(`${name} has no priorities`);
       fresh();
       await broker.publish(queue, message('low'), { priority: 0 });
       await broker.publish(queue, message('high'), { priority: 9 });
@@ -129,7 +129,7 @@ export function describeBrokerConformance(name: string, open: () => Promise<Brok
     });
 
     it('moves a dead-lettered message aside with its reason', async (context) => {
-      if (!broker.listDeadLetters) context.skip();
+      if (!broker.listDeadLetters) context.skip(`${name} cannot list its dead letters`);
       fresh();
       await broker.publish(queue, message('poison'));
       const { got, consumer } = await collect(broker, queue);
@@ -144,7 +144,7 @@ export function describeBrokerConformance(name: string, open: () => Promise<Brok
     });
 
     it('holds a message published with notBefore until its time', async (context) => {
-      if (!broker.capabilities.delayedDelivery) context.skip();
+      if (!broker.capabilities.delayedDelivery) context.skip(`${name} has no delayed delivery`);
       fresh();
       const publishedAt = Date.now();
       await broker.publish(queue, message('later'), { notBefore: publishedAt + 300 });
@@ -183,7 +183,7 @@ export function describeBrokerConformance(name: string, open: () => Promise<Brok
     });
 
     it('broadcasts control commands to subscribers', async (context) => {
-      if (!broker.control) context.skip();
+      if (!broker.control) context.skip(`${name} has no control channel`);
       const heard: string[] = [];
       const subscription = await broker.control!.subscribe((command) => heard.push(String(command.arguments['marker'])));
       const marker = randomUUID();

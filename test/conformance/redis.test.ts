@@ -11,5 +11,6 @@ afterAll(() => inspector.quit());
 describeBrokerConformance('redis://', () => openBroker(URL));
 describeBackendConformance('redis://', () => openBackend(URL), () => openBackend(`${URL}?expires=1`), {
   repeatsWithOtherResultCountTwice: "redis://: Celery's join is a ZSET of whole [1, id, state, result] members, so only identical repeats are one member",
+  expiresOnItsOwn: true,
   joinLeftovers: (groupId) => inspector.exists(...['.j', '.s', '.t'].map((suffix) => `celery-taskset-meta-${groupId}${suffix}`)),
 });
