@@ -207,8 +207,11 @@ export class Celeriac implements TaskSender, ResultSource, CanvasHost {
     return fromDict(dict, this);
   }
 
-  /** A group saved earlier with {@link GroupResult.save} (by either language), or null. */
-  restoreGroup<R extends readonly unknown[] = unknown[]>(groupId: string): Promise<GroupResult<R> | null> {
+  /**
+   * A group saved earlier with {@link GroupResult.save} (by either language), as `{ group }`,
+   * or null. (Wrapped, because a promise of the thenable handle would resolve to its values.)
+   */
+  restoreGroup<R extends readonly unknown[] = unknown[]>(groupId: string): Promise<{ group: GroupResult<R> } | null> {
     return restoreGroup<R>(this, groupId);
   }
 

@@ -271,11 +271,15 @@ export class GroupResult<R extends readonly unknown[] = unknown[]> implements Pr
   }
 }
 
-/** Rebuilds a saved group (see {@link GroupResult.save}); null when none is stored. */
-export async function restoreGroup<R extends readonly unknown[] = unknown[]>(source: ResultSource, groupId: string): Promise<GroupResult<R> | null> {
+/**
+ * Rebuilds a saved group (see {@link GroupResult.save}): `{ group }`, or null when none is
+ * stored. (The handle comes wrapped: it is thenable, so a promise of it would resolve to the
+ * group's values.)
+ */
+export async function restoreGroup<R extends readonly unknown[] = unknown[]>(source: ResultSource, groupId: string): Promise<{ group: GroupResult<R> } | null> {
   const tuple = await (await source.backend()).restoreGroup(groupId);
   const result = tuple ? resultFromTuple(tuple, source) : null;
-  return result instanceof GroupResult ? (result as GroupResult<R>) : null;
+  return result instanceof GroupResult ? { group: result as GroupResult<R> } : null;
 }
 
 /** A result handle from Celery's tuple form; null for something that is not one. */

@@ -51,20 +51,21 @@ export class Continuation {
     const steps: Array<{ signature: SignatureDict; options: WireOptions }> = (callbacks ?? []).map((callback) => ({ signature: callback, options }));
     if (chain && chain.length > 0) steps.push({ signature: chain[chain.length - 1]!, options: { ...options, chain: chain.slice(0, -1) } });
     const sent = await Promise.all(steps.map((step) => this.#send(step.signature, [value], step.options)));
-    return sent.filter((result): result is AnyResult => result !== null).map((result) => result.asTuple());
+    return sent.filter((tuple): tuple is ResultTuple => tuple !== null);
   }
 
   /**
-   * Sends a step; resolves with its handle once sent. A step that can never be sent as asked
+   * Sends a step; resolves with its result tuple once sent (not the handle: a handle is
+   * thenable, so an async function returning it would wait for the step's result). A step that can never be sent as asked
    * (a chord on a backend without a join) ends FAILURE with the reason, with the rest of its
    * chain, instead of failing the task that finished: retrying that would not help. Broker
    * errors still reject, so the finished task is handed back and its workflow continued later.
    */
-  async #send(step: SignatureDict, args: readonly unknown[], options: WireOptions): Promise<AnyResult | null> {
+  async #send(step: SignatureDict, args: readonly unknown[], options: WireOptions): Promise<ResultTuple | null> {
     try {
       const result = this.#apply(step, args, options);
       await whenSent(result);
-      return result;
+      return result.asTuple();
     } catch (error) {
       if (!(error instanceof ConfigurationError)) throw error;
       const exception = serializeException(error);

@@ -270,6 +270,7 @@ export class AmqpBroker extends TypedEmitter<BrokerEventMap> implements Broker {
 class AmqpConsumer implements Consumer {
   #channel: Channel | undefined;
   #channelConnection: ChannelModel | undefined;
+  #acks: ChannelAcks | undefined;
   #tags: string[] = [];
   #cancelled = false;
   #opening: Promise<void> = Promise.resolve();
@@ -304,6 +305,7 @@ class AmqpConsumer implements Consumer {
     this.#outstanding.clear(); // deliveries of a lost channel come back from RabbitMQ
     this.#tags = [];
     const acks = new ChannelAcks(channel); // the channel's acks, sent together once per turn
+    this.#acks = acks;
     for (const queue of this.queues) {
       const { consumerTag } = await channel.consume(queue, (message) => message && this.#deliver(acks, queue, message), { noAck: false });
       this.#tags.push(consumerTag);
@@ -333,7 +335,13 @@ class AmqpConsumer implements Consumer {
   /** @internal */
   settled(delivery: AmqpDelivery): void {
     this.#outstanding.delete(delivery);
-    if (this.#cancelled && this.#outstanding.size === 0) void this.#channel?.close().catch(() => undefined);
+    if (this.#cancelled && this.#outstanding.size === 0) void this.#closeChannel();
+  }
+
+  /** Sends the acks still waiting for the end of the turn, then closes the channel. */
+  async #closeChannel(): Promise<void> {
+    this.#acks?.flush();
+    await this.#channel?.close().catch(() => undefined);
   }
 
   async cancel(): Promise<void> {
@@ -344,7 +352,7 @@ class AmqpConsumer implements Consumer {
     const channel = this.#channel;
     if (!channel) return;
     await Promise.all(this.#tags.map((tag) => channel.cancel(tag).catch(() => undefined)));
-    if (this.#outstanding.size === 0) await channel.close().catch(() => undefined);
+    if (this.#outstanding.size === 0) await this.#closeChannel();
   }
 }
 

@@ -33,7 +33,7 @@ export class ChannelAcks {
     entry.state = 'acked';
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;
-    setImmediate(() => this.#flush());
+    setImmediate(() => this.flush());
   }
 
   /** Rejects now, with or without requeue. */
@@ -43,7 +43,8 @@ export class ChannelAcks {
     this.channel.nack(entry.message, false, requeue);
   }
 
-  #flush(): void {
+  /** Sends the acks gathered so far now (before the channel closes, say). */
+  flush(): void {
     this.#flushScheduled = false;
     let front: Message | undefined;
     while (this.#head < this.#window.length) {
