@@ -113,10 +113,14 @@ export function toLogger(logger: Logger | ForeignLogger, prefix = ''): Logger {
   if (isLogger(logger)) return prefix ? logger.child(prefix.trim()) : logger;
   const call = (level: LogLevel): LogMethod =>
     ((first: string | LogFields, message?: string): void => {
+      const args = typeof first === 'string' ? [prefix + first] : [first, prefix + (message ?? '')];
       const name = FOREIGN_LEVEL[level];
-      const target = (logger[name] ?? (name === 'fatal' ? logger.error : logger.info)) as (...args: unknown[]) => unknown;
-      if (typeof first === 'string') target.call(logger, prefix + first);
-      else target.call(logger, first, prefix + (message ?? ''));
+      if (name === 'debug' || name === 'fatal') {
+        const method = logger[name] ? name : name === 'fatal' ? 'error' : 'info';
+        logger[method]!(...args);
+      } else {
+        logger[name](...args);
+      }
     }) as LogMethod;
   const warning = call('warning');
   return {

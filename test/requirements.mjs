@@ -37,7 +37,7 @@ const checks = [
 
 const results = await Promise.all(checks.map(async ([name, check, fix]) => ({ name, fix, ok: await check() })));
 const missing = results.filter((result) => !result.ok);
-for (const { name, fix } of missing) console.error(`missing: ${name} -> ${fix}`);
+for (const { name, fix } of missing) console.error(`missing: ${String(name)} -> ${String(fix)}`);
 if (missing.length > 0) {
   console.error(`The tests need ${missing.length === 1 ? 'this' : 'these'}; \`${PROVISION}\` installs and starts everything (Debian, as root).`);
   process.exit(1);

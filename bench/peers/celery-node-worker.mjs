@@ -6,4 +6,4 @@ console.info = () => undefined; // celery-node logs every task with console.info
 const [broker, backend, queue] = process.argv.slice(2);
 const worker = celery.createWorker(broker, backend, queue);
 worker.register('bench.noop', () => null);
-worker.start();
+void worker.start();

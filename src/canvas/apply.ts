@@ -35,6 +35,8 @@ export interface Dispatcher {
   asyncResult(id: string, sent: Promise<void>): AsyncResult<unknown>;
   /** A handle for a group. */
   groupResult(id: string, results: readonly AsyncResult<unknown>[]): GroupResult<unknown[]>;
+  /** The app's reply address, frozen into each step so an `rpc://` backend's states reach it. */
+  readonly replyTo: string;
 }
 
 /** Where frozen ids go: group, chord and workflow membership. */
@@ -89,10 +91,8 @@ export class Applier {
   }
 
   /** Publishes calls; the first publish of this applier is what its handles wait on. */
-  #send(calls: readonly TaskCall[], before?: Promise<unknown>): Promise<void> {
-    const sending = this.dispatcher.send(calls, before);
-    this.#settleSent(sending);
-    return sending;
+  #send(calls: readonly TaskCall[], before?: Promise<unknown>): void {
+    this.#settleSent(this.dispatcher.send(calls, before));
   }
 
   #applyChain(chain: Chain, args: readonly unknown[], kwargs: Record<string, unknown>, options: WireOptions): AnyResult {
@@ -182,6 +182,7 @@ export class Applier {
     }
     const options: WireOptions = { ...signature.options };
     options['task_id'] ??= placement.id ?? randomUUID();
+    options['reply_to'] ??= this.dispatcher.replyTo;
     if (placement.rootId) options['root_id'] = placement.rootId;
     if (placement.parentId) options['parent_id'] = placement.parentId;
     if (placement.groupId && options['group_id'] === undefined) options['group_id'] = placement.groupId;

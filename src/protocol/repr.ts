@@ -27,7 +27,7 @@ function repr(value: unknown, depth: number): string {
     const entries = Object.entries(value).map(([key, item]) => `${quote(key)}: ${repr(item, depth + 1)}`);
     return `{${entries.join(', ')}}`;
   }
-  return quote(String(value));
+  return quote(String(value as string | number | bigint | symbol));
 }
 
 function formatFloat(value: number): string {

@@ -310,7 +310,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     }
     if (job.task.options.acksLate === false) this.#settle(job.delivery.ack(), 'acking early');
     if (this.listens('task-started')) this.emit('task-started', { id: request.id, name: request.task });
-    if (job.task.options.trackStarted) this.#store(job, STARTED, { pid: process.pid, hostname: this.options.hostname }, null);
+    if (job.task.options.trackStarted) this.#settle(this.#store(job, STARTED, { pid: process.pid, hostname: this.options.hostname }, null), 'storing STARTED');
     const startedAt = performance.now();
     let value: unknown;
     try {
@@ -497,7 +497,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   #settle(work: Promise<void>, during: string): void {
     const tracked = work.catch((error: unknown) => this.emit('error', { error, during }));
     this.#settling.add(tracked);
-    tracked.finally(() => this.#settling.delete(tracked));
+    void tracked.finally(() => this.#settling.delete(tracked));
   }
 }
 

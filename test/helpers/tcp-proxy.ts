@@ -59,7 +59,10 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
     },
     async close() {
       for (const socket of frozen) socket.destroy();
-      for (const [client, upstream] of pairs) (client.destroy(), upstream.destroy());
+      for (const [client, upstream] of pairs) {
+        client.destroy();
+        upstream.destroy();
+      }
       await new Promise((resolve) => server.close(resolve));
     },
   };

@@ -215,7 +215,7 @@ describe('AmqpBroker on Celery\'s entities', () => {
     const b = await celeriac.broker();
     await until(async () => (await b.listDeadLetters!(100)).filter((d) => d.queue === queue).length === poison.length, 10_000, 'all poison dead-lettered');
     const reasons = (await b.listDeadLetters!(100)).filter((d) => d.queue === queue).map((d) => d.reason.split(':')[0]);
-    expect(reasons.sort()).toEqual(['malformed', 'undecodable', 'unknown-protocol', 'unknown-task', 'unsupported-content-type']);
+    expect(reasons.toSorted((a, b) => String(a).localeCompare(String(b)))).toEqual(['malformed', 'undecodable', 'unknown-protocol', 'unknown-task', 'unsupported-content-type']);
     expect(worker.stats.rejected).toEqual({ undecodable: 1, malformed: 1, 'unknown-protocol': 1, 'unknown-task': 1, 'unsupported-content-type': 1 });
     await worker.stop(1);
     await connection.close();

@@ -146,10 +146,14 @@ describe('futures', () => {
     await startWorker(app);
     const results = [slow.delay(150), slow.delay(10), slow.delay(80)];
     const called: number[] = [];
-    const callbackDone = new Promise<void>((resolve) => results[1]!.onDone(async (r) => {
-      called.push(await r);
-      resolve();
-    }));
+    const callbackDone = new Promise<void>((resolve) => {
+      results[1]!.onDone((r) => {
+        void r.then((value) => {
+          called.push(value);
+          resolve();
+        });
+      });
+    });
     const order: number[] = [];
     for await (const completed of asCompleted(results)) if (completed.ok) order.push(completed.value);
     expect(order).toEqual([10, 80, 150]);

@@ -246,7 +246,7 @@ export class AmqpBroker extends TypedEmitter<BrokerEventMap> implements Broker {
         for (let message = await channel.get(deadLetterQueue(queue)); message; message = await channel.get(deadLetterQueue(queue))) {
           const transport = toTransportMessage(message);
           const { [DEAD_REASON_HEADER]: reason, [DEAD_AT_HEADER]: at, ...headers } = transport.headers;
-          letters.push({ queue, reason: String(reason ?? 'unknown'), at: Number(at ?? 0), message: { ...transport, headers } });
+          letters.push({ queue, reason: typeof reason === 'string' ? reason : 'unknown', at: Number(at ?? 0), message: { ...transport, headers } });
         }
       }
     } finally {

@@ -108,7 +108,7 @@ export async function declareSharedEntities(channel: Channel): Promise<void> {
 export function delayedRoutingKey(queue: string, delayMs: number): string {
   const units = Math.min(2 ** DELAY_LEVELS - 1, Math.max(0, Math.ceil(delayMs / DELAY_RESOLUTION_MS)));
   const bits = units.toString(2).padStart(DELAY_LEVELS, '0');
-  return `${[...bits].join('.')}.${queue}`;
+  return `${bits.split('').join('.')}.${queue}`;
 }
 
 /** The pattern binding a task queue to the end of the delay path: exactly 32 words, then it. */

@@ -36,7 +36,11 @@ export class RedisPidbox implements ControlChannel {
       if (command) onCommand(command);
     });
     await subscriber.psubscribe(this.channel);
-    return { cancel: async () => void subscriber.disconnect() };
+    return {
+      cancel: async () => {
+        subscriber.disconnect();
+      },
+    };
   }
 }
 
