@@ -44,7 +44,8 @@ function app(options: { backend?: string } = {}): Celeriac {
 
 /** Rows of `rabbitmqctl list_<what>` for the given columns, as objects. */
 function rabbitmqctl(what: string, columns: string[]): Array<Record<string, string>> {
-  const out = execFileSync('rabbitmqctl', ['-q', '--formatter', 'json', `list_${what}`, ...columns], { encoding: 'utf8' });
+  // The server may hold thousands of entities left by other runs: allow a large listing.
+  const out = execFileSync('rabbitmqctl', ['-q', '--formatter', 'json', `list_${what}`, ...columns], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 });
   return JSON.parse(out) as Array<Record<string, string>>;
 }
 
