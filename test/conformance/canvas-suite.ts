@@ -34,6 +34,7 @@ import {
 } from '../../src/index.js';
 import { encodeTaskMessage } from '../../src/protocol/encode.js';
 import { emptyEmbed, type TaskMessage } from '../../src/protocol/message.js';
+import { deleteAmqpQueues } from '../helpers/amqp.js';
 import { until } from '../helpers/wait.js';
 
 /** Where a suite's app sends tasks and keeps results. */
@@ -243,6 +244,7 @@ export async function openCanvasHarness(urls: CanvasUrls, options: HarnessOption
       await worker.stop(1);
       for (const name of [queue, ...strays]) await broker.purge(name);
       await app.close();
+      if (urls.broker.startsWith('amqp')) await deleteAmqpQueues(urls.broker, [queue, ...strays]);
     },
   };
 }

@@ -4,15 +4,12 @@
  * priorities behave as a Celery user expects; a Python and a TypeScript worker share a queue
  * without losing a task. Each broker runs it through a short test file.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { Celeriac, createBroker, createLogger, gather, TaskRevokedError, type CeleriacConfig, type Delivery, type Worker } from '../../src/index.js';
+import { Celeriac, createBroker, gather, TaskRevokedError, type Delivery } from '../../src/index.js';
 import { until } from '../helpers/wait.js';
-
-const PYTHON_DIR = fileURLToPath(new URL('./python/', import.meta.url));
-const quiet = createLogger('critical');
+import { interopHarness } from './harness.js';
 
 /** One broker/backend pairing, as each side spells it. */
 export interface InteropSetup {
@@ -37,64 +34,17 @@ export interface InteropSetup {
 }
 
 export function describeCeleryInterop(name: string, setup: InteropSetup): void {
-  const env = {
-    ...process.env,
-    CELERIAC_TEST_BROKER: setup.pythonBroker,
-    CELERIAC_TEST_BACKEND: setup.pythonBackend,
-    ...(setup.maxPriority ? { CELERIAC_TEST_MAX_PRIORITY: String(setup.maxPriority) } : {}),
-  };
-  const children: ChildProcess[] = [];
-  const closers: Array<() => Promise<unknown>> = [];
-
-  /** Starts a Python Celery worker on `queue`; resolves once it logs that it is ready. */
-  function pythonWorker(queue: string, extraEnv: NodeJS.ProcessEnv = {}): Promise<ChildProcess> {
-    // A node name of its own: on RabbitMQ, workers of one name share one control queue.
-    const node = `py-${randomUUID().slice(0, 8)}@%h`;
-    const args = ['-m', 'celery', '-A', 'celery_app', 'worker', '--pool=solo', '-Q', queue, '-n', node, '--without-mingle', '--without-gossip', '--without-heartbeat', '-l', 'info'];
-    const child = spawn('/usr/bin/python3', args, { cwd: PYTHON_DIR, env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    let log = '';
-    return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`Python worker not ready in 30 s:\n${log}`)), 30_000);
-      const watch = (chunk: Buffer): void => {
-        log += chunk.toString();
-        if (/ready\./.test(log)) {
-          clearTimeout(timer);
-          resolve(child);
-        }
-      };
-      child.stdout!.on('data', watch);
-      child.stderr!.on('data', watch);
-    });
-  }
-
-  /** Runs a scenario of the Python client; resolves with its output lines. */
-  function pythonClient(scenario: string, queue: string, ...extra: string[]): Promise<string[]> {
-    return new Promise((resolve, reject) => {
-      const child = spawn('/usr/bin/python3', ['celery_app.py', scenario, queue, ...extra], { cwd: PYTHON_DIR, env });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-      child.once('exit', (status) => {
-        if (status !== 0 || stderr) reject(new Error(`Python client ${scenario} exited ${status}:\n${stderr}\n${stdout}`));
-        else resolve(stdout.trim().split('\n'));
-      });
-    });
-  }
-
-  function app(config: Pick<CeleriacConfig, 'queues'> = {}): Celeriac {
-    const celeriac = new Celeriac({ broker: setup.broker, backend: setup.backend, ...config });
-    closers.push(() => celeriac.close());
-    return celeriac;
-  }
-
-  async function tsWorker(celeriac: Celeriac, queue: string, concurrency = 10): Promise<Worker> {
-    const worker = celeriac.worker({ queues: [queue], logger: quiet, concurrency, prefetch: concurrency });
-    await worker.start();
-    closers.unshift(() => worker.stop(1));
-    return worker;
-  }
+  const harness = interopHarness({
+    broker: setup.broker,
+    backend: setup.backend,
+    module: 'celery_app',
+    env: {
+      CELERIAC_TEST_BROKER: setup.pythonBroker,
+      CELERIAC_TEST_BACKEND: setup.pythonBackend,
+      ...(setup.maxPriority ? { CELERIAC_TEST_MAX_PRIORITY: String(setup.maxPriority) } : {}),
+    },
+  });
+  const { pythonWorker, pythonClient, app, tsWorker } = harness;
 
   /** celeriac's side of the Python client's scenarios. */
   function tsTasks(celeriac: Celeriac, ran: string[] = []): void {
@@ -111,17 +61,8 @@ export function describeCeleryInterop(name: string, setup: InteropSetup): void {
   }
 
   describe(`TypeScript and Python Celery on ${name}`, () => {
-    afterEach(async () => {
-      for (const close of closers.splice(0)) await close();
-    });
-    afterAll(async () => {
-      for (const child of children) {
-        if (child.exitCode === null && child.signalCode === null) {
-          child.kill('SIGKILL');
-          await new Promise((resolve) => child.once('exit', resolve));
-        }
-      }
-    });
+    afterEach(() => harness.closeApps());
+    afterAll(() => harness.killPythonWorkers());
 
     it('a TypeScript producer calls a Python task and gets its result', async () => {
       const queue = `interop-py-${randomUUID()}`;
@@ -216,8 +157,7 @@ export function describeCeleryInterop(name: string, setup: InteropSetup): void {
     it.runIf(setup.shortVisibilityBroker)('a TypeScript worker restores and runs what a killed Python worker held', async () => {
       const queue = `interop-lost-py-${randomUUID()}`;
       const python = await pythonWorker(queue);
-      const celeriac = new Celeriac({ broker: setup.shortVisibilityBroker!, backend: setup.backend });
-      closers.push(() => celeriac.close());
+      const celeriac = app({ broker: setup.shortVisibilityBroker! });
       celeriac.task('shared.slow', (_ctx, value: string) => `ts:${value}`);
       const result = celeriac.sendTask<string>('shared.slow', ['x'], {}, { queue });
       const broker = await celeriac.broker();
@@ -236,7 +176,7 @@ export function describeCeleryInterop(name: string, setup: InteropSetup): void {
       // A celeriac consumer takes it and dies: its connections drop, nothing is settled.
       const doomed = await createBroker(setup.broker);
       await doomed.connect();
-      closers.push(() => doomed.close().catch(() => undefined));
+      harness.defer(() => doomed.close().catch(() => undefined));
       const taken: Delivery[] = [];
       await doomed.consume([queue], (delivery) => taken.push(delivery), { prefetch: 1 });
       await until(() => taken.length === 1, 10_000, 'the doomed consumer to take the task');

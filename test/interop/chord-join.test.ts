@@ -4,7 +4,7 @@
  * body: celeriac's join hands back the parts, Celery's `on_chord_part_return` sends the body
  * message (read here off the Python app's broker).
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,7 @@ import { Redis } from 'ioredis';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { ChordJoin, ChordPart, ResultBackend } from '../../src/backends/backend.js';
 import { createBackend } from '../../src/backends/index.js';
+import { pythonCeleryMissing } from './harness.js';
 
 const PYTHON_DIR = fileURLToPath(new URL('./python/', import.meta.url));
 const BACKEND = 'redis://127.0.0.1:6379/11';
@@ -20,12 +21,6 @@ const PYTHON_BROKER = 'redis://127.0.0.1:6379/13';
 const env = { ...process.env, CELERIAC_TEST_BACKEND: BACKEND, CELERIAC_TEST_BROKER: PYTHON_BROKER };
 
 /** Why the Python side cannot run, or null when it can. */
-function pythonCeleryMissing(): string | null {
-  const probe = spawnSync('/usr/bin/python3', ['-c', 'import celery, redis'], { encoding: 'utf8' });
-  if (probe.status === 0) return null;
-  return `/usr/bin/python3 cannot import celery and redis: ${(probe.error?.message ?? probe.stderr).trim()}`;
-}
-
 const missing = pythonCeleryMissing();
 if (missing) console.warn(`SKIPPED the Redis chord join interop with Python Celery: ${missing}`);
 

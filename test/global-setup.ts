@@ -1,0 +1,31 @@
+/**
+ * Runs once before the suite: removes the RabbitMQ queues earlier test runs left behind (every
+ * test names its queues with a UUID, and the server outlives the runs), so listings stay small
+ * and no stale message reaches a new test. Skipped quietly when RabbitMQ is not there: the
+ * requirement check has already said so.
+ */
+import { execFileSync } from 'node:child_process';
+import amqp from 'amqplib';
+
+const TEST_QUEUE = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/;
+
+export default async function removeLeftoverQueues(): Promise<void> {
+  let names: string[];
+  try {
+    names = execFileSync('rabbitmqctl', ['-q', 'list_queues', 'name'], { encoding: 'utf8', maxBuffer: 256 * 1024 * 1024, timeout: 60_000 })
+      .split('\n')
+      .map((line) => line.trim())
+      .filter((name) => TEST_QUEUE.test(name));
+  } catch {
+    return;
+  }
+  if (names.length === 0) return;
+  const connection = await amqp.connect('amqp://guest:guest@127.0.0.1:5672/');
+  try {
+    const channel = await connection.createChannel();
+    for (const name of names) await channel.deleteQueue(name);
+    await channel.close();
+  } finally {
+    await connection.close();
+  }
+}
