@@ -37,6 +37,13 @@ export type ProtocolErrorReason =
   | 'malformed'
   | 'unknown-protocol';
 
+/** A broker or result backend was used before `connect()` (or after `close()`). */
+export class NotConnectedError extends CeleriacError {
+  constructor(what: string) {
+    super('E_NOT_CONNECTED', `${what} is not connected (call connect() first, or send through an app, which connects on first use)`);
+  }
+}
+
 /** An incoming message is not a valid Celery task message. */
 export class ProtocolError extends CeleriacError {
   readonly reason: ProtocolErrorReason;

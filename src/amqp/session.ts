@@ -5,7 +5,7 @@
  * waiting in {@link AmqpSession.ready} is let through.
  */
 import type { ChannelModel, Options } from 'amqplib';
-import { ConfigurationError, ConnectionError } from '../errors.js';
+import { ConfigurationError, ConnectionError, NotConnectedError } from '../errors.js';
 import { tlsOptionsOf } from '../tls.js';
 import { numberOption, type ParsedUrl } from '../url.js';
 
@@ -52,7 +52,7 @@ export class AmqpSession {
   /** The live connection, waiting for a reconnect in progress; rejects once closed. */
   async ready(): Promise<ChannelModel> {
     if (this.#closed) throw new ConnectionError(`the AMQP connection to ${this.displayUrl} is closed`);
-    if (!this.#ready) throw new ConnectionError(`the AMQP connection to ${this.displayUrl} is not open (call connect() first)`);
+    if (!this.#ready) throw new NotConnectedError(`the AMQP connection to ${this.displayUrl}`);
     return this.#ready;
   }
 

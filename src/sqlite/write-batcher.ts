@@ -38,7 +38,13 @@ export class WriteBatcher {
     const batch = this.#pending;
     this.#pending = [];
     if (batch.length > 0) {
-      const db = this.db();
+      let db: Database;
+      try {
+        db = this.db();
+      } catch (error) {
+        for (const write of batch) write.reject(error); // not connected: nothing can be written
+        return;
+      }
       let results: unknown[] | undefined;
       try {
         results = db.transaction(() => batch.map((write) => write.run()))();

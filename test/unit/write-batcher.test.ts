@@ -50,4 +50,12 @@ describe('WriteBatcher', () => {
     await batcher.drained();
     expect(db.prepare('SELECT v FROM t').all()).toEqual([{ v: 7 }]);
   });
+
+  it('rejects every queued write when there is no database to write to', async () => {
+    await setup();
+    const closed = new WriteBatcher(() => {
+      throw new Error('not connected');
+    });
+    await expect(Promise.all([closed.enqueue(() => 1), closed.enqueue(() => 2)])).rejects.toThrow('not connected');
+  });
 });

@@ -8,6 +8,7 @@
  * fallback for writers that do not publish, every `poll_interval` seconds (5 by default).
  * Saved groups and the chord join use Celery's `celery-taskset-meta-<gid>` keys (chord-join.ts).
  */
+import { NotConnectedError } from '../../errors.js';
 import { decodeJson, encodeJson } from '../../protocol/kombu-json.js';
 import { connectRedis, type RedisClient } from '../../redis/client.js';
 import { numberOption, type ParsedUrl } from '../../url.js';
@@ -187,7 +188,7 @@ export class RedisBackend implements ResultBackend {
   }
 
   #connected(): RedisClient {
-    if (!this.#client) throw new Error(`the Redis result backend ${this.displayUrl} is not connected (call connect() first)`);
+    if (!this.#client) throw new NotConnectedError(`the Redis result backend ${this.displayUrl}`);
     return this.#client;
   }
 }

@@ -8,7 +8,7 @@
  * Saved groups expire like results; the chord join is in chord-join.ts.
  */
 import type { Statement } from 'better-sqlite3';
-import { ConfigurationError } from '../../errors.js';
+import { ConfigurationError, NotConnectedError } from '../../errors.js';
 import { decodeJson, encodeJson } from '../../protocol/kombu-json.js';
 import { SUCCESS } from '../../states.js';
 import {
@@ -191,7 +191,7 @@ export class SqliteBackend implements ResultBackend {
   }
 
   #database(): Database {
-    if (!this.#db) throw new ConfigurationError(`the SQLite result backend ${this.displayUrl} is not connected (call connect() first)`);
+    if (!this.#db) throw new NotConnectedError(`the SQLite result backend ${this.displayUrl}`);
     return this.#db;
   }
 }

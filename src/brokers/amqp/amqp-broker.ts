@@ -16,7 +16,7 @@ import { hostname } from 'node:os';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
 import { ChannelSlot } from '../../amqp/channel-slot.js';
 import { AmqpSession } from '../../amqp/session.js';
-import { ConfigurationError, ConnectionError } from '../../errors.js';
+import { ConfigurationError, ConnectionError, NotConnectedError } from '../../errors.js';
 import type { TransportMessage } from '../../protocol/message.js';
 import { numberOption, type ParsedUrl } from '../../url.js';
 import type {
@@ -128,6 +128,7 @@ export class AmqpBroker extends TypedEmitter<BrokerEventMap> implements Broker {
         }
         await Promise.all(confirms);
       } catch (error) {
+        if (error instanceof NotConnectedError) throw error; // trying again cannot help
         lastError = error;
         failed.splice(0, failed.length, ...pending);
       }

@@ -19,6 +19,7 @@
  * Priorities follow kombu: buckets 0, 3, 6, 9, and bucket 0 is served first (the reverse of
  * RabbitMQ), so `capabilities.priorities` is false: the port's "9 first" does not hold here.
  */
+import { NotConnectedError } from '../../errors.js';
 import { TypedEmitter, type BrokerEventMap } from '../../events.js';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -111,7 +112,7 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
 
   /** @internal */
   get client(): ScriptedClient {
-    if (!this.#client) throw new Error(`the Redis broker ${this.displayUrl} is not connected (call connect() first)`);
+    if (!this.#client) throw new NotConnectedError(`the Redis broker ${this.displayUrl}`);
     return this.#client;
   }
 

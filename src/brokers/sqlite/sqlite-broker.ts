@@ -14,7 +14,7 @@
 import { TypedEmitter, type BrokerEventMap } from '../../events.js';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { ConfigurationError } from '../../errors.js';
+import { ConfigurationError, NotConnectedError } from '../../errors.js';
 import type { TransportMessage } from '../../protocol/message.js';
 import {
   absolutePath,
@@ -253,7 +253,7 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
   }
 
   #database(): Database {
-    if (!this.#db) throw new ConfigurationError(`the SQLite broker ${this.displayUrl} is not connected (call connect() first)`);
+    if (!this.#db) throw new NotConnectedError(`the SQLite broker ${this.displayUrl}`);
     return this.#db;
   }
 }
