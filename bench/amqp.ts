@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import amqp from 'amqplib';
 import { Redis } from 'ioredis';
 import { Celeriac } from '../src/index.js';
-import { publishProperties } from '../src/brokers/amqp/amqp-broker.js';
+import { publishProperties } from '../src/transports/amqp/amqp-broker.js';
 import { encodeTaskMessage } from '../src/protocol/encode.js';
 import type { TransportMessage } from '../src/protocol/message.js';
 import { machine, perSecond, rate, table, writeSection } from './lib.js';

@@ -14,13 +14,13 @@ export interface BackendContext {
 type BackendFactory = (url: ParsedUrl, raw: string, context: BackendContext) => Promise<ResultBackend>;
 
 const FACTORIES: Record<string, BackendFactory> = {
-  memory: async (url) => new (await import('./memory/memory-backend.js')).MemoryBackend(url),
-  sqlite: async (url, raw) => new (await import('./sqlite/sqlite-backend.js')).SqliteBackend(url, raw),
-  redis: async (url) => new (await import('./redis/redis-backend.js')).RedisBackend(url),
-  rediss: async (url) => new (await import('./redis/redis-backend.js')).RedisBackend(url),
-  rpc: async (url, _raw, context) => new (await import('./rpc/rpc-backend.js')).RpcBackend(url, rpcBrokerUrl(url, context), context.replyTo),
-  amqp: async (url, _raw, context) => new (await import('./rpc/rpc-backend.js')).RpcBackend(url, url, context.replyTo),
-  amqps: async (url, _raw, context) => new (await import('./rpc/rpc-backend.js')).RpcBackend(url, url, context.replyTo),
+  memory: async (url) => new (await import('../transports/memory/memory-backend.js')).MemoryBackend(url),
+  sqlite: async (url, raw) => new (await import('../transports/sqlite/sqlite-backend.js')).SqliteBackend(url, raw),
+  redis: async (url) => new (await import('../transports/redis/redis-backend.js')).RedisBackend(url),
+  rediss: async (url) => new (await import('../transports/redis/redis-backend.js')).RedisBackend(url),
+  rpc: async (url, _raw, context) => new (await import('../transports/amqp/rpc-backend.js')).RpcBackend(url, rpcBrokerUrl(url, context), context.replyTo),
+  amqp: async (url, _raw, context) => new (await import('../transports/amqp/rpc-backend.js')).RpcBackend(url, url, context.replyTo),
+  amqps: async (url, _raw, context) => new (await import('../transports/amqp/rpc-backend.js')).RpcBackend(url, url, context.replyTo),
 };
 
 /** True when the backend a URL names sends states to each task's `reply_to` (`rpc://`). */

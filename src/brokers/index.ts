@@ -6,12 +6,12 @@ import type { Broker } from './broker.js';
 type BrokerFactory = (url: ParsedUrl, raw: string) => Promise<Broker>;
 
 const FACTORIES: Record<string, BrokerFactory> = {
-  memory: async (url) => new (await import('./memory/memory-broker.js')).MemoryBroker(url),
-  sqlite: async (url, raw) => new (await import('./sqlite/sqlite-broker.js')).SqliteBroker(url, raw),
-  redis: async (url) => new (await import('./redis/redis-broker.js')).RedisBroker(url),
-  rediss: async (url) => new (await import('./redis/redis-broker.js')).RedisBroker(url),
-  amqp: async (url) => new (await import('./amqp/amqp-broker.js')).AmqpBroker(url),
-  amqps: async (url) => new (await import('./amqp/amqp-broker.js')).AmqpBroker(url),
+  memory: async (url) => new (await import('../transports/memory/memory-broker.js')).MemoryBroker(url),
+  sqlite: async (url, raw) => new (await import('../transports/sqlite/sqlite-broker.js')).SqliteBroker(url, raw),
+  redis: async (url) => new (await import('../transports/redis/redis-broker.js')).RedisBroker(url),
+  rediss: async (url) => new (await import('../transports/redis/redis-broker.js')).RedisBroker(url),
+  amqp: async (url) => new (await import('../transports/amqp/amqp-broker.js')).AmqpBroker(url),
+  amqps: async (url) => new (await import('../transports/amqp/amqp-broker.js')).AmqpBroker(url),
 };
 
 /** The URL schemes {@link createBroker} understands. */

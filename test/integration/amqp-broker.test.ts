@@ -15,7 +15,7 @@ import amqplib from 'amqplib';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Celeriac, ConnectionError, createBroker, createLogger, gather } from '../../src/index.js';
 import type { Broker, Delivery } from '../../src/brokers/broker.js';
-import { delayedRoutingKey } from '../../src/brokers/amqp/topology.js';
+import { delayedRoutingKey } from '../../src/transports/amqp/topology.js';
 import { encodeTaskMessage } from '../../src/protocol/encode.js';
 import { startWorkerProcess, tempSqlite, type WorkerProcess } from '../helpers/cli.js';
 import { selfSignedCertificate } from '../helpers/tls.js';

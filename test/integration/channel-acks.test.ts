@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import amqp from 'amqplib';
 import { describe, expect, it } from 'vitest';
-import { ChannelAcks, type Tracked } from '../../src/brokers/amqp/channel-acks.js';
+import { ChannelAcks, type Tracked } from '../../src/transports/amqp/channel-acks.js';
 import { until } from '../helpers/wait.js';
 
 const URL = 'amqp://guest:guest@127.0.0.1:5672/';

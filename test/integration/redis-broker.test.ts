@@ -11,7 +11,7 @@ import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Celeriac, ConnectionError, createBroker, createLogger } from '../../src/index.js';
 import type { Broker, Delivery } from '../../src/brokers/broker.js';
-import type { RedisBroker } from '../../src/brokers/redis/redis-broker.js';
+import type { RedisBroker } from '../../src/transports/redis/redis-broker.js';
 import { waitForReady, type ResultMeta } from '../../src/backends/backend.js';
 import { encodeTaskMessage } from '../../src/protocol/encode.js';
 import { startWorkerProcess, tempSqlite } from '../helpers/cli.js';

@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { ExternalChangeWatcher, openDatabase, type Database } from '../../src/sqlite/connection.js';
+import { ExternalChangeWatcher, openDatabase, type Database } from '../../src/transports/sqlite/connection.js';
 import { Celeriac } from '../../src/index.js';
 
 const dirs: string[] = [];

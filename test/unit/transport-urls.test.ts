@@ -1,7 +1,7 @@
 /** Bad broker and backend URL options fail at once, with a line that says what to write instead. */
 import { describe, expect, it } from 'vitest';
 import { ConfigurationError, createBackend, createBroker } from '../../src/index.js';
-import { requireBrokerVersion } from '../../src/redis/client.js';
+import { requireBrokerVersion } from '../../src/transports/redis/client.js';
 
 async function refusal(open: () => Promise<{ connect(): Promise<void> }>): Promise<string> {
   const error = await open()

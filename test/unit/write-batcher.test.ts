@@ -3,8 +3,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { openDatabase, type Database } from '../../src/sqlite/connection.js';
-import { WriteBatcher } from '../../src/sqlite/write-batcher.js';
+import { openDatabase, type Database } from '../../src/transports/sqlite/connection.js';
+import { WriteBatcher } from '../../src/transports/sqlite/write-batcher.js';
 
 let dir: string;
 let db: Database;

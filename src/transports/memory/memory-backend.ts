@@ -13,8 +13,8 @@ import {
   type ResultBackend,
   type ResultMeta,
   type Unwatch,
-} from '../backend.js';
-import { WatcherRegistry } from '../watchers.js';
+} from '../../backends/backend.js';
+import { WatcherRegistry } from '../../backends/watchers.js';
 
 interface Expiring {
   expiresAt: number;

@@ -17,9 +17,9 @@
  */
 import type { Statement } from 'better-sqlite3';
 import { decodeJson, encodeJson } from '../../protocol/kombu-json.js';
-import type { Database } from '../../sqlite/connection.js';
-import type { WriteBatcher } from '../../sqlite/write-batcher.js';
-import type { ChordJoin, ChordPart } from '../backend.js';
+import type { Database } from './connection.js';
+import type { WriteBatcher } from './write-batcher.js';
+import type { ChordJoin, ChordPart } from '../../backends/backend.js';
 
 /** The join's tables; the backend creates them with its own. */
 export const CHORD_SCHEMA = `

@@ -10,11 +10,11 @@
  */
 import { NotConnectedError } from '../../errors.js';
 import { decodeJson, encodeJson } from '../../protocol/kombu-json.js';
-import { connectRedis, type RedisClient } from '../../redis/client.js';
+import { connectRedis, type RedisClient } from './client.js';
 import { numberOption, type ParsedUrl } from '../../url.js';
-import { DEFAULT_RESULT_EXPIRES_SECONDS, type GroupTuple, type ResultBackend, type ResultMeta, type Unwatch } from '../backend.js';
-import { Batcher } from '../../batcher.js';
-import { WatcherRegistry } from '../watchers.js';
+import { DEFAULT_RESULT_EXPIRES_SECONDS, type GroupTuple, type ResultBackend, type ResultMeta, type Unwatch } from '../../backends/backend.js';
+import { Batcher } from '../batcher.js';
+import { WatcherRegistry } from '../../backends/watchers.js';
 import { defineChordScript, groupKey, RedisChordJoin } from './chord-join.js';
 
 /** Keys read per MGET when re-reading watched results. */

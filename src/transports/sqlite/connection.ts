@@ -6,7 +6,7 @@ import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
-import { ConfigurationError, ConnectionError } from '../errors.js';
+import { ConfigurationError, ConnectionError } from '../../errors.js';
 
 export type Database = BetterSqlite3.Database;
 

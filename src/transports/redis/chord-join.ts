@@ -31,9 +31,9 @@
  */
 import { decodeJson, encodeJson } from '../../protocol/kombu-json.js';
 import type { ExceptionDict } from '../../protocol/exceptions.js';
-import type { RedisClient } from '../../redis/client.js';
+import type { RedisClient } from './client.js';
 import { FAILURE } from '../../states.js';
-import type { ChordJoin, ChordPart } from '../backend.js';
+import type { ChordJoin, ChordPart } from '../../backends/backend.js';
 
 /** Celery's key for a saved group, and the stem of its chord join's keys. */
 export function groupKey(groupId: string): string {

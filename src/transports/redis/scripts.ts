@@ -2,7 +2,7 @@
  * The Lua scripts of the Redis broker. Each runs atomically on the server, which is what makes
  * "taken" and "recorded as unacked" one step, and a restore happen at most once per message.
  */
-import type { RedisClient } from '../../redis/client.js';
+import type { RedisClient } from './client.js';
 
 // Pops up to ARGV[1] messages across the list keys (in order) and records each as unacked in
 // kombu's shape, and as held by the consumer, in the same step. Pops and records go in a few

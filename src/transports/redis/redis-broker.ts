@@ -23,13 +23,13 @@ import { NotConnectedError } from '../../errors.js';
 import { TypedEmitter, type BrokerEventMap } from '../../events.js';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import { Batcher } from '../../batcher.js';
+import { Batcher } from '../batcher.js';
 import { parseIsoDate } from '../../protocol/kombu-json.js';
 import type { TransportMessage } from '../../protocol/message.js';
-import { connectRedis, databaseOf, requireBrokerVersion, type RedisClient } from '../../redis/client.js';
+import { connectRedis, databaseOf, requireBrokerVersion, type RedisClient } from './client.js';
 import { numberOption, type ParsedUrl } from '../../url.js';
-import type { Broker, BrokerCapabilities, ConsumeOptions, Consumer, DeadLetter, Delivery, PublishOptions } from '../broker.js';
-import { clampPriority } from '../priority.js';
+import type { Broker, BrokerCapabilities, ConsumeOptions, Consumer, DeadLetter, Delivery, PublishOptions } from '../../brokers/broker.js';
+import { clampPriority } from '../../brokers/priority.js';
 import {
   binding,
   fromEnvelope,

@@ -5,9 +5,9 @@
  * waiting in {@link AmqpSession.ready} is let through.
  */
 import type { ChannelModel, Options } from 'amqplib';
-import { ConfigurationError, ConnectionError, NotConnectedError } from '../errors.js';
-import { tlsOptionsOf } from '../tls.js';
-import { numberOption, type ParsedUrl } from '../url.js';
+import { ConfigurationError, ConnectionError, NotConnectedError } from '../../errors.js';
+import { tlsOptionsOf } from '../../tls.js';
+import { numberOption, type ParsedUrl } from '../../url.js';
 
 const FIRST_CONNECT_MS = 5_000;
 const DEFAULT_HEARTBEAT_SECONDS = 60;

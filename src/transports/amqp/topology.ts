@@ -18,7 +18,7 @@
  *   Celery's and RabbitMQ would refuse one of the two.
  */
 import type { Channel } from 'amqplib';
-import type { QueueDeclaration } from '../broker.js';
+import type { QueueDeclaration } from '../../brokers/broker.js';
 
 /** The queue a node's control commands arrive on. */
 export const pidboxQueue = (node: string): string => `${node}.celery.pidbox`;

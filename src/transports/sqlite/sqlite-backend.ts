@@ -20,11 +20,11 @@ import {
   synchronousOption,
   type Database,
   type Synchronous,
-} from '../../sqlite/connection.js';
-import { WriteBatcher } from '../../sqlite/write-batcher.js';
+} from './connection.js';
+import { WriteBatcher } from './write-batcher.js';
 import { numberOption, pathOf, type ParsedUrl } from '../../url.js';
-import { DEFAULT_RESULT_EXPIRES_SECONDS, type GroupTuple, type ResultBackend, type ResultMeta, type Unwatch } from '../backend.js';
-import { WatcherRegistry } from '../watchers.js';
+import { DEFAULT_RESULT_EXPIRES_SECONDS, type GroupTuple, type ResultBackend, type ResultMeta, type Unwatch } from '../../backends/backend.js';
+import { WatcherRegistry } from '../../backends/watchers.js';
 import { CHORD_SCHEMA, SqliteChordJoin } from './chord-join.js';
 
 const SCHEMA = `

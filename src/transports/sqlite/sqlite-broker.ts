@@ -25,8 +25,8 @@ import {
   synchronousOption,
   type Database,
   type Synchronous,
-} from '../../sqlite/connection.js';
-import { WriteBatcher } from '../../sqlite/write-batcher.js';
+} from './connection.js';
+import { WriteBatcher } from './write-batcher.js';
 import { numberOption, pathOf, type ParsedUrl } from '../../url.js';
 import type {
   Broker,
@@ -38,9 +38,9 @@ import type {
   DeadLetter,
   Delivery,
   PublishOptions,
-} from '../broker.js';
-import { CONTROL_REPLAY_MS } from '../control-log.js';
-import { clampPriority } from '../priority.js';
+} from '../../brokers/broker.js';
+import { CONTROL_REPLAY_MS } from '../../brokers/control-log.js';
+import { clampPriority } from '../../brokers/priority.js';
 import { createBrokerSchema, prepareBrokerStatements, type BrokerStatements, type MessageRow } from './schema.js';
 
 const HEARTBEAT_MS = 2_000;

@@ -5,9 +5,9 @@
  * from celeriac reaches Python workers. Like Celery's, it is not durable: a worker that is not
  * listening when a command is sent does not hear it.
  */
-import type { RedisClient } from '../../redis/client.js';
-import type { Consumer, ControlChannel, ControlCommand } from '../broker.js';
-import { decodeControlCommand, encodeControlCommand, PIDBOX_EXCHANGE } from '../pidbox-message.js';
+import type { RedisClient } from './client.js';
+import type { Consumer, ControlChannel, ControlCommand } from '../../brokers/broker.js';
+import { decodeControlCommand, encodeControlCommand, PIDBOX_EXCHANGE } from '../../brokers/pidbox-message.js';
 import { fromEnvelope, toEnvelope, type Envelope } from './kombu-layout.js';
 
 export class RedisPidbox implements ControlChannel {

@@ -14,8 +14,8 @@ import { TypedEmitter, type BrokerEventMap } from '../../events.js';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
-import { ChannelSlot } from '../../amqp/channel-slot.js';
-import { AmqpSession } from '../../amqp/session.js';
+import { ChannelSlot } from './channel-slot.js';
+import { AmqpSession } from './session.js';
 import { ConfigurationError, ConnectionError, NotConnectedError } from '../../errors.js';
 import type { TransportMessage } from '../../protocol/message.js';
 import { numberOption, type ParsedUrl } from '../../url.js';
@@ -30,10 +30,10 @@ import type {
   Delivery,
   PublishOptions,
   QueueDeclaration,
-} from '../broker.js';
-import { decodeControlCommand, encodeControlCommand, PIDBOX_EXCHANGE } from '../pidbox-message.js';
+} from '../../brokers/broker.js';
+import { decodeControlCommand, encodeControlCommand, PIDBOX_EXCHANGE } from '../../brokers/pidbox-message.js';
 import { ChannelAcks, type Tracked } from './channel-acks.js';
-import { clampPriority } from '../priority.js';
+import { clampPriority } from '../../brokers/priority.js';
 import {
   bindTaskQueue,
   DEAD_AT_HEADER,

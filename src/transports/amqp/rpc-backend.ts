@@ -12,14 +12,14 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ChannelModel, ConfirmChannel } from 'amqplib';
-import { ChannelSlot } from '../../amqp/channel-slot.js';
-import { AmqpSession } from '../../amqp/session.js';
+import { ChannelSlot } from './channel-slot.js';
+import { AmqpSession } from './session.js';
 import { ConfigurationError } from '../../errors.js';
 import { decodeJsonObject, encodeJson } from '../../protocol/kombu-json.js';
 import { SUCCESS, type TaskState } from '../../states.js';
 import { numberOption, type ParsedUrl } from '../../url.js';
-import { DEFAULT_RESULT_EXPIRES_SECONDS, type GroupTuple, type ResultBackend, type ResultMeta, type StoreContext, type Unwatch } from '../backend.js';
-import { WatcherRegistry } from '../watchers.js';
+import { DEFAULT_RESULT_EXPIRES_SECONDS, type GroupTuple, type ResultBackend, type ResultMeta, type StoreContext, type Unwatch } from '../../backends/backend.js';
+import { WatcherRegistry } from '../../backends/watchers.js';
 
 /** States heard for tasks nobody waits on are kept up to this many, oldest dropped first. */
 const BUFFER_LIMIT = 100_000;

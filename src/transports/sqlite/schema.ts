@@ -1,6 +1,6 @@
 /** Tables of the embedded SQLite broker. Created on connect; safe to run from many processes. */
 import type { Statement } from 'better-sqlite3';
-import type { Database } from '../../sqlite/connection.js';
+import type { Database } from './connection.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS celeriac_messages (

@@ -17,9 +17,9 @@ import type {
   DeadLetter,
   Delivery,
   PublishOptions,
-} from '../broker.js';
-import { CONTROL_REPLAY_MS } from '../control-log.js';
-import { clampPriority } from '../priority.js';
+} from '../../brokers/broker.js';
+import { CONTROL_REPLAY_MS } from '../../brokers/control-log.js';
+import { clampPriority } from '../../brokers/priority.js';
 import { Fifo } from './fifo.js';
 
 interface StoredMessage {

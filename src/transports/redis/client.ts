@@ -9,9 +9,9 @@
  *   follows it when it fails over.
  */
 import type { Redis as RedisClient, RedisOptions } from 'ioredis';
-import { ConfigurationError, ConnectionError } from '../errors.js';
-import { tlsOptionsOf } from '../tls.js';
-import type { ParsedUrl } from '../url.js';
+import { ConfigurationError, ConnectionError } from '../../errors.js';
+import { tlsOptionsOf } from '../../tls.js';
+import type { ParsedUrl } from '../../url.js';
 
 export type { RedisClient };
 
