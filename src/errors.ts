@@ -145,10 +145,11 @@ export class Retry extends CeleriacError {
     readonly countdownSeconds: number,
     readonly reasonError: unknown,
   ) {
-    super('E_RETRY', `retry in ${countdownSeconds}s: ${describe(reasonError)}`);
+    super('E_RETRY', `retry in ${countdownSeconds}s: ${describeError(reasonError)}`);
   }
 }
 
-function describe(error: unknown): string {
+/** One line naming an error: `TypeError: bad input`, or the value itself. */
+export function describeError(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }

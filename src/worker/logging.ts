@@ -1,4 +1,5 @@
 /** Turns a worker's events into log lines: the logger is one more listener of the event map. */
+import { describeError } from '../errors.js';
 import type { WorkerEventMap } from '../events.js';
 import type { TypedEmitter } from '../events.js';
 import type { Logger } from '../logger.js';
@@ -16,23 +17,19 @@ export function attachLogging(worker: TypedEmitter<WorkerEventMap>, logger: Logg
     );
   }
   worker.on('task-failed', ({ id, name, error, runtime }) =>
-    logger.error(`Task ${name}[${id}] raised unexpected: ${describe(error)} (after ${runtime.toFixed(3)}s)`),
+    logger.error(`Task ${name}[${id}] raised unexpected: ${describeError(error)} (after ${runtime.toFixed(3)}s)`),
   );
   worker.on('task-retried', ({ id, name, error, countdown, retries }) =>
-    logger.info(`Task ${name}[${id}] retry ${retries} in ${countdown}s: ${describe(error)}`),
+    logger.info(`Task ${name}[${id}] retry ${retries} in ${countdown}s: ${describeError(error)}`),
   );
   worker.on('task-revoked', ({ id, name, reason }) => logger.warning(`Task ${name}[${id}] ${reason === 'expired' ? 'expired' : `revoked (${reason})`}`));
   worker.on('task-rejected', ({ id, name, reason, detail }) =>
     logger.warning(`Refused message${id ? ` ${id}` : ''}${name ? ` for ${name}` : ''} (${reason}): ${detail}`),
   );
   worker.on('task-handed-back', ({ id, name }) => logger.info(`Task ${name}[${id}] handed back to the broker`));
-  worker.on('error', ({ error, during }) => logger.error(`error while ${during}: ${describe(error)}`));
+  worker.on('error', ({ error, during }) => logger.error(`error while ${during}: ${describeError(error)}`));
 }
 
-function describe(error: unknown): string {
-  if (error instanceof Error) return `${error.name}: ${error.message}`;
-  return String(error);
-}
 
 function preview(value: unknown): string {
   let text: string;

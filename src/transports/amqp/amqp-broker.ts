@@ -10,6 +10,7 @@
  * - ETA messages go through the delay levels, so RabbitMQ, not worker memory, holds them.
  * - The connection reopens by itself; consumers and declarations come back with it.
  */
+import { OnceSettledDelivery, type Settlement } from '../../brokers/delivery.js';
 import { TypedEmitter, type BrokerEventMap } from '../../events.js';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -357,10 +358,9 @@ class AmqpConsumer implements Consumer {
   }
 }
 
-class AmqpDelivery implements Delivery {
+class AmqpDelivery extends OnceSettledDelivery {
   readonly message: TransportMessage;
   readonly redelivered: boolean;
-  #settled = false;
 
   constructor(
     private readonly consumer: AmqpConsumer,
@@ -369,38 +369,27 @@ class AmqpDelivery implements Delivery {
     readonly queue: string,
     raw: ConsumeMessage,
   ) {
+    super();
     this.message = toTransportMessage(raw);
     this.redelivered = raw.fields.redelivered;
-  }
-
-  async ack(): Promise<void> {
-    this.#settle(() => this.acks.ack(this.tracked));
-  }
-
-  async reject(requeue: boolean): Promise<void> {
-    this.#settle(() => this.acks.nack(this.tracked, requeue));
-  }
-
-  async deadLetter(reason: string): Promise<void> {
-    if (this.#settled) return;
-    await this.consumer.broker.publishDeadLetter(this.queue, this.message, reason);
-    await this.ack();
   }
 
   /**
    * Settles on the channel the message came on. If that channel is gone (the connection was
    * lost), RabbitMQ has already put the message back, so there is nothing left to settle.
    */
-  #settle(action: () => void): void {
-    if (this.#settled) return;
-    this.#settled = true;
+  protected async settle(settlement: Settlement): Promise<void> {
+    if (settlement.kind === 'dead-letter') await this.consumer.broker.publishDeadLetter(this.queue, this.message, settlement.reason);
     try {
-      action();
+      if (settlement.kind === 'reject') this.acks.nack(this.tracked, settlement.requeue);
+      else this.acks.ack(this.tracked);
     } catch {
       // channel closed: the message is redelivered by RabbitMQ
-    } finally {
-      this.consumer.settled(this);
     }
+  }
+
+  protected done(): void {
+    this.consumer.settled(this);
   }
 }
 

@@ -4,6 +4,7 @@
  * timers, priorities 0–9 (9 first) are honoured, and unsettled deliveries of a closed broker go
  * back to their queue.
  */
+import { OnceSettledDelivery, type Settlement } from '../../brokers/delivery.js';
 import { TypedEmitter, type BrokerEventMap } from '../../events.js';
 import type { ParsedUrl } from '../../url.js';
 import type { TransportMessage } from '../../protocol/message.js';
@@ -121,14 +122,14 @@ class MemoryConsumer implements Consumer {
   }
 }
 
-class MemoryDelivery implements Delivery {
-  #settled = false;
-
+class MemoryDelivery extends OnceSettledDelivery {
   constructor(
     private readonly consumer: MemoryConsumer,
     readonly queue: string,
     private readonly stored: StoredMessage,
-  ) {}
+  ) {
+    super();
+  }
 
   get message(): TransportMessage {
     return this.stored.message;
@@ -138,18 +139,16 @@ class MemoryDelivery implements Delivery {
     return this.stored.redelivered;
   }
 
-  async ack(): Promise<void> {
-    this.#settle();
+  protected settle(settlement: Settlement): void {
+    if (settlement.kind === 'dead-letter') {
+      this.consumer.owner.namespace.deadLetters.push({ queue: this.queue, reason: settlement.reason, message: this.stored.message, at: Date.now() });
+    } else if (settlement.kind === 'reject' && settlement.requeue) {
+      this.giveBack();
+    }
   }
 
-  async reject(requeue: boolean): Promise<void> {
-    if (!this.#settle() || !requeue) return;
-    this.giveBack();
-  }
-
-  async deadLetter(reason: string): Promise<void> {
-    if (!this.#settle()) return;
-    this.consumer.owner.namespace.deadLetters.push({ queue: this.queue, reason, message: this.stored.message, at: Date.now() });
+  protected done(): void {
+    this.consumer.settled(this);
   }
 
   /** Puts the message back at the front of its queue, marked redelivered. */
@@ -159,16 +158,9 @@ class MemoryDelivery implements Delivery {
     this.consumer.owner.namespace.schedulePump();
   }
 
-  #settle(): boolean {
-    if (this.#settled) return false;
-    this.#settled = true;
-    this.consumer.settled(this);
-    return true;
-  }
-
-  /** Settles without effect, for a broker closing with this delivery still out. */
+  /** Gives it back, for a broker closing with this delivery still out. */
   reclaim(): void {
-    if (this.#settle()) this.giveBack();
+    void this.reject(true);
   }
 }
 

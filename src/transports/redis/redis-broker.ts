@@ -19,6 +19,7 @@
  * Priorities follow kombu: buckets 0, 3, 6, 9, and bucket 0 is served first (the reverse of
  * RabbitMQ), so `capabilities.priorities` is false: the port's "9 first" does not hold here.
  */
+import { OnceSettledDelivery, type Settlement } from '../../brokers/delivery.js';
 import { NotConnectedError } from '../../errors.js';
 import { TypedEmitter, type BrokerEventMap } from '../../events.js';
 import { randomUUID } from 'node:crypto';
@@ -499,7 +500,7 @@ class RedisConsumer implements Consumer {
   }
 }
 
-class RedisDelivery implements Delivery {
+class RedisDelivery extends OnceSettledDelivery {
   readonly message: TransportMessage;
   readonly queue: string;
   readonly redelivered: boolean;
@@ -507,12 +508,12 @@ class RedisDelivery implements Delivery {
   /** The unacked entry's date in seconds: its ETA when that is later than now. */
   readonly holdUntil: number;
   readonly #raw: string;
-  #settled = false;
 
   constructor(
     private readonly consumer: RedisConsumer,
     item: Taken,
   ) {
+    super();
     this.queue = item.queue;
     this.tag = item.tag;
     this.#raw = item.raw;
@@ -523,33 +524,23 @@ class RedisDelivery implements Delivery {
     this.holdUntil = eta ? eta.getTime() / 1000 : 0;
   }
 
-  ack(): Promise<void> {
-    return this.#settle();
-  }
-
-  reject(requeue: boolean): Promise<void> {
-    return this.#settle((multi) => {
-      if (!requeue) return;
-      const envelope = tryParse(this.#raw);
-      const key = queueKey(this.queue, envelope?.properties?.priority ?? 0);
-      multi.rpush(key, envelope ? JSON.stringify(markRedelivered(envelope)) : this.#raw);
+  protected async settle(settlement: Settlement): Promise<void> {
+    const { broker, heldKey } = this.consumer;
+    // Acks of one turn go out together; the rest change more than the unacked records.
+    if (settlement.kind === 'ack') return broker.forgetUnacked(this.tag, heldKey);
+    await broker.forgetUnacked(this.tag, heldKey, (multi) => {
+      if (settlement.kind === 'dead-letter') {
+        multi.lpush(deadLetterKey(this.queue), JSON.stringify({ reason: settlement.reason, at: Date.now(), queue: this.queue, raw: this.#raw }));
+      } else if (settlement.kind === 'reject' && settlement.requeue) {
+        const envelope = tryParse(this.#raw);
+        const key = queueKey(this.queue, envelope?.properties?.priority ?? 0);
+        multi.rpush(key, envelope ? JSON.stringify(markRedelivered(envelope)) : this.#raw);
+      }
     });
   }
 
-  deadLetter(reason: string): Promise<void> {
-    return this.#settle((multi) => {
-      multi.lpush(deadLetterKey(this.queue), JSON.stringify({ reason, at: Date.now(), queue: this.queue, raw: this.#raw }));
-    });
-  }
-
-  async #settle(then?: (multi: ReturnType<RedisClient['multi']>) => void): Promise<void> {
-    if (this.#settled) return;
-    this.#settled = true;
-    try {
-      await this.consumer.broker.forgetUnacked(this.tag, this.consumer.heldKey, then);
-    } finally {
-      this.consumer.settled(this);
-    }
+  protected done(): void {
+    this.consumer.settled(this);
   }
 }
 

@@ -11,6 +11,7 @@
  * URL options: `visibility_timeout` (s, default 300), `consumer_timeout` (s, default 60),
  * `synchronous` (`normal` default, or `full`).
  */
+import { OnceSettledDelivery, type Settlement } from '../../brokers/delivery.js';
 import { TypedEmitter, type BrokerEventMap } from '../../events.js';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -328,45 +329,34 @@ class SqliteConsumer implements Consumer {
   }
 }
 
-class SqliteDelivery implements Delivery {
+class SqliteDelivery extends OnceSettledDelivery {
   readonly message: TransportMessage;
   readonly queue: string;
   readonly redelivered: boolean;
-  #settled = false;
 
   constructor(
     private readonly consumer: SqliteConsumer,
     private readonly row: MessageRow,
   ) {
+    super();
     this.message = toTransportMessage(row);
     this.queue = row.queue;
     this.redelivered = row.redelivered === 1;
   }
 
-  ack(): Promise<void> {
-    return this.#settle((sql, id, consumer) => void sql.ack.run(id, consumer));
-  }
-
-  reject(requeue: boolean): Promise<void> {
-    return this.#settle((sql, id, consumer) => void (requeue ? sql.requeue.run(id, consumer) : sql.ack.run(id, consumer)));
-  }
-
-  deadLetter(reason: string): Promise<void> {
-    return this.#settle((sql, id, consumer) => {
-      sql.copyToDeadLetters.run(reason, Date.now(), id, consumer);
-      sql.ack.run(id, consumer);
+  protected async settle(settlement: Settlement): Promise<void> {
+    const { broker, id: consumer } = this.consumer;
+    const id = this.row.id;
+    await broker.write(() => {
+      const { sql } = broker;
+      if (settlement.kind === 'dead-letter') sql.copyToDeadLetters.run(settlement.reason, Date.now(), id, consumer);
+      if (settlement.kind === 'reject' && settlement.requeue) sql.requeue.run(id, consumer);
+      else sql.ack.run(id, consumer);
     });
   }
 
-  async #settle(write: (sql: BrokerStatements, id: number, consumer: string) => void): Promise<void> {
-    if (this.#settled) return;
-    this.#settled = true;
-    const { broker, id: consumerId } = this.consumer;
-    try {
-      await broker.write(() => write(broker.sql, this.row.id, consumerId));
-    } finally {
-      this.consumer.settled(this);
-    }
+  protected done(): void {
+    this.consumer.settled(this);
   }
 }
 
