@@ -1,4 +1,5 @@
 /** Finding the app: load a user's module (TypeScript without a build step) or make one from URLs. */
+import { importOptional } from '../optional-package.js';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -29,7 +30,11 @@ export async function loadApp(options: AppOptions): Promise<Celeriac> {
   if (/\.[mc]?tsx?$/.test(path) && !typescriptLoaderRegistered) {
     // Both hooks: in a CommonJS project (npm's default) a `.ts` file is loaded as CommonJS, and
     // its `import ... from 'celeriac'` becomes a require.
-    const [{ register: registerEsm }, { register: registerCjs }] = await Promise.all([import('tsx/esm/api'), import('tsx/cjs/api')]);
+    const neededFor = `loading the TypeScript module ${options.app}`;
+    const [{ register: registerEsm }, { register: registerCjs }] = await Promise.all([
+      importOptional('tsx', neededFor, () => import('tsx/esm/api')),
+      importOptional('tsx', neededFor, () => import('tsx/cjs/api')),
+    ]);
     registerCjs();
     registerEsm();
     typescriptLoaderRegistered = true;

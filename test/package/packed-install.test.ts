@@ -52,6 +52,22 @@ describe('the packed package, installed into projects of their own', () => {
     writeFileSync(join(root, 'package.json'), JSON.stringify({ name: 'install-check', private: true }));
     execFileSync('npm', ['install', join(root, tarball), '--no-audit', '--no-fund', '--loglevel=error'], { cwd: root, stdio: 'pipe', timeout: 600_000 });
   }, 660_000);
+
+  /** Runs the installed CLI in the shared root. */
+  function installedCli(args: string[]): { status: number | null; stderr: string } {
+    const run = spawnSync(process.execPath, [join(root, 'node_modules', 'celeriac', 'bin', 'celeriac.js'), ...args], { cwd: root, encoding: 'utf8', timeout: 30_000 });
+    return { status: run.status, stderr: run.stderr };
+  }
+
+  it('installs no driver nor loader it was not asked for, and names the package to install', () => {
+    for (const optional of ['ioredis', 'amqplib', 'tsx']) expect(existsSync(join(root, 'node_modules', optional)), optional).toBe(false);
+    writeFileSync(join(root, 'tasks.ts'), ESM_TASKS);
+    expect(installedCli(['worker', '--broker', 'redis://127.0.0.1:6379/0']).stderr).toMatch(/needs the ioredis package, which is not installed; run: npm install ioredis/);
+    expect(installedCli(['worker', '--broker', 'amqp://guest:guest@127.0.0.1:5672//']).stderr).toMatch(/needs the amqplib package.*npm install amqplib/);
+    expect(installedCli(['worker', '-A', './tasks.ts']).stderr).toMatch(/loading the TypeScript module \.\/tasks\.ts needs the tsx package.*npm install tsx/);
+    // What the projects below need: the TypeScript loader.
+    execFileSync('npm', ['install', 'tsx', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: root, stdio: 'pipe', timeout: 300_000 });
+  }, 330_000);
   afterAll(() => rmSync(root, { recursive: true, force: true }));
 
   it('ships its license, types and the sources its source maps name', () => {

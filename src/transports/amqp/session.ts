@@ -4,6 +4,7 @@
  * every registered setup (declaring, consuming) runs again on the new connection before anyone
  * waiting in {@link AmqpSession.ready} is let through.
  */
+import { importOptional } from '../../optional-package.js';
 import type { ChannelModel, Options } from 'amqplib';
 import { ConfigurationError, ConnectionError, NotConnectedError } from '../../errors.js';
 import { tlsOptionsOf } from '../../tls.js';
@@ -88,7 +89,7 @@ export class AmqpSession {
   }
 
   async #open(): Promise<ChannelModel> {
-    const amqp = await import('amqplib');
+    const amqp = await importOptional('amqplib', `the RabbitMQ transport (${this.displayUrl})`, () => import('amqplib'));
     const connection = await amqp.connect(connectOptions(this.#url), socketOptions(this.#url));
     connection.on('error', (error: unknown) => (this.#lastError = error));
     connection.on('close', () => this.#lost(connection));

@@ -8,6 +8,7 @@
  *   password in the URL is the master's. The client asks the Sentinels for the master and
  *   follows it when it fails over.
  */
+import { importOptional } from '../../optional-package.js';
 import type { Redis as RedisClient, RedisOptions } from 'ioredis';
 import { ConfigurationError, ConnectionError } from '../../errors.js';
 import { tlsOptionsOf } from '../../tls.js';
@@ -23,7 +24,7 @@ const FIRST_CONNECT_MS = 5_000;
  * reconnects on its own, forever.
  */
 export async function connectRedis(url: ParsedUrl): Promise<RedisClient> {
-  const { Redis } = await import('ioredis');
+  const { Redis } = await importOptional('ioredis', `the Redis transport (${url.display})`, () => import('ioredis'));
   const { options, where } = addressOf(url);
   const clientOptions: RedisOptions = {
     ...options,
