@@ -1,12 +1,13 @@
 /**
  * Runs the benchmark suites and writes bench/RESULTS.md.
- * Usage: npm run bench [-- suite ...]   (suites: core, redis, amqp; default: all)
+ * Usage: npm run bench [-- suite ...]   (suites: core, redis, amqp, canvas; default: all)
  */
 import { runAmqpBench } from './amqp.js';
+import { runCanvasBench } from './canvas.js';
 import { runCoreBench } from './core.js';
 import { runRedisBench } from './redis.js';
 
-const SUITES: Record<string, () => Promise<void>> = { core: runCoreBench, redis: runRedisBench, amqp: runAmqpBench };
+const SUITES: Record<string, () => Promise<void>> = { core: runCoreBench, redis: runRedisBench, amqp: runAmqpBench, canvas: runCanvasBench };
 
 const chosen = process.argv.slice(2);
 for (const name of chosen.length ? chosen : Object.keys(SUITES)) {
