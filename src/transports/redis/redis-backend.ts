@@ -64,6 +64,11 @@ export class RedisBackend implements ResultBackend {
   readonly #told = new Map<string, string>();
   /** Subscriptions asked for in one event-loop turn go out as one SUBSCRIBE, then one read. */
   readonly #subscriptions = new Batcher<string>((_, taskIds) => this.#subscribeAndRead(taskIds));
+  /** Unsubscriptions of one turn go out as one UNSUBSCRIBE, leaving out ids watched again since. */
+  readonly #unsubscriptions = new Batcher<string>(async (_, taskIds) => {
+    const unwatched = taskIds.filter((id) => !this.#watchers.has(id));
+    if (unwatched.length > 0 && this.#subscriber) await this.#subscriber.unsubscribe(...unwatched.map(resultKey));
+  });
   /** Stores of one event-loop turn go to Redis in one script call. */
   readonly #stores = new Batcher<{ key: string; json: string }>((_, items) =>
     (this.#connected() as StoringClient).celeriacStoreResults(items.length, ...items.map((item) => item.key), this.#expires, ...items.map((item) => item.json)),
@@ -130,7 +135,7 @@ export class RedisBackend implements ResultBackend {
       unwatch();
       if (this.#watchers.has(taskId)) return;
       this.#told.delete(taskId);
-      void this.#subscriber?.unsubscribe(resultKey(taskId)).catch(() => undefined);
+      this.#unsubscriptions.add('', taskId).catch(() => undefined); // a lost unsubscribe only costs messages we ignore
     };
   }
 
