@@ -1,10 +1,11 @@
 /** Finding the app: load a user's module (TypeScript without a build step) or make one from URLs. */
-import { importOptional } from '../optional-package.js';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { Celeriac } from '../app.js';
 import { ConfigurationError } from '../errors.js';
+import { importOptional } from '../optional-package.js';
+import { compileTypeScript } from './compile-typescript.js';
 
 /** Options every command takes to find its app. */
 export interface AppOptions {
@@ -12,8 +13,6 @@ export interface AppOptions {
   broker?: string;
   backend?: string;
 }
-
-let typescriptLoaderRegistered = false;
 
 /**
  * Imports the module `-A` names and returns the Celeriac app it exports (`default`, `app`, or
@@ -27,22 +26,38 @@ export async function loadApp(options: AppOptions): Promise<Celeriac> {
   }
   const path = resolve(options.app);
   if (!existsSync(path)) throw new ConfigurationError(`app module ${options.app} not found (looked at ${path})`);
-  if (/\.[mc]?tsx?$/.test(path) && !typescriptLoaderRegistered) {
-    // Both hooks: in a CommonJS project (npm's default) a `.ts` file is loaded as CommonJS, and
-    // its `import ... from 'celeriac'` becomes a require.
-    const neededFor = `loading the TypeScript module ${options.app}`;
-    const [{ register: registerEsm }, { register: registerCjs }] = await Promise.all([
-      importOptional('tsx', neededFor, () => import('tsx/esm/api')),
-      importOptional('tsx', neededFor, () => import('tsx/cjs/api')),
-    ]);
-    registerCjs();
-    registerEsm();
-    typescriptLoaderRegistered = true;
-  }
-  const exports = (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+  const exports = /\.[mc]?tsx?$/.test(path) ? await importCompiled(path) : ((await import(pathToFileURL(path).href)) as Record<string, unknown>);
   const app = findApp(exports, options.app);
   app.configure({ broker: options.broker, backend: options.backend });
   return app;
+}
+
+/**
+ * Imports a TypeScript module through its compiled JavaScript, then removes that file; where it
+ * cannot be written (a read-only directory), through the TypeScript loader in this process.
+ */
+async function importCompiled(path: string): Promise<Record<string, unknown>> {
+  const compiled = compileTypeScript(path);
+  if (!compiled) {
+    await registerTypeScriptLoader(path);
+    return (await import(pathToFileURL(path).href)) as Record<string, unknown>;
+  }
+  try {
+    return (await import(pathToFileURL(compiled.path).href)) as Record<string, unknown>;
+  } finally {
+    compiled.remove();
+  }
+}
+
+/** tsx's hooks, both: in a CommonJS project a `.ts` file loads as CommonJS, its imports as requires. */
+async function registerTypeScriptLoader(path: string): Promise<void> {
+  const neededFor = `loading the TypeScript module ${path}`;
+  const [{ register: registerEsm }, { register: registerCjs }] = await Promise.all([
+    importOptional('tsx', neededFor, () => import('tsx/esm/api')),
+    importOptional('tsx', neededFor, () => import('tsx/cjs/api')),
+  ]);
+  registerCjs();
+  registerEsm();
 }
 
 function findApp(namespace: Record<string, unknown>, name: string): Celeriac {

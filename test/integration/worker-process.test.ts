@@ -2,7 +2,7 @@
  * Real worker processes: results across processes, at-least-once
  * delivery through a SIGKILL, warm and cold shutdown, and the CLI around them.
  */
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { randomUUID } from 'node:crypto';
@@ -77,6 +77,16 @@ describe('a worker process on the SQLite broker', () => {
 });
 
 describe('the celeriac CLI', () => {
+  it('compiles a TypeScript task module beside it and removes the output; a syntax error names its line', () => {
+    const { dir, url } = tempSqlite();
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    writeFileSync(join(dir, 'bad.ts'), "import { Celeriac } from 'celeriac';\nexport default new Celeriac();\nconst x: number = ;\n");
+    const run = runCli(['worker', '-A', join(dir, 'bad.ts'), '--broker', url]);
+    expect(run.status).toBe(2);
+    expect(run.stderr).toMatch(/cannot compile .*bad\.ts: .*bad\.ts:3:\d+: Unexpected ";"/);
+    expect(readdirSync(dir).filter((file) => file.includes('celeriac-'))).toEqual([]);
+  });
+
   it('refuses a worker on the in-process memory:// broker, saying what to use', () => {
     const run = runCli(['worker', '--broker', 'memory://']);
     expect(run.status).toBe(2);

@@ -64,7 +64,7 @@ describe('the packed package, installed into projects of their own', () => {
     writeFileSync(join(root, 'tasks.ts'), ESM_TASKS);
     expect(installedCli(['worker', '--broker', 'redis://127.0.0.1:6379/0']).stderr).toMatch(/needs the ioredis package, which is not installed; run: npm install ioredis/);
     expect(installedCli(['worker', '--broker', 'amqp://guest:guest@127.0.0.1:5672//']).stderr).toMatch(/needs the amqplib package.*npm install amqplib/);
-    expect(installedCli(['worker', '-A', './tasks.ts']).stderr).toMatch(/loading the TypeScript module \.\/tasks\.ts needs the tsx package.*npm install tsx/);
+    expect(installedCli(['worker', '-A', './tasks.ts']).stderr).toMatch(/loading the TypeScript module \S*tasks\.ts needs the tsx package.*npm install tsx/);
     // What the projects below need: the TypeScript loader.
     execFileSync('npm', ['install', 'tsx', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: root, stdio: 'pipe', timeout: 300_000 });
   }, 330_000);
@@ -99,6 +99,8 @@ describe('the packed package, installed into projects of their own', () => {
       try {
         await worker.waitFor('ready', 30_000);
         expect(worker.log()).toContain('1 tasks [tasks.add]');
+        // A TypeScript module is compiled beside itself for the import, then the output removed.
+        expect(readdirSync(dir).filter((file) => file.includes('.celeriac-'))).toEqual([]);
         const client = spawnSync(process.execPath, [project.client[0]], { cwd: dir, encoding: 'utf8', timeout: 30_000, env: { ...process.env, CELERIAC_BROKER_URL: broker } });
         expect(client.stderr.replace(/.*ExperimentalWarning.*\n|.*--trace-warnings.*\n/g, '')).toBe('');
         expect(client.stdout.trim()).toBe('5');
