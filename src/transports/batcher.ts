@@ -1,26 +1,27 @@
 /**
  * Gathers the items added during one event-loop turn, per key, and sends each key's items in
- * one call; every `add` resolves (or rejects) with that call.
+ * one call; every `add` resolves (or rejects) with that call, and with its own item's result when
+ * the call returns one per item (reads; writes return none).
  */
-export class Batcher<T> {
-  readonly #pending = new Map<string, { items: T[]; done: Promise<void> }>();
+export class Batcher<T, R = void> {
+  readonly #pending = new Map<string, { items: T[]; done: Promise<readonly R[] | void> }>();
 
-  constructor(private readonly send: (key: string, items: T[]) => Promise<unknown>) {}
+  constructor(private readonly send: (key: string, items: T[]) => Promise<readonly R[] | void>) {}
 
-  add(key: string, item: T): Promise<void> {
+  add(key: string, item: T): Promise<R> {
     let batch = this.#pending.get(key);
     if (!batch) {
       const items: T[] = [];
-      const done = new Promise<void>((resolve, reject) => {
+      const done = new Promise<readonly R[] | void>((resolve, reject) => {
         setImmediate(() => {
           this.#pending.delete(key);
-          this.send(key, items).then(() => resolve(), reject);
+          this.send(key, items).then(resolve, reject);
         });
       });
       batch = { items, done };
       this.#pending.set(key, batch);
     }
-    batch.items.push(item);
-    return batch.done;
+    const index = batch.items.push(item) - 1;
+    return batch.done.then((results) => results?.[index] as R);
   }
 }

@@ -71,8 +71,12 @@ export class RedisBackend implements ResultBackend {
   });
   /** Stores of one event-loop turn go to Redis in one script call. */
   readonly #stores = new Batcher<{ key: string; json: string }>((_, items) =>
-    (this.#connected() as StoringClient).celeriacStoreResults(items.length, ...items.map((item) => item.key), this.#expires, ...items.map((item) => item.json)),
+    (this.#connected() as StoringClient)
+      .celeriacStoreResults(items.length, ...items.map((item) => item.key), this.#expires, ...items.map((item) => item.json))
+      .then(() => undefined),
   );
+  /** Reads of one turn go out as one MGET (waiting on a group reads every member at once). */
+  readonly #reads = new Batcher<string, string | null>((_, keys) => this.#connected().mget(...keys));
 
   constructor(private readonly url: ParsedUrl) {
     this.displayUrl = url.display;
@@ -103,7 +107,8 @@ export class RedisBackend implements ResultBackend {
   }
 
   async get(taskId: string): Promise<ResultMeta | null> {
-    const text = await this.#connected().get(resultKey(taskId));
+    this.#connected(); // fail now, not in the batch, when not connected
+    const text = await this.#reads.add('', resultKey(taskId));
     return text === null ? null : (decodeJson(text) as ResultMeta);
   }
 

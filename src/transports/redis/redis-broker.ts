@@ -82,7 +82,7 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
   #restoring: Promise<number> | undefined;
   #renewTimer: NodeJS.Timeout | undefined;
   /** Acks of one event-loop turn go to Redis together, one script call per consumer. */
-  readonly #acks = new Batcher<string>((held, tags) => this.client.celeriacAck(UNACKED, UNACKED_INDEX, held, ...tags));
+  readonly #acks = new Batcher<string>((held, tags) => this.client.celeriacAck(UNACKED, UNACKED_INDEX, held, ...tags).then(() => undefined));
 
   constructor(private readonly url: ParsedUrl) {
     super();
