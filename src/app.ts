@@ -1,6 +1,7 @@
 /**
  * The Celeriac app: configuration, the task registry, sending tasks, and looking up results.
  */
+import { systemClock, type Clock } from './clock.js';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { ChordJoin, ResultBackend } from './backends/backend.js';
@@ -43,6 +44,11 @@ export interface CeleriacConfig {
   /** Defaults for every task defined on this app. */
   taskDefaults?: TaskOptions;
   /**
+   * The clock for ETA, countdown, retries, expiry and time limits. Default: the system clock;
+   * tests pass a `ManualClock` and move time with `advance()`.
+   */
+  clock?: Clock;
+  /**
    * How queues are bound, as Celery's `task_queues` (RabbitMQ): a queue with an `exchange` is
    * declared on that exchange with its `routingKey`, and calls routed to the queue are
    * published through the exchange. Queues not listed get Celery's default: a direct exchange
@@ -66,6 +72,8 @@ export class Celeriac implements TaskSender, ResultSource, CanvasHost {
   brokerUrl: string;
   backendUrl: string;
   readonly defaultQueue: string;
+  /** The clock every time decision of this app and its workers reads. */
+  readonly clock: Clock;
   /** The app's queue declarations, given to the broker before it declares anything. */
   readonly queueDeclarations: readonly QueueDeclaration[];
   readonly #router: Router;
@@ -100,6 +108,7 @@ export class Celeriac implements TaskSender, ResultSource, CanvasHost {
     this.backendUrl =
       typeof backend === 'object' ? backend.displayUrl : (backend ?? process.env['CELERIAC_RESULT_BACKEND'] ?? (this.#brokerInstance ? DEFAULT_URL : this.brokerUrl));
     this.defaultQueue = config.defaultQueue ?? 'celery';
+    this.clock = config.clock ?? systemClock;
     this.taskDefaults = config.taskDefaults ?? {};
     this.queueDeclarations = config.queues ?? [];
     this.#router = new Router(config.routes ?? {}, this.queueDeclarations, this.defaultQueue);
@@ -287,7 +296,7 @@ export class Celeriac implements TaskSender, ResultSource, CanvasHost {
    */
   buildMessage(name: string, args: unknown[], options: SendOptions, defaults: TaskOptions): TaskMessage {
     const id = options.taskId ?? randomUUID();
-    const now = Date.now();
+    const now = this.clock.now();
     const eta = options.eta ?? (options.countdown !== undefined ? new Date(now + options.countdown * 1000) : null);
     const expiresOption = options.expires ?? defaults.expires;
     const expires =
@@ -350,7 +359,7 @@ export class Celeriac implements TaskSender, ResultSource, CanvasHost {
   /** The connected broker (connected on first use). */
   broker(): Promise<Broker> {
     this.#broker ??= connectOnce(async () => {
-      const broker = this.#brokerInstance ?? (await createBroker(this.brokerUrl));
+      const broker = this.#brokerInstance ?? (await createBroker(this.brokerUrl, { clock: this.clock }));
       broker.declareQueues?.(this.queueDeclarations);
       return broker;
     }).catch((error: unknown) => {

@@ -46,6 +46,7 @@ export type { WorkerOptions, WorkerSettings } from './worker/options.js';
 export type { WorkerEventMap, RejectReason } from './events.js';
 export * from './errors.js';
 export * as states from './states.js';
+export { systemClock, ManualClock, type Clock, type ClockTimer } from './clock.js';
 export { createLogger, toLogger, type Logger, type LogLevel, type LogFields, type LogMethod, type ForeignLogger } from './logger.js';
 export type { Broker, BrokerCapabilities, Delivery, PublishOptions, ConsumeOptions, Consumer, ControlChannel, ControlCommand, DeadLetter, QueueDeclaration } from './brokers/broker.js';
 export type { ResultBackend, ResultMeta, StoreContext } from './backends/backend.js';

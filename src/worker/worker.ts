@@ -3,6 +3,7 @@
  * (up to `concurrency` at once), stores results, then acks. Bad input is refused with a reason
  * and the worker goes on; shutdown hands back what it did not start.
  */
+import type { Clock, ClockTimer } from '../clock.js';
 import type { Celeriac } from '../app.js';
 import type { ResultBackend } from '../backends/backend.js';
 import type { Broker, ControlCommand, Consumer, Delivery } from '../brokers/broker.js';
@@ -77,7 +78,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   #control: Consumer | undefined;
   readonly #active = new Set<Job>();
   readonly #reserved: Job[] = [];
-  readonly #held = new Map<Delivery, NodeJS.Timeout>();
+  readonly #held = new Map<Delivery, ClockTimer>();
   readonly #settling = new Set<Promise<void>>();
   readonly #revoked: RevokedSet;
   #idle: (() => void) | undefined;
@@ -92,6 +93,11 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     this.options = resolveWorkerOptions(options, app.defaultQueue, createLogger('info'));
     this.#revoked = new RevokedSet(this.options.revokedMax, this.options.revokedExpires);
     attachLogging(this, this.options.logger);
+  }
+
+  /** The app's clock: every time decision of this worker reads it. */
+  get #clock(): Clock {
+    return this.app.clock;
   }
 
   /** Tasks running now. */
@@ -152,7 +158,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     await this.#consumer?.cancel().catch((error: unknown) => this.emit('error', { error, during: 'cancelling the consumer' }));
     for (const job of this.#reserved.splice(0)) this.#handBack(job);
     for (const [delivery, timer] of this.#held) {
-      clearTimeout(timer);
+      this.#clock.clearTimeout(timer);
       this.#settle(delivery.reject(true), 'handing back a held ETA task');
     }
     this.#held.clear();
@@ -208,7 +214,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       this.#refuse(delivery, request.id, request.task, 'unknown-task', new NotRegistered(request.task), request);
       return;
     }
-    if (request.eta && request.eta.getTime() > Date.now() && !this.options.eager) {
+    if (request.eta && request.eta.getTime() > this.#clock.now() && !this.options.eager) {
       this.#defer(delivery, request);
       return;
     }
@@ -282,7 +288,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
    */
   #defer(delivery: Delivery, request: TaskMessage): void {
     const eta = request.eta!.getTime();
-    if (this.#broker.capabilities.delayedDelivery && eta - Date.now() > ETA_HOLD_MS) {
+    if (this.#broker.capabilities.delayedDelivery && eta - this.#clock.now() > ETA_HOLD_MS) {
       const republish = this.#broker
         .publish(delivery.queue, delivery.message, {
           notBefore: eta,
@@ -292,18 +298,19 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       this.#settle(republish, 'handing an ETA task to the broker');
       return;
     }
-    const timer = setTimeout(() => {
+    const timer = this.#clock.setTimeout(() => {
       this.#held.delete(delivery);
       const task = this.app.tasks.get(request.task);
       if (task) this.#accept(delivery, request, task);
-    }, Math.min(eta - Date.now(), 2 ** 31 - 1));
+    }, eta - this.#clock.now());
     this.#held.set(delivery, timer);
   }
 
   #run(job: Job): void {
     this.#active.add(job);
     const { request } = job;
-    const revokedBy = this.#revoked.has(request.id) ? 'revoked' : request.expires && request.expires.getTime() <= Date.now() ? 'expired' : undefined;
+    const now = this.#clock.now();
+    const revokedBy = this.#revoked.has(request.id, now) ? 'revoked' : request.expires && request.expires.getTime() <= now ? 'expired' : undefined;
     if (revokedBy) {
       this.#finish(job, { kind: 'revoked', reason: revokedBy }, 0);
       return;
@@ -335,12 +342,13 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     const hard = job.request.timeLimit[0] ?? job.task.options.timeLimit;
     const soft = job.request.timeLimit[1] ?? job.task.options.softTimeLimit;
     if (!hard && !soft) return running;
-    const timers: NodeJS.Timeout[] = [];
-    if (soft) timers.push(setTimeout(() => job.context.abort(new SoftTimeLimitExceeded(soft)), soft * 1000));
+    const clock = this.#clock;
+    const timers: ClockTimer[] = [];
+    if (soft) timers.push(clock.setTimeout(() => job.context.abort(new SoftTimeLimitExceeded(soft)), soft * 1000));
     const limited = new Promise<unknown>((resolve, reject) => {
       if (hard) {
         timers.push(
-          setTimeout(() => {
+          clock.setTimeout(() => {
             const error = new TimeLimitExceeded(hard);
             job.context.abort(error);
             reject(error);
@@ -349,7 +357,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       }
       running.then(resolve, reject);
     });
-    return limited.finally(() => timers.forEach(clearTimeout));
+    return limited.finally(() => timers.forEach((timer) => clock.clearTimeout(timer)));
   }
 
   #classifyError(job: Job, error: unknown): Outcome {
@@ -410,7 +418,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       case 'retry':
         this.stats.retried++;
         await this.app.publish(
-          { ...request, retries: request.retries + 1, eta: new Date(Date.now() + outcome.countdown * 1000), parentId: request.id, origin: this.options.hostname },
+          { ...request, retries: request.retries + 1, eta: new Date(this.#clock.now() + outcome.countdown * 1000), parentId: request.id, origin: this.options.hostname },
           { queue: job.delivery.queue },
         );
         await this.#store(job, RETRY, serializeException(outcome.error), stackOf(outcome.error));
@@ -441,7 +449,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   }
 
   #reportProgress(job: Job, current: number, total: number | null, info: Record<string, unknown>): void {
-    const now = Date.now();
+    const now = this.#clock.now();
     if (job.lastProgressAt !== undefined && now - job.lastProgressAt < PROGRESS_INTERVAL_MS && current !== total) return;
     job.lastProgressAt = now;
     this.emit('task-progress', { id: job.request.id, name: job.request.task, current, total });
@@ -484,7 +492,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     const raw = command.arguments['task_id'];
     const ids = (Array.isArray(raw) ? raw : [raw]).filter((id): id is string => typeof id === 'string');
     const terminate = command.arguments['terminate'] === true;
-    for (const id of ids) this.#revoked.add(id);
+    for (const id of ids) this.#revoked.add(id, this.#clock.now());
     if (!terminate) return;
     for (const job of this.#active) {
       if (!ids.includes(job.request.id)) continue;

@@ -4,6 +4,7 @@
  * timers, priorities 0–9 (9 first) are honoured, and unsettled deliveries of a closed broker go
  * back to their queue.
  */
+import { systemClock, type Clock } from '../../clock.js';
 import { OnceSettledDelivery, type Settlement } from '../../brokers/delivery.js';
 import { TypedEmitter, type BrokerEventMap } from '../../events.js';
 import type { ParsedUrl } from '../../url.js';
@@ -32,7 +33,8 @@ interface StoredMessage {
 /** One named queue: a FIFO per priority, most urgent first. */
 class MemoryQueue {
   readonly buckets = Array.from({ length: 10 }, () => new Fifo<StoredMessage>());
-  readonly delayed = new Set<NodeJS.Timeout>();
+  /** Messages waiting for their ETA, by the function that cancels each one's timer. */
+  readonly delayed = new Set<() => void>();
 
   get length(): number {
     let total = this.delayed.size;
@@ -174,7 +176,10 @@ export class MemoryBroker extends TypedEmitter<BrokerEventMap> implements Broker
   readonly #consumers = new Set<MemoryConsumer>();
   readonly control: ControlChannel;
 
-  constructor(url: ParsedUrl) {
+  constructor(
+    url: ParsedUrl,
+    private readonly clock: Clock = systemClock,
+  ) {
     super();
     this.displayUrl = url.display;
     const name = url.url.host + url.url.pathname;
@@ -192,14 +197,15 @@ export class MemoryBroker extends TypedEmitter<BrokerEventMap> implements Broker
   async publish(queue: string, message: TransportMessage, options: PublishOptions = {}): Promise<void> {
     const stored: StoredMessage = { message, priority: clampPriority(options.priority), redelivered: false };
     const target = this.namespace.queue(queue);
-    const delay = options.notBefore === undefined ? 0 : options.notBefore - Date.now();
+    const delay = options.notBefore === undefined ? 0 : options.notBefore - this.clock.now();
     if (delay > 0) {
-      const timer = setTimeout(() => {
-        target.delayed.delete(timer);
+      const timer = this.clock.setTimeout(() => {
+        target.delayed.delete(cancel);
         target.buckets[stored.priority]!.push(stored);
         this.namespace.schedulePump();
-      }, Math.min(delay, 2 ** 31 - 1));
-      target.delayed.add(timer);
+      }, delay);
+      const cancel = (): void => this.clock.clearTimeout(timer);
+      target.delayed.add(cancel);
       return;
     }
     target.buckets[stored.priority]!.push(stored);
@@ -223,7 +229,7 @@ export class MemoryBroker extends TypedEmitter<BrokerEventMap> implements Broker
     if (!target) return 0;
     let removed = 0;
     for (const bucket of target.buckets) removed += bucket.clear();
-    for (const timer of target.delayed) clearTimeout(timer);
+    for (const cancel of target.delayed) cancel();
     removed += target.delayed.size;
     target.delayed.clear();
     return removed;
