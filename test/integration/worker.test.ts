@@ -10,6 +10,7 @@ import {
   asCompleted,
   Celeriac,
   createLogger,
+  ManualClock,
   FIRST_COMPLETED,
   FIRST_EXCEPTION,
   gather,
@@ -27,9 +28,9 @@ import { nextEvent, until } from '../helpers/wait.js';
 
 const opened: Array<{ app: Celeriac; worker?: Worker }> = [];
 
-function makeApp(): Celeriac {
+function makeApp(clock?: ManualClock): Celeriac {
   const url = `memory://${randomUUID()}`;
-  const app = new Celeriac({ broker: url, backend: url });
+  const app = new Celeriac({ broker: url, backend: url, ...(clock ? { clock } : {}) });
   opened.push({ app });
   return app;
 }
@@ -283,12 +284,18 @@ describe('time limits, expiry, revocation and ETA', () => {
   });
 
   it('holds a countdown task in the broker until its ETA', async () => {
-    const app = makeApp();
-    const stamp = app.task('l.eta', () => Date.now());
+    const clock = new ManualClock();
+    const app = makeApp(clock);
+    const stamp = app.task('l.eta', () => clock.now());
     await startWorker(app);
-    const sentAt = Date.now();
-    const ranAt = await stamp.applyAsync([], { countdown: 0.25 });
-    expect(ranAt - sentAt).toBeGreaterThanOrEqual(240);
+    const sentAt = clock.now();
+    const result = stamp.applyAsync([], { countdown: 5 });
+    await result.sent;
+    clock.advance(4_999);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(await result.state()).toBe('PENDING');
+    clock.advance(1);
+    expect((await result) - sentAt).toBe(5_000);
   });
 });
 
