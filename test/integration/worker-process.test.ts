@@ -67,6 +67,14 @@ describe('a worker process on the SQLite broker', () => {
     expect(await interrupted.get({ timeout: 30 })).toBe(5000);
   });
 
+  it('starts several workers at once on a new SQLite file', async () => {
+    for (let round = 0; round < 3; round++) {
+      const { spawnWorker } = setup();
+      const workers = Array.from({ length: 4 }, () => spawnWorker());
+      await Promise.all(workers.map((worker) => worker.waitFor('ready')));
+    }
+  });
+
   it('exits after a warm shutdown even when the task module keeps a handle open', async () => {
     const { app, spawnWorker } = setup();
     const worker = spawnWorker([], {}, join(ROOT, 'test', 'fixtures', 'tasks-with-handle.ts'));

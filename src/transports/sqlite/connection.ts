@@ -20,17 +20,33 @@ export function synchronousOption(options: URLSearchParams): Synchronous {
   return value;
 }
 
-/** Opens (creating if needed) the file at `path` in WAL mode. */
+/** How long opening waits for other processes opening the same new file at the same time. */
+const OPEN_BUSY_MS = 10_000;
+
+/**
+ * Opens (creating if needed) the file at `path` in WAL mode. Processes that open a new file at
+ * the same moment (two workers starting together) may find it locked while one of them switches
+ * it to WAL, a step SQLite's busy timeout does not cover: opening then tries again for a while.
+ */
 export async function openDatabase(path: string, synchronous: Synchronous = 'normal'): Promise<Database> {
   const { default: Sqlite } = await import('better-sqlite3');
-  try {
-    mkdirSync(dirname(path), { recursive: true });
-    const db = new Sqlite(path, { timeout: 10_000 });
-    db.pragma('journal_mode = WAL');
-    db.pragma(`synchronous = ${synchronous.toUpperCase()}`);
-    return db;
-  } catch (error) {
-    throw new ConnectionError(`cannot open SQLite database ${path}: ${(error as Error).message}`, { cause: error });
+  const deadline = Date.now() + OPEN_BUSY_MS;
+  for (let pause = 10; ; pause = Math.min(pause * 2, 200)) {
+    let db: Database | undefined;
+    try {
+      mkdirSync(dirname(path), { recursive: true });
+      db = new Sqlite(path, { timeout: OPEN_BUSY_MS });
+      db.pragma('journal_mode = WAL');
+      db.pragma(`synchronous = ${synchronous.toUpperCase()}`);
+      return db;
+    } catch (error) {
+      db?.close();
+      const busy = (error as { code?: string }).code?.startsWith('SQLITE_BUSY') ?? false;
+      if (!busy || Date.now() + pause > deadline) {
+        throw new ConnectionError(`cannot open SQLite database ${path}: ${(error as Error).message}`, { cause: error });
+      }
+      await new Promise((resolve) => setTimeout(resolve, pause));
+    }
   }
 }
 
