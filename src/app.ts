@@ -66,7 +66,9 @@ export interface CeleriacConfig {
 const DEFAULT_PUBLISH_RETRY: Required<PublishRetryPolicy> = { maxRetries: 3, intervalStart: 0, intervalStep: 0.2, intervalMax: 1 };
 
 /** A celeriac application. Define tasks on it, send them, and run workers for it. */
-export class Celeriac implements TaskSender, ResultSource, CanvasHost {
+// Also a TaskSender (for its tasks) and a CanvasHost (for its signatures), through members kept
+// out of the published types; handing `this` to them checks the fit.
+export class Celeriac implements ResultSource {
   /** Registered tasks by name. */
   readonly tasks = new Map<string, Task<never, unknown>>();
   brokerUrl: string;

@@ -86,6 +86,38 @@ describe('the packed package, installed into projects of their own', () => {
     }
   });
 
+  it('publishes types that check in a strict project of its own, without the internals', () => {
+    const dir = join(root, 'types-check');
+    mkdirSync(dir);
+    writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'types-check', version: '1.0.0', type: 'module' }));
+    writeFileSync(
+      join(dir, 'tsconfig.json'),
+      JSON.stringify({ compilerOptions: { strict: true, skipLibCheck: false, noEmit: true, module: 'NodeNext', moduleResolution: 'NodeNext', target: 'ES2022', lib: ['ES2023'], types: ['node'] }, include: ['check.ts'] }),
+    );
+    writeFileSync(
+      join(dir, 'check.ts'),
+      [
+        "import { Celeriac, chain, chord, group, type GroupResult } from 'celeriac';",
+        "import { startTestWorker } from 'celeriac/testing';",
+        'const app = new Celeriac();',
+        "const add = app.task('t.add', (_ctx, a: number, b: number) => a + b);",
+        "const tsum = app.task('t.sum', (_ctx, xs: number[]) => xs.reduce((x, y) => x + y, 0));",
+        'export async function run(): Promise<number> {',
+        '  await using worker = await startTestWorker(app);',
+        '  const squares: GroupResult<[number, number]> = group(add.s(1, 1), add.s(2, 2)).delay();',
+        '  await worker.untilIdle();',
+        '  return (await chain(add.s(1, 2), add.s(3)).delay()) + (await chord([add.s(1, 1)], tsum.s()).delay()) + (await squares)[0];',
+        '}',
+        '// @ts-expect-error internal: not in the published types',
+        'app.buildMessage;',
+      ].join('\n'),
+    );
+    execFileSync('npm', ['install', '@types/node@20', '--no-save', '--no-audit', '--no-fund', '--loglevel=error'], { cwd: root, stdio: 'pipe', timeout: 300_000 });
+    const tsc = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { encoding: 'utf8', timeout: 120_000 });
+    expect(tsc.stdout + tsc.stderr).toBe('');
+    expect(tsc.status).toBe(0);
+  }, 330_000);
+
   for (const project of PROJECTS) {
     it(`${project.name}: the worker runs ${project.tasks[0]} and ${project.client[0]} calls it`, async () => {
       const dir = join(root, project.name);
