@@ -8,7 +8,7 @@ import type { ChordJoin, ResultBackend } from './backends/backend.js';
 import { Applier, type Dispatcher, type TaskCall } from './canvas/apply.js';
 import { registerBuiltins } from './canvas/builtins.js';
 import { sendOptionsOf, toWireOptions, type SendOptions, type WireOptions } from './canvas/options.js';
-import { fromDict, Signature, type AnySignature, type CanvasHost, type SignatureOptions } from './canvas/signature.js';
+import { fromDict, Signature, type AnySignature, type SignatureOptions } from './canvas/signature.js';
 import { createBackend, repliesToSender } from './backends/index.js';
 import type { Broker, PublishOptions, QueueDeclaration } from './brokers/broker.js';
 import { createBroker } from './brokers/index.js';
@@ -19,7 +19,7 @@ import { AsyncResult, GroupResult, restoreGroup, type AnyResult, type ResultSour
 import { parseArguments } from './schema.js';
 import { createLogger } from './logger.js';
 import { exchangeOptionsFor, Router, type Destination, type Route, type Routes } from './routing.js';
-import { Task, type ApplyOptions, type PublishRetryPolicy, type TaskHandler, type TaskOptions, type TaskSender } from './task.js';
+import { Task, type ApplyOptions, type PublishRetryPolicy, type TaskHandler, type TaskOptions } from './task.js';
 import { currentTask } from './worker/current-task.js';
 import type { WorkerSettings } from './worker/options.js';
 import { Worker } from './worker/worker.js';
