@@ -70,14 +70,12 @@ export class Applier {
 
   /** Sends `signature` with `args` in front of its own, `kwargs` and `options` merged over its own. */
   apply(signature: AnySignature, args: readonly unknown[], kwargs: Record<string, unknown>, options: WireOptions): AnyResult {
-    let result: AnyResult;
     try {
-      result = this.#apply(signature, args, kwargs, options);
+      return this.#apply(signature, args, kwargs, options);
     } catch (error) {
-      this.#settleSent(Promise.reject(error));
+      this.#settleSent(Promise.reject(error)); // nothing was sent: the handles made so far say so
       throw error;
     }
-    return result;
   }
 
   #apply(signature: AnySignature, args: readonly unknown[], kwargs: Record<string, unknown>, options: WireOptions): AnyResult {
