@@ -111,6 +111,11 @@ export interface ChordJoin {
   addPart(part: ChordPart): Promise<ChordPart[] | null>;
 }
 
+/** Why a backend cannot join chords, in the words every refusal uses. */
+export function noChordJoin(backend: ResultBackend): string {
+  return `the result backend ${backend.displayUrl} cannot join chords (Celery's rpc backend cannot either); use a redis:// or sqlite:// result backend`;
+}
+
 /** Default lifetime of a stored result: one day, as in Celery. */
 export const DEFAULT_RESULT_EXPIRES_SECONDS = 86_400;
 

@@ -14,7 +14,7 @@ import type { ChordJoin } from '../backends/backend.js';
 import { ConfigurationError } from '../errors.js';
 import type { SignatureDict } from '../protocol/message.js';
 import type { AnyResult, AsyncResult, GroupResult } from '../result.js';
-import { fromWireOptions, type SendOptions, type WireOptions } from './options.js';
+import { fromWireOptions, signaturesIn, stringIn, type SendOptions, type WireOptions } from './options.js';
 import { Chain, Chord, Group, mergeCall, type AnySignature } from './signature.js';
 
 /** One task message to send. */
@@ -97,15 +97,15 @@ export class Applier {
     const { task_id, group_id, group_index, chord, link, link_error, root_id, parent_id, ...rest } = { ...chain.options, ...options };
     const partial = chain.immutable ? chain.args : [...args, ...chain.args];
     const steps = this.#prepareSteps(chain.tasks, partial, kwargs, {
-      id: stringOr(task_id),
-      rootId: stringOr(root_id),
-      parentId: stringOr(parent_id),
-      groupId: stringOr(group_id),
+      id: stringIn(task_id),
+      rootId: stringIn(root_id),
+      parentId: stringIn(parent_id),
+      groupId: stringIn(group_id),
       groupIndex: typeof group_index === 'number' ? group_index : undefined,
       chord: chord as SignatureDict | undefined,
     }, link_error);
     if (steps.length === 0) throw new ConfigurationError('cannot apply an empty chain');
-    if (link) steps[0]!.signature = steps[0]!.signature.withOptions({ link: appendTo(steps[0]!.signature.options['link'], listOf(link)) });
+    if (link) steps[0]!.signature = steps[0]!.signature.withOptions({ link: appendTo(steps[0]!.signature.options['link'], signaturesIn(link)) });
     const first = steps.pop()!;
     const remaining = steps.map((step) => step.signature.toDict());
     const inherited = Array.isArray(rest['chain']) ? (rest['chain'] as SignatureDict[]) : [];
@@ -121,7 +121,7 @@ export class Applier {
   #prepareSteps(tasks: readonly AnySignature[], args: readonly unknown[], kwargs: Record<string, unknown>, last: Placement, linkError: unknown): Frozen[] {
     const pending = [...tasks];
     const prepared: Frozen[] = [];
-    const errbacks = linkError ? listOf(linkError) : [];
+    const errbacks = linkError ? signaturesIn(linkError) : [];
     let previous: Frozen | undefined;
     while (pending.length > 0) {
       let task = unrollGroup(pending.pop()!);
@@ -156,7 +156,7 @@ export class Applier {
       return { signature: frozenChain, result: steps[0]!.result };
     }
     if (signature instanceof Group) {
-      const groupId = stringOr(signature.options['task_id']) ?? placement.groupId ?? randomUUID();
+      const groupId = stringIn(signature.options['task_id']) ?? placement.groupId ?? randomUUID();
       const members = flattenGroup(signature.tasks).map((member, index) =>
         this.#freeze(member, { rootId: placement.rootId, parentId: placement.parentId, groupId, groupIndex: index, chord: placement.chord }),
       );
@@ -193,12 +193,12 @@ export class Applier {
     const { link, link_error, task_id, ...rest } = { ...group.options, ...options };
     if (link) throw new ConfigurationError('a group cannot have a success callback (link): use a chord, whose body gets every result');
     if (link_error) throw new ConfigurationError('a group cannot have an error callback (link_error): set it on its members');
-    const groupId = stringOr(task_id) ?? randomUUID();
+    const groupId = stringIn(task_id) ?? randomUUID();
     const partial = group.immutable ? [] : args;
     const calls: TaskCall[] = [];
     const results: AsyncResult<unknown>[] = [];
     flattenGroup(group.tasks).forEach((member, index) => {
-      const placement: Placement = { rootId: stringOr(rest['root_id']), groupId, groupIndex: index, chord: rest['chord'] as SignatureDict | undefined };
+      const placement: Placement = { rootId: stringIn(rest['root_id']), groupId, groupIndex: index, chord: rest['chord'] as SignatureDict | undefined };
       const frozen = this.#freeze(member.clone(partial, kwargs), placement);
       if (isContainer(frozen.signature)) {
         this.#apply(frozen.signature, [], {}, withoutPlacement(rest));
@@ -217,9 +217,9 @@ export class Applier {
     const { task_id: bodyId, chain, chord: outerChord, group_id: outerGroup, group_index: outerIndex, ...callOptions } = merged;
     // Call options go onto the body (a chain's remaining steps among them), as in Celery.
     const body = this.#freeze(chord.body.withOptions(chain ? { ...callOptions, chain } : callOptions), {
-      id: stringOr(bodyId),
-      rootId: stringOr(merged['root_id']),
-      groupId: stringOr(outerGroup),
+      id: stringIn(bodyId),
+      rootId: stringIn(merged['root_id']),
+      groupId: stringIn(outerGroup),
       groupIndex: typeof outerIndex === 'number' ? outerIndex : undefined,
       chord: outerChord as SignatureDict | undefined,
     });
@@ -229,7 +229,7 @@ export class Applier {
     }
     const groupId = chord.headerId ?? randomUUID();
     const header = this.#freeze(new Group(chord.header, { task_id: groupId }, chord.boundHost), {
-      rootId: stringOr(merged['root_id']),
+      rootId: stringIn(merged['root_id']),
       groupId,
       chord: body.signature.toDict(),
     });
@@ -307,14 +307,6 @@ function withoutPlacement(options: WireOptions): WireOptions {
 }
 
 function appendTo(current: unknown, more: SignatureDict[]): SignatureDict[] {
-  return [...listOf(current), ...more];
+  return [...signaturesIn(current), ...more];
 }
 
-function listOf(value: unknown): SignatureDict[] {
-  if (Array.isArray(value)) return value as SignatureDict[];
-  return value ? [value as SignatureDict] : [];
-}
-
-function stringOr(value: unknown): string | undefined {
-  return typeof value === 'string' ? value : undefined;
-}

@@ -12,7 +12,7 @@
  *
  * Revocation also marks the rest of a chain REVOKED (Celery leaves it PENDING for ever).
  */
-import type { ChordPart, ResultBackend, ResultTuple } from '../backends/backend.js';
+import { noChordJoin, type ChordPart, type ResultBackend, type ResultTuple } from '../backends/backend.js';
 import { ChordError, ConfigurationError } from '../errors.js';
 import { serializeException, type ExceptionDict } from '../protocol/exceptions.js';
 import type { SignatureDict, TaskMessage } from '../protocol/message.js';
@@ -20,7 +20,7 @@ import { pythonRepr } from '../protocol/repr.js';
 import type { AnyResult } from '../result.js';
 import { FAILURE, PROPAGATE_STATES, type TaskState } from '../states.js';
 import { buildResultMeta, type MetaOrigin } from '../worker/result-meta.js';
-import type { WireOptions } from './options.js';
+import { isDict, signaturesIn, stringIn, type WireOptions } from './options.js';
 import type { AnySignature } from './signature.js';
 
 /** What continuing a workflow needs from the app. */
@@ -70,7 +70,7 @@ export class Continuation {
       if (!(error instanceof ConfigurationError)) throw error;
       const exception = serializeException(error);
       await this.#markStep(step, FAILURE, exception, null);
-      for (const later of signatureList(options['chain']) ?? []) await this.#markStep(later, FAILURE, exception, null);
+      for (const later of signaturesIn(options['chain'])) await this.#markStep(later, FAILURE, exception, null);
       return null;
     }
   }
@@ -93,7 +93,7 @@ export class Continuation {
     if (!body || !request.group) return;
     const join = this.backend.chords;
     if (!join) {
-      await this.failBody(body, new ChordError(`the result backend ${this.backend.displayUrl} cannot join chords; use a redis:// or sqlite:// result backend`));
+      await this.failBody(body, new ChordError(noChordJoin(this.backend)));
       return;
     }
     const parts = await join.addPart({ groupId: request.group, taskId: request.id, groupIndex: request.groupIndex, state, result });
@@ -120,16 +120,16 @@ export class Continuation {
    */
   async failBody(body: SignatureDict, error: ChordError): Promise<void> {
     const options = body.options ?? {};
-    const id = stringOption(options, 'task_id');
+    const id = stringIn(options['task_id']);
     const exception = serializeException(error);
     if (id) await this.#storeFailure(id, body, FAILURE, exception, null);
     const request: WorkflowRequest = {
       id: id ?? '',
       task: body.task,
-      rootId: stringOption(options, 'root_id') ?? id ?? '',
-      group: stringOption(options, 'group_id') ?? null,
+      rootId: stringIn(options['root_id']) ?? id ?? '',
+      group: stringIn(options['group_id']) ?? null,
       groupIndex: typeof options['group_index'] === 'number' ? options['group_index'] : null,
-      embed: { callbacks: null, errbacks: signatureList(options['link_error']), chain: signatureList(options['chain']), chord: null },
+      embed: { callbacks: null, errbacks: signaturesIn(options['link_error']), chain: signaturesIn(options['chain']), chord: null },
       priority: null,
     };
     await this.afterFailure(request, FAILURE, exception, null);
@@ -141,23 +141,23 @@ export class Continuation {
   async #markStep(step: SignatureDict, state: TaskState, error: ExceptionDict, traceback: string | null): Promise<void> {
     const options = step.options ?? {};
     if (step.subtask_type === 'group') {
-      for (const member of signatureList(step.kwargs?.['tasks']) ?? []) await this.#markStep(member, state, error, traceback);
+      for (const member of signaturesIn(step.kwargs?.['tasks'])) await this.#markStep(member, state, error, traceback);
       return;
     }
     const body = step.subtask_type === 'chord' && isDict(step.kwargs?.['body']) ? (step.kwargs['body'] as SignatureDict) : undefined;
-    const id = stringOption(options, 'task_id') ?? (body ? stringOption(body.options ?? {}, 'task_id') : undefined);
+    const id = stringIn(options['task_id']) ?? (body ? stringIn(body.options?.['task_id']) : undefined);
     if (id) await this.#storeFailure(id, body ?? step, state, error, traceback);
     if (id && isDict(options['chord'])) {
-      const group = stringOption(options, 'group_id') ?? null;
+      const group = stringIn(options['group_id']) ?? null;
       const groupIndex = typeof options['group_index'] === 'number' ? options['group_index'] : null;
       await this.chordPart({ id, group, groupIndex, chord: options['chord'] as SignatureDict }, state, error);
     }
   }
 
   async #storeFailure(id: string, signature: SignatureDict, state: TaskState, error: ExceptionDict, traceback: string | null): Promise<void> {
-    const group = stringOption(signature.options ?? {}, 'group_id') ?? null;
+    const group = stringIn(signature.options?.['group_id']) ?? null;
     const meta = buildResultMeta({ id, task: signature.task, retries: 0, group, parentId: null }, state, error, traceback, this.origin);
-    await this.backend.store(meta, { replyTo: stringOption(signature.options ?? {}, 'reply_to') ?? null });
+    await this.backend.store(meta, { replyTo: stringIn(signature.options?.['reply_to']) ?? null });
   }
 
   /** Celery sends error callbacks with the failed task's id as their first argument. */
@@ -184,18 +184,4 @@ function describeFailure(result: unknown): string {
     return `${exc_type}(${args.map((arg) => pythonRepr(arg)).join(', ')})`;
   }
   return pythonRepr(result);
-}
-
-function stringOption(options: Record<string, unknown>, key: string): string | undefined {
-  const value = options[key];
-  return typeof value === 'string' && value.length > 0 ? value : undefined;
-}
-
-function signatureList(value: unknown): SignatureDict[] | null {
-  if (Array.isArray(value)) return value.filter(isDict) as SignatureDict[];
-  return isDict(value) ? [value as SignatureDict] : null;
-}
-
-function isDict(value: unknown): value is Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
 }

@@ -126,13 +126,13 @@ export function fromWireOptions(wire: WireOptions): SendOptions {
   if (eta) send.eta = eta;
   const expires = typeof wire['expires'] === 'number' ? wire['expires'] : dateOf(wire['expires']);
   if (expires !== undefined) send.expires = expires;
-  const link = signatureList(wire['link']);
-  if (link) send.link = link;
-  const linkError = signatureList(wire['link_error']);
-  if (linkError) send.linkError = linkError;
+  const link = signaturesIn(wire['link']);
+  if (link.length > 0) send.link = link;
+  const linkError = signaturesIn(wire['link_error']);
+  if (linkError.length > 0) send.linkError = linkError;
   if (isDict(wire['chord'])) send.chord = wire['chord'] as SignatureDict;
-  const chain = signatureList(wire['chain']);
-  if (chain) send.chain = chain;
+  const chain = signaturesIn(wire['chain']);
+  if (chain.length > 0) send.chain = chain;
   return send;
 }
 
@@ -141,12 +141,18 @@ function dateOf(value: unknown): Date | undefined {
   return typeof value === 'string' ? (parseIsoDate(value) ?? undefined) : undefined;
 }
 
-function signatureList(value: unknown): SignatureDict[] | undefined {
+/** The signature dicts an option holds: one, or a list (anything else holds none). */
+export function signaturesIn(value: unknown): SignatureDict[] {
   if (isDict(value)) return [value as SignatureDict];
-  if (Array.isArray(value) && value.length > 0) return value.filter(isDict) as SignatureDict[];
-  return undefined;
+  return Array.isArray(value) ? (value.filter(isDict) as SignatureDict[]) : [];
 }
 
-function isDict(value: unknown): value is Record<string, unknown> {
+/** An option's value when it is a non-empty string. */
+export function stringIn(value: unknown): string | undefined {
+  return typeof value === 'string' && value.length > 0 ? value : undefined;
+}
+
+/** True for a plain object (a signature dict, an options dict). */
+export function isDict(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value) && !(value instanceof Date);
 }

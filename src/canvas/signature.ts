@@ -224,7 +224,7 @@ export class Chain<M extends Missing = unknown[], R = unknown, H = AsyncResult<R
   }
 
   protected override kwargsDict(): Record<string, unknown> {
-    return { tasks: this.tasks.map((task) => task.toDict()) };
+    return { tasks: dictsOf(this.tasks) };
   }
 }
 
@@ -239,7 +239,7 @@ export class Group<M extends Missing = unknown[], R extends readonly unknown[] =
   }
 
   protected override kwargsDict(): Record<string, unknown> {
-    return { tasks: this.tasks.map((task) => task.toDict()) };
+    return { tasks: dictsOf(this.tasks) };
   }
 }
 
@@ -260,11 +260,15 @@ export class Chord<M extends Missing = unknown[], R = unknown> extends Signature
   }
 
   protected override kwargsDict(): Record<string, unknown> {
-    const members = this.header.map((task) => task.toDict());
+    const members = dictsOf(this.header);
     // A frozen header travels as a group dict holding its id, as Celery's frozen chords do.
     const header = this.headerId ? new Group(this.header, { task_id: this.headerId }).toDict() : members;
     return { kwargs: {}, header, body: this.body.toDict() };
   }
+}
+
+function dictsOf(signatures: readonly AnySignature[]): SignatureDict[] {
+  return signatures.map((signature) => signature.toDict());
 }
 
 /** A step after one returning `P`: the step itself if it takes `P`, else the type it should have. */
