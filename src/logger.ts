@@ -67,17 +67,17 @@ export function createLogger(level: LogLevel = 'info', sink: LogSink = (line) =>
       const text = typeof first === 'string' ? first : [message ?? '', ...Object.entries(first).map(([key, value]) => `${key}=${formatField(value)}`)].join(' ').trim();
       sink(`[${stamp}: ${lineLevel.toUpperCase()}/${process.pid}] ${prefix}${text}`);
     }) as LogMethod;
+  return assemble(
+    method,
+    (childPrefix) => createLogger(level, sink, `${prefix}${childPrefix} `),
+    (lineLevel) => LOG_LEVELS.indexOf(lineLevel) >= threshold,
+  );
+}
+
+/** A {@link Logger} from its method for each level, its children and its level test. */
+function assemble(method: (level: LogLevel) => LogMethod, child: Logger['child'], enabled: Logger['enabled']): Logger {
   const warning = method('warning');
-  return {
-    debug: method('debug'),
-    info: method('info'),
-    warning,
-    warn: warning,
-    error: method('error'),
-    critical: method('critical'),
-    child: (childPrefix) => createLogger(level, sink, `${prefix}${childPrefix} `),
-    enabled: (lineLevel) => LOG_LEVELS.indexOf(lineLevel) >= threshold,
-  };
+  return { debug: method('debug'), info: method('info'), warning, warn: warning, error: method('error'), critical: method('critical'), child, enabled };
 }
 
 function formatField(value: unknown): string {
@@ -122,15 +122,9 @@ export function toLogger(logger: Logger | ForeignLogger, prefix = ''): Logger {
         logger[name](...args);
       }
     }) as LogMethod;
-  const warning = call('warning');
-  return {
-    debug: call('debug'),
-    info: call('info'),
-    warning,
-    warn: warning,
-    error: call('error'),
-    critical: call('critical'),
-    child: (childPrefix) => (logger.child ? toLogger(logger.child({ task: childPrefix })) : toLogger(logger, `${prefix}${childPrefix} `)),
-    enabled: (level) => logger.isLevelEnabled?.(FOREIGN_LEVEL[level]) ?? true,
-  };
+  return assemble(
+    call,
+    (childPrefix) => (logger.child ? toLogger(logger.child({ task: childPrefix })) : toLogger(logger, `${prefix}${childPrefix} `)),
+    (level) => logger.isLevelEnabled?.(FOREIGN_LEVEL[level]) ?? true,
+  );
 }
