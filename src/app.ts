@@ -1,10 +1,10 @@
 /**
  * The Celeriac app: configuration, the task registry, sending tasks, and looking up results.
  */
-import { systemClock, type Clock } from './clock.js';
 import { randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
-import type { ChordJoin, ResultBackend } from './backends/backend.js';
+import { systemClock, type Clock } from './clock.js';
+import { noChordJoin, type ChordJoin, type ResultBackend } from './backends/backend.js';
 import { Applier, type Dispatcher, type TaskCall } from './canvas/apply.js';
 import { registerBuiltins } from './canvas/builtins.js';
 import { sendOptionsOf, toWireOptions, type SendOptions, type WireOptions } from './canvas/options.js';
@@ -88,6 +88,8 @@ export class Celeriac implements ResultSource {
   #eagerWorker: Promise<Worker> | undefined;
   #brokerInstance: Broker | undefined;
   #backendInstance: ResultBackend | undefined;
+  /** Whether a send waits for the backend (`rpc://`); found on the first send. */
+  #waitsForBackend: boolean | undefined;
   /**
    * This app's reply address (Celery's `thread_oid`): the `reply_to` of every task it sends,
    * where an `rpc://` backend hears their results.
@@ -183,14 +185,14 @@ export class Celeriac implements ResultSource {
    * replies to the sender (its reply queue must exist before any state is sent to it). Other
    * backends are not waited for.
    */
-  async #readyToSend(): Promise<void> {
-    await this.#eagerWorkerReady();
-    if (this.#backendInstance ? this.#backendInstance.repliesToSender : repliesToSender(this.backendUrl)) await this.backend();
+  #readyToSend(): Promise<unknown> | undefined {
+    if (this.#eager) return this.#eagerWorkerReady();
+    this.#waitsForBackend ??= this.#backendInstance ? this.#backendInstance.repliesToSender === true : repliesToSender(this.backendUrl);
+    return this.#waitsForBackend ? this.backend() : undefined;
   }
 
-  /** In eager mode, the app's own worker, started on the first call. */
-  #eagerWorkerReady(): Promise<unknown> | undefined {
-    if (!this.#eager) return undefined;
+  /** The eager app's own worker, started on the first call. */
+  #eagerWorkerReady(): Promise<Worker> {
     this.#eagerWorker ??= (async () => {
       const worker = new Worker(this, { eager: true, concurrency: 100, logger: createLogger('critical') });
       await worker.start();
@@ -283,11 +285,7 @@ export class Celeriac implements ResultSource {
 
   async #chordJoin(): Promise<ChordJoin> {
     const backend = await this.backend();
-    if (!backend.chords) {
-      throw new ConfigurationError(
-        `the result backend ${backend.displayUrl} cannot join chords (Celery's rpc backend cannot either); use a redis:// or sqlite:// result backend`,
-      );
-    }
+    if (!backend.chords) throw new ConfigurationError(noChordJoin(backend));
     return backend.chords;
   }
 
@@ -299,7 +297,8 @@ export class Celeriac implements ResultSource {
   buildMessage(name: string, args: unknown[], options: SendOptions, defaults: TaskOptions): TaskMessage {
     const id = options.taskId ?? randomUUID();
     const now = this.clock.now();
-    const eta = options.eta ?? (options.countdown !== undefined ? new Date(now + options.countdown * 1000) : null);
+    // An eager app runs every call at once: nothing it sends waits for an ETA.
+    const eta = this.#eager ? null : (options.eta ?? (options.countdown !== undefined ? new Date(now + options.countdown * 1000) : null));
     const expiresOption = options.expires ?? defaults.expires;
     const expires =
       expiresOption === undefined ? null : expiresOption instanceof Date ? expiresOption : new Date(now + expiresOption * 1000);
@@ -336,10 +335,11 @@ export class Celeriac implements ResultSource {
 
   /** @internal Publishes a built message to its destination, retrying per the policy. */
   async publish(message: TaskMessage, destination: Destination, options: Pick<ApplyOptions, 'retry' | 'retryPolicy'> = {}): Promise<void> {
-    await this.#readyToSend();
+    const ready = this.#readyToSend();
+    if (ready) await ready;
     const broker = await this.broker();
     const wire = encodeTaskMessage(message);
-    const publishOptions = { ...publishOptionsOf(message, this.#eager), ...exchangeOptionsFor(destination, broker) };
+    const publishOptions = { ...publishOptionsOf(message), ...exchangeOptionsFor(destination, broker) };
     await withPublishRetry(options, () => broker.publish(destination.queue, wire, publishOptions));
   }
 
@@ -348,12 +348,13 @@ export class Celeriac implements ResultSource {
    * retrying the batch per the policy (a batch whose confirmation was lost may then arrive twice).
    */
   async publishBatch(batch: ReadonlyArray<{ message: TaskMessage; destination: Destination }>, options: Pick<ApplyOptions, 'retry' | 'retryPolicy'> = {}): Promise<void> {
-    await this.#readyToSend();
+    const ready = this.#readyToSend();
+    if (ready) await ready;
     const broker = await this.broker();
     const items = batch.map(({ message, destination }) => ({
       queue: destination.queue,
       message: encodeTaskMessage(message),
-      options: { ...publishOptionsOf(message, this.#eager), ...exchangeOptionsFor(destination, broker) },
+      options: { ...publishOptionsOf(message), ...exchangeOptionsFor(destination, broker) },
     }));
     await withPublishRetry(options, () => broker.publishMany(items));
   }
@@ -427,11 +428,10 @@ async function withPublishRetry(options: Pick<ApplyOptions, 'retry' | 'retryPoli
   }
 }
 
-/** The broker options of a message: its priority, and its ETA unless the app is eager. */
-function publishOptionsOf(message: TaskMessage, eager: boolean): PublishOptions {
+function publishOptionsOf(message: TaskMessage): PublishOptions {
   const options: PublishOptions = {};
   if (message.priority !== null) options.priority = message.priority;
-  if (message.eta && !eager) options.notBefore = message.eta.getTime();
+  if (message.eta) options.notBefore = message.eta.getTime();
   return options;
 }
 

@@ -32,7 +32,7 @@ export interface WorkerOptions {
    * and chain steps are recorded either way. Default true.
    */
   trackChildren: boolean;
-  /** Runs ETA and countdown tasks at once, as an eager app's own worker does. Default false. */
+  /** Retries at once, without their countdown, as an eager app's own worker does. Default false. */
   eager: boolean;
 }
 

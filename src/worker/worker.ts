@@ -34,8 +34,8 @@ interface Job {
   readonly task: Task<never, unknown>;
   readonly args: unknown[];
   readonly context: ExecutionContext;
-  /** Tasks it sent while running: its children. */
-  readonly running: RunningTask;
+  /** What it sent while running (its children), when the worker tracks children. */
+  running?: RunningTask;
   revokedBy?: RevokeReason;
   /** Signalled by shutdown: if it now fails, it goes back to the broker instead. */
   stopping?: boolean;
@@ -214,7 +214,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       this.#refuse(delivery, request.id, request.task, 'unknown-task', new NotRegistered(request.task), request);
       return;
     }
-    if (request.eta && request.eta.getTime() > this.#clock.now() && !this.options.eager) {
+    if (request.eta && request.eta.getTime() > this.#clock.now()) {
       this.#defer(delivery, request);
       return;
     }
@@ -248,7 +248,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     const context = new ExecutionContext(request, fitted.kwargs, task, this.options.logger, (current, total, info) =>
       this.#reportProgress(job, current, total, info),
     );
-    const job: Job = { delivery, request, task, args: fitted.args, context, running: { id: request.id, rootId: request.rootId, children: [] } };
+    const job: Job = { delivery, request, task, args: fitted.args, context };
     if (delivery.redelivered) {
       this.#settle(this.#admitRedelivered(job), 'checking a redelivered task');
       return;
@@ -322,7 +322,13 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     let value: unknown;
     try {
       const handler = job.task.handler as (...args: unknown[]) => unknown;
-      value = this.options.trackChildren ? currentTask.run(job.running, () => handler(job.context, ...job.args)) : handler(job.context, ...job.args);
+      if (this.options.trackChildren) {
+        const running: RunningTask = { id: request.id, rootId: request.rootId, children: [] };
+        job.running = running;
+        value = currentTask.run(running, () => handler(job.context, ...job.args));
+      } else {
+        value = handler(job.context, ...job.args);
+      }
     } catch (error) {
       this.#finish(job, this.#classifyError(job, error), startedAt);
       return;
@@ -405,7 +411,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
         // Callbacks and the next chain step go out first, so the stored result lists them.
         const { embed } = request;
         const sent = embed.callbacks || embed.chain ? await this.#continuation.afterSuccess(request, outcome.value) : [];
-        if (!task.options.ignoreResult && !request.ignoreResult) await this.#store(job, SUCCESS, outcome.value, null, [...job.running.children, ...sent]);
+        if (!task.options.ignoreResult && !request.ignoreResult) await this.#store(job, SUCCESS, outcome.value, null, childrenOf(job, sent));
         if (embed.chord) await this.#continuation.chordPart(chordMember(request), SUCCESS, outcome.value);
         this.emit('task-succeeded', { id, name, result: outcome.value, runtime });
         break;
@@ -418,7 +424,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       case 'retry':
         this.stats.retried++;
         await this.app.publish(
-          { ...request, retries: request.retries + 1, eta: new Date(this.#clock.now() + outcome.countdown * 1000), parentId: request.id, origin: this.options.hostname },
+          { ...request, retries: request.retries + 1, eta: this.options.eager ? null : new Date(this.#clock.now() + outcome.countdown * 1000), parentId: request.id, origin: this.options.hostname },
           { queue: job.delivery.queue },
         );
         await this.#store(job, RETRY, serializeException(outcome.error), stackOf(outcome.error));
@@ -438,7 +444,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
 
   /** Stores a FAILURE or REVOKED end, then ends the workflow around it (chord, chain, errbacks). */
   async #storeEnded(job: Pick<Job, 'request' | 'delivery' | 'running'>, state: TaskState, error: ExceptionDict, traceback: string | null): Promise<void> {
-    await this.#store(job, state, error, traceback, job.running.children);
+    await this.#store(job, state, error, traceback, childrenOf(job, []));
     await this.#continuation.chordPart(chordMember(job.request), state, error);
     await this.#continuation.afterFailure(job.request, state, error, traceback);
   }
@@ -466,7 +472,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     this.emit('task-rejected', { id, name, reason, detail });
     const refused = async (): Promise<void> => {
       if (request) {
-        await this.#storeEnded({ request, delivery, running: { id: request.id, rootId: request.rootId, children: [] } }, FAILURE, serializeException(error), null);
+        await this.#storeEnded({ request, delivery }, FAILURE, serializeException(error), null);
       } else if (id !== null) {
         const meta = buildResultMeta({ id, task: name ?? '', retries: 0, group: null, parentId: null }, FAILURE, serializeException(error), null, { hostname: this.options.hostname, queue: delivery.queue });
         await this.#backend.store(meta, { replyTo: headerString(delivery, 'reply_to') ?? null });
@@ -507,6 +513,12 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     this.#settling.add(tracked);
     void tracked.finally(() => this.#settling.delete(tracked));
   }
+}
+
+/** What a job sent while it ran, then what was sent after it: its result's `children`. */
+function childrenOf(job: Pick<Job, 'running'>, sentAfter: readonly unknown[]): unknown[] {
+  const during = job.running?.children ?? [];
+  return sentAfter.length === 0 ? during : [...during, ...sentAfter];
 }
 
 /** A request as a chord member, for the join. */
