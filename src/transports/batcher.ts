@@ -6,7 +6,15 @@
 export class Batcher<T, R = void> {
   readonly #pending = new Map<string, { items: T[]; done: Promise<readonly R[] | void> }>();
 
-  constructor(private readonly send: (key: string, items: T[]) => Promise<readonly R[] | void>) {}
+  /**
+   * @param send sends one key's items; returns one result per item when `perItem` is set
+   * @param perItem hand each `add` its own item's result (reads); otherwise every `add` of a
+   *   batch shares one promise, with no allocation per item
+   */
+  constructor(
+    private readonly send: (key: string, items: T[]) => Promise<readonly R[] | void>,
+    private readonly perItem = false,
+  ) {}
 
   add(key: string, item: T): Promise<R> {
     let batch = this.#pending.get(key);
@@ -22,6 +30,7 @@ export class Batcher<T, R = void> {
       this.#pending.set(key, batch);
     }
     const index = batch.items.push(item) - 1;
+    if (!this.perItem) return batch.done as Promise<R>;
     return batch.done.then((results) => results?.[index] as R);
   }
 }

@@ -76,7 +76,7 @@ export class RedisBackend implements ResultBackend {
       .then(() => undefined),
   );
   /** Reads of one turn go out as one MGET (waiting on a group reads every member at once). */
-  readonly #reads = new Batcher<string, string | null>((_, keys) => this.#connected().mget(...keys));
+  readonly #reads = new Batcher<string, string | null>((_, keys) => this.#connected().mget(...keys), true);
 
   constructor(private readonly url: ParsedUrl) {
     this.displayUrl = url.display;
