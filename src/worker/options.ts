@@ -28,7 +28,7 @@ export interface WorkerOptions {
    * Tasks sent from inside a handler name it as their parent (and its workflow's root), and
    * are stored among its `children`, as Celery does. This follows the handler across `await`
    * with AsyncLocalStorage, which costs every promise in the process a little (on no-op tasks,
-   * about a tenth of the throughput). Off, such tasks start workflows of their own; callbacks
+   * a tenth to a fifth of the throughput, bench/RESULTS.md). Off, such tasks start workflows of their own; callbacks
    * and chain steps are recorded either way. Default true.
    */
   trackChildren: boolean;
