@@ -1,5 +1,5 @@
 /** Opening connected brokers and backends from URLs, for the conformance files. */
-import { createBackend } from '../../src/backends/index.js';
+import { createBackend, type BackendContext } from '../../src/backends/index.js';
 import { createBroker } from '../../src/brokers/index.js';
 import type { Broker } from '../../src/brokers/broker.js';
 import type { ResultBackend } from '../../src/backends/backend.js';
@@ -10,8 +10,8 @@ export async function openBroker(url: string): Promise<Broker> {
   return broker;
 }
 
-export async function openBackend(url: string): Promise<ResultBackend> {
-  const backend = await createBackend(url);
+export async function openBackend(url: string, context?: BackendContext): Promise<ResultBackend> {
+  const backend = await createBackend(url, context);
   await backend.connect();
   return backend;
 }
