@@ -109,6 +109,23 @@ export class ChordError extends CeleriacError {
   }
 }
 
+/**
+ * The thread or child process running a task died before the task ended (it exited, crashed,
+ * ran out of memory or was killed). Mirrors Celery's `WorkerLostError`.
+ */
+export class WorkerLostError extends CeleriacError {
+  constructor(message: string) {
+    super('E_WORKER_LOST', message);
+  }
+}
+
+/** A value (a task's result, say) has no JSON form: a cycle, say. Mirrors kombu's `EncodeError`. */
+export class EncodeError extends CeleriacError {
+  constructor(message: string) {
+    super('E_ENCODE', message);
+  }
+}
+
 /** Waiting for a result ran out of time. */
 export class TimeoutError extends CeleriacError {
   constructor(message: string) {
@@ -151,5 +168,6 @@ export class Retry extends CeleriacError {
 
 /** One line naming an error: `TypeError: bad input`, or the value itself. */
 export function describeError(error: unknown): string {
+  if (error instanceof TaskFailedError) return error.message; // already `ValueError: ...`
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }

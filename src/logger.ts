@@ -67,7 +67,7 @@ export function createLogger(level: LogLevel = 'info', sink: LogSink = (line) =>
       const text = typeof first === 'string' ? first : [message ?? '', ...Object.entries(first).map(([key, value]) => `${key}=${formatField(value)}`)].join(' ').trim();
       sink(`[${stamp}: ${lineLevel.toUpperCase()}/${process.pid}] ${prefix}${text}`);
     }) as LogMethod;
-  return assemble(
+  return assembleLogger(
     method,
     (childPrefix) => createLogger(level, sink, `${prefix}${childPrefix} `),
     (lineLevel) => LOG_LEVELS.indexOf(lineLevel) >= threshold,
@@ -75,7 +75,7 @@ export function createLogger(level: LogLevel = 'info', sink: LogSink = (line) =>
 }
 
 /** A {@link Logger} from its method for each level, its children and its level test. */
-function assemble(method: (level: LogLevel) => LogMethod, child: Logger['child'], enabled: Logger['enabled']): Logger {
+export function assembleLogger(method: (level: LogLevel) => LogMethod, child: Logger['child'], enabled: Logger['enabled']): Logger {
   const warning = method('warning');
   return { debug: method('debug'), info: method('info'), warning, warn: warning, error: method('error'), critical: method('critical'), child, enabled };
 }
@@ -122,7 +122,7 @@ export function toLogger(logger: Logger | ForeignLogger, prefix = ''): Logger {
         logger[name](...args);
       }
     }) as LogMethod;
-  return assemble(
+  return assembleLogger(
     call,
     (childPrefix) => (logger.child ? toLogger(logger.child({ task: childPrefix })) : toLogger(logger, `${prefix}${childPrefix} `)),
     (level) => logger.isLevelEnabled?.(FOREIGN_LEVEL[level]) ?? true,

@@ -78,6 +78,22 @@ export interface TaskOptions<A extends unknown[] = unknown[]> {
   softTimeLimit?: number;
   /** Ack after the task finishes (at-least-once). Default true. */
   acksLate?: boolean;
+  /**
+   * With `acksLate`, a task that failed or timed out is acked (true, Celery's default) or moved
+   * to the dead letters (false).
+   */
+  acksOnFailureOrTimeout?: boolean;
+  /**
+   * With `acksLate`, a task whose thread or child process died goes back to the queue to run
+   * again (true) instead of ending FAILURE with `WorkerLostError` (false, Celery's default).
+   */
+  rejectOnWorkerLost?: boolean;
+  /**
+   * Where the task runs, whatever the worker's `--pool`: `event` on the worker's event loop
+   * (I/O-bound work), `thread` in its thread pool, `process` in its process pool (CPU-bound
+   * work). Default: the worker's pool.
+   */
+  runIn?: 'event' | 'thread' | 'process';
   /** Do not store the result. */
   ignoreResult?: boolean;
   /** Store STARTED when the task begins. Default false, as in Celery. */

@@ -64,7 +64,13 @@ Result backends: the same, plus rpc:// (results over the broker's RabbitMQ).`,
   withConnection(program.command('worker'))
     .description('Run a worker: take tasks from the broker and run them.')
     .option('-Q, --queues <names>', 'comma-separated queues to consume, most preferred first', splitList)
-    .option('-c, --concurrency <n>', 'tasks running at once', positiveInt, 10)
+    .addOption(new Option('-P, --pool <kind>', 'where tasks run: event (the event loop, for I/O-bound tasks), threads or processes (for CPU-bound tasks)').choices(['event', 'threads', 'processes']).default('event'))
+    .option('-c, --concurrency <n>', 'slots of the pool: tasks at once on the event loop (default 10), threads or child processes (default: the number of CPUs)', positiveInt)
+    .option('--autoscale <max,min>', 'threads or processes: start min slots, grow to max while tasks wait, shrink when idle', parseAutoscale)
+    .option('--max-tasks-per-child <n>', 'threads or processes: replace a slot after it ran n tasks', positiveInt)
+    .option('--max-memory-per-child <KiB>', 'processes (threads: heap): replace a slot after a task left it above this many KiB', positiveInt)
+    .option('--threads <n>', "threads for tasks with runIn: 'thread' when --pool is not threads (default: the number of CPUs)", positiveInt)
+    .option('--processes <n>', "child processes for tasks with runIn: 'process' when --pool is not processes (default: the number of CPUs)", positiveInt)
     .option('--prefetch <n>', 'messages taken ahead of time (default: 4 x concurrency, as Celery)', positiveInt)
     .addOption(new Option('-l, --loglevel <level>', 'log level').choices(['debug', 'info', 'warning', 'error', 'critical']).default('info'))
     .option('-n, --hostname <name>', 'node name (default: celeriac.<pid>@<host>)')
@@ -73,6 +79,11 @@ Result backends: the same, plus rpc:// (results over the broker's RabbitMQ).`,
     .addHelpText(
       'after',
       `
+Pools: the event loop suits tasks that wait (HTTP, databases); a CPU-bound task blocks it and
+everything else with it. Run such tasks in threads or child processes, for the whole worker
+(-P processes -c 4) or per task (the task option runIn: 'process'); a hard time limit or
+revoke --terminate then kills the slot and replaces it.
+
 Shutdown: the first SIGINT/SIGTERM stops taking work, hands back what has not started, and lets
 running tasks finish within --grace seconds; a second signal stops at once (the broker
 redelivers whatever was not acked).`,
@@ -138,6 +149,15 @@ function positiveInt(value: string): number {
   const number = Number(value);
   if (!Number.isInteger(number) || number < 1) throw new InvalidArgumentError('expected a whole number of at least 1');
   return number;
+}
+
+/** `--autoscale 10,3`: at most 10 slots, at least 3 (`10` alone: 0 to 10). */
+function parseAutoscale(value: string): [number, number] {
+  const [max, min = 0, ...rest] = value.split(',').map((part) => Number(part.trim()));
+  if (rest.length > 0 || !Number.isInteger(max) || !Number.isInteger(min) || max! < 1 || min < 0 || min > max!) {
+    throw new InvalidArgumentError('expected max,min with 0 <= min <= max, e.g. 8,2');
+  }
+  return [max!, min];
 }
 
 function nonNegative(value: string): number {

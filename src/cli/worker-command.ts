@@ -1,12 +1,19 @@
 /** `celeriac worker`: runs a worker until SIGINT/SIGTERM, with warm then cold shutdown. */
+import { resolve } from 'node:path';
 import { ConfigurationError } from '../errors.js';
 import { createLogger, parseLogLevel } from '../logger.js';
-import type { WorkerOptions } from '../worker/options.js';
+import type { PoolKind } from '../worker/executor.js';
 import { loadApp, type AppOptions } from './load-app.js';
 
 interface WorkerCommandOptions extends AppOptions {
   queues?: string[];
-  concurrency: number;
+  pool: PoolKind;
+  concurrency?: number;
+  autoscale?: [number, number];
+  maxTasksPerChild?: number;
+  maxMemoryPerChild?: number;
+  threads?: number;
+  processes?: number;
   prefetch?: number;
   loglevel: string;
   hostname?: string;
@@ -23,13 +30,27 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
       `the broker ${app.brokerUrl} lives inside one process, so a worker started on its own would never receive a task; use sqlite:// (the default) or redis:// / amqp://`,
     );
   }
-  const workerOptions: Partial<WorkerOptions> = { concurrency: options.concurrency, logger, shutdownGrace: options.grace, trackChildren: options.trackChildren };
-  if (options.queues) workerOptions.queues = options.queues;
-  if (options.prefetch !== undefined) workerOptions.prefetch = options.prefetch;
-  if (options.hostname) workerOptions.hostname = options.hostname;
-  const worker = app.worker(workerOptions);
+  const worker = app.worker({
+    pool: options.pool,
+    logger,
+    shutdownGrace: options.grace,
+    trackChildren: options.trackChildren,
+    ...(options.app ? { module: resolve(options.app), moduleOverrides: { broker: options.broker, backend: options.backend } } : {}),
+    ...definedOnly({
+      queues: options.queues,
+      concurrency: options.concurrency,
+      prefetch: options.prefetch,
+      hostname: options.hostname,
+      autoscale: options.autoscale,
+      maxTasksPerChild: options.maxTasksPerChild,
+      maxMemoryPerChild: options.maxMemoryPerChild,
+      threads: options.threads,
+      processes: options.processes,
+    }),
+  });
   const own = [...app.tasks.keys()].filter((name) => !name.startsWith('celery.')); // Celery's built-ins are on every app
-  logger.info(`celeriac worker: ${own.length} tasks [${own.join(', ')}], broker ${(await app.broker()).displayUrl}`);
+  const pool = worker.options.pool === 'event' ? `event loop, ${worker.options.concurrency} at once` : `${worker.options.pool}, ${worker.options.autoscale ? `${worker.options.autoscale[1]}-${worker.options.autoscale[0]}` : worker.options.concurrency} slots`;
+  logger.info(`celeriac worker: ${own.length} tasks [${own.join(', ')}], broker ${(await app.broker()).displayUrl}, pool ${pool}`);
 
   let stopping: Promise<void> | undefined;
   const onSignal = (signal: NodeJS.Signals): void => {
@@ -50,4 +71,9 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
     process.off('SIGTERM', onSignal);
     await app.close();
   }
+}
+
+/** The entries of `options` that are set. */
+function definedOnly<T extends Record<string, unknown>>(options: T): Partial<T> {
+  return Object.fromEntries(Object.entries(options).filter(([, value]) => value !== undefined)) as Partial<T>;
 }

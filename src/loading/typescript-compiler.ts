@@ -33,6 +33,9 @@ try {
     write: false,
     bundle: true,
     packages: 'external',
+    // Inside celeriac's own repository 'celeriac' resolves to this package itself, which esbuild
+    // would then inline: one copy of the library must serve the module and the worker.
+    external: ['celeriac', 'celeriac/*'],
     platform: 'node',
     target: 'node20',
     format,

@@ -11,15 +11,17 @@ export interface ExceptionDict {
   exc_module: string;
 }
 
-// Our error classes travel under the names Celery gives the same conditions.
-const CELERY_NAMES: Record<string, string> = {
-  E_NOT_REGISTERED: 'NotRegistered',
-  E_TIME_LIMIT: 'TimeLimitExceeded',
-  E_SOFT_TIME_LIMIT: 'SoftTimeLimitExceeded',
-  E_REVOKED: 'TaskRevokedError',
-  E_MAX_RETRIES: 'MaxRetriesExceededError',
-  E_RETRY: 'Retry',
-  E_CHORD: 'ChordError',
+// Our error classes travel under the names (and modules) Celery gives the same conditions.
+const CELERY_NAMES: Record<string, readonly [type: string, module: string]> = {
+  E_NOT_REGISTERED: ['NotRegistered', 'celery.exceptions'],
+  E_TIME_LIMIT: ['TimeLimitExceeded', 'celery.exceptions'],
+  E_SOFT_TIME_LIMIT: ['SoftTimeLimitExceeded', 'celery.exceptions'],
+  E_REVOKED: ['TaskRevokedError', 'celery.exceptions'],
+  E_MAX_RETRIES: ['MaxRetriesExceededError', 'celery.exceptions'],
+  E_RETRY: ['Retry', 'celery.exceptions'],
+  E_CHORD: ['ChordError', 'celery.exceptions'],
+  E_WORKER_LOST: ['WorkerLostError', 'celery.exceptions'],
+  E_ENCODE: ['EncodeError', 'kombu.exceptions'],
 };
 
 // JavaScript error names that mean the same thing as a Python builtin of that name.
@@ -34,9 +36,8 @@ export function serializeException(error: unknown): ExceptionDict {
   if (error instanceof TaskFailedError) {
     return { exc_type: error.excType, exc_message: [...error.excMessage], exc_module: error.excModule };
   }
-  if (error instanceof CeleriacError && CELERY_NAMES[error.code]) {
-    return { exc_type: CELERY_NAMES[error.code]!, exc_message: [error.message], exc_module: 'celery.exceptions' };
-  }
+  const celeryName = error instanceof CeleriacError ? CELERY_NAMES[error.code] : undefined;
+  if (celeryName) return { exc_type: celeryName[0], exc_message: [(error as Error).message], exc_module: celeryName[1] };
   if (error instanceof Error) {
     const name = error.name || 'Error';
     if (PYTHON_BUILTINS.has(name)) {

@@ -5,12 +5,16 @@
  * bare strings older kombu writes. Encoding writes what every Celery version reads: dates as ISO
  * strings, and typed envelopes only for values older kombu could not carry at all (bytes).
  */
-import { ProtocolError } from '../errors.js';
+import { EncodeError, ProtocolError } from '../errors.js';
 
 /** Turns a JavaScript value into kombu-compatible JSON text. */
 export function encodeJson(value: unknown): string {
-  // A replacer costs a call per key; most values (a task's result meta) need none.
-  return needsReplacer(value, 0) ? JSON.stringify(value, replacer) : JSON.stringify(value);
+  try {
+    // A replacer costs a call per key; most values (a task's result meta) need none.
+    return needsReplacer(value, 0) ? JSON.stringify(value, replacer) : JSON.stringify(value);
+  } catch (error) {
+    throw new EncodeError(`cannot be encoded as JSON: ${error instanceof Error ? error.message.split('\n')[0] : String(error)}`);
+  }
 }
 
 /** Deeper than this, the replacer decides (and JSON.stringify reports a cycle). */

@@ -1,13 +1,47 @@
 /** Worker options and their defaults. */
-import { hostname } from 'node:os';
+import { availableParallelism, hostname } from 'node:os';
+import type { PoolKind } from './executor.js';
 import { toLogger, type ForeignLogger, type Logger } from '../logger.js';
 
 /** How a worker runs. Durations are in seconds. */
 export interface WorkerOptions {
   /** Queues to consume, most preferred first. Default: the app's default queue. */
   queues: string[];
-  /** Tasks running at once on the event loop. Default 10. */
+  /**
+   * Where tasks run unless their `runIn` option says otherwise: `event` (the event loop, for
+   * I/O-bound work), `threads` (worker threads) or `processes` (child processes), for CPU-bound
+   * work. Default `event`.
+   */
+  pool: PoolKind;
+  /**
+   * Slots of `pool`: tasks at once on the event loop (default 10), or threads or child
+   * processes (default: the number of CPUs). With `autoscale`, its maximum.
+   */
   concurrency: number;
+  /** Threads for tasks with `runIn: 'thread'` when `pool` is not `threads`. Default: the number of CPUs. */
+  threads: number;
+  /** Child processes for tasks with `runIn: 'process'` when `pool` is not `processes`. Default: the number of CPUs. */
+  processes: number;
+  /** Replace a thread or child after it ran this many tasks. Default: never. */
+  maxTasksPerChild: number | null;
+  /**
+   * Replace a child after a task that left it above this many KiB of resident memory (a
+   * thread: of its heap), as Celery's `--max-memory-per-child`. Default: never.
+   */
+  maxMemoryPerChild: number | null;
+  /**
+   * `[max, min]`: the thread or process pool starts `min` slots, grows to `max` while tasks
+   * wait, and shrinks back after slots sit idle. Default: fixed at `concurrency`.
+   */
+  autoscale: readonly [max: number, min: number] | null;
+  /**
+   * The module that defines the app (a path or file URL, `.js`, `.mjs`, `.cjs`, `.ts`, `.mts`):
+   * threads and child processes load it to find the tasks. Required for the thread and process
+   * pools; `celeriac worker -A` sets it.
+   */
+  module: string | null;
+  /** Broker and backend URLs that threads and children apply over the module's own (`--broker`, `--backend`). */
+  moduleOverrides: { broker?: string | undefined; backend?: string | undefined };
   /** Messages taken from the broker ahead of time (unsettled at once). Default 4 × concurrency, as Celery (`worker_prefetch_multiplier` 4). */
   prefetch: number;
   /** This worker's node name. Default `celeriac.<pid>@<host>`. */
@@ -37,19 +71,48 @@ export interface WorkerOptions {
 }
 
 /** What `app.worker()` takes: any option may be left out, and the logger may be a foreign one. */
-export type WorkerSettings = Partial<Omit<WorkerOptions, 'logger'>> & { logger?: Logger | ForeignLogger };
+export type WorkerSettings = Partial<Omit<WorkerOptions, 'logger' | 'module'>> & { logger?: Logger | ForeignLogger; module?: string | URL | null };
+
+const POOLS: readonly PoolKind[] = ['event', 'threads', 'processes'];
+
+function positiveInteger(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 1) throw new RangeError(`${name} must be a positive integer; got ${value}`);
+  return value;
+}
 
 /** Fills in the defaults for any option not given. */
 export function resolveWorkerOptions(given: WorkerSettings, defaultQueue: string, logger: Logger): WorkerOptions {
-  const concurrency = given.concurrency ?? 10;
-  if (!Number.isInteger(concurrency) || concurrency < 1) throw new RangeError(`concurrency must be a positive integer; got ${concurrency}`);
+  const pool = given.pool ?? 'event';
+  if (!POOLS.includes(pool)) throw new RangeError(`pool must be one of ${POOLS.join(', ')}; got ${JSON.stringify(pool)}`);
+  const cpus = availableParallelism();
+  const autoscale = given.autoscale ?? null;
+  if (autoscale) {
+    const [max, min] = autoscale;
+    if (!Number.isInteger(max) || !Number.isInteger(min) || min < 0 || max < 1 || min > max) {
+      throw new RangeError(`autoscale must be [max, min] with 0 <= min <= max and max >= 1; got [${autoscale.join(', ')}]`);
+    }
+  }
+  const concurrency = autoscale?.[0] ?? given.concurrency ?? (pool === 'event' ? 10 : cpus);
+  positiveInteger('concurrency', concurrency);
+  const threads = positiveInteger('threads', given.threads ?? cpus);
+  const processes = positiveInteger('processes', given.processes ?? cpus);
+  const maxTasksPerChild = given.maxTasksPerChild == null ? null : positiveInteger('maxTasksPerChild', given.maxTasksPerChild);
+  const maxMemoryPerChild = given.maxMemoryPerChild == null ? null : positiveInteger('maxMemoryPerChild', given.maxMemoryPerChild);
   const prefetch = given.prefetch ?? concurrency * 4;
   if (!Number.isInteger(prefetch) || prefetch < concurrency) {
     throw new RangeError(`prefetch must be an integer of at least the concurrency (${concurrency}); got ${prefetch}`);
   }
   return {
     queues: given.queues?.length ? given.queues : [defaultQueue],
+    pool,
     concurrency,
+    threads,
+    processes,
+    maxTasksPerChild,
+    maxMemoryPerChild,
+    autoscale,
+    module: given.module === undefined || given.module === null ? null : String(given.module),
+    moduleOverrides: given.moduleOverrides ?? {},
     prefetch,
     hostname: given.hostname ?? `celeriac.${process.pid}@${hostname()}`,
     shutdownGrace: given.shutdownGrace ?? 30,

@@ -1,31 +1,41 @@
 /**
- * The worker: takes deliveries from the broker, checks them, runs their tasks on the event loop
- * (up to `concurrency` at once), stores results, then acks. Bad input is refused with a reason
- * and the worker goes on; shutdown hands back what it did not start.
+ * The worker: takes deliveries from the broker, checks them, runs their tasks through its
+ * executors (the event loop, and thread or process pools), applies their time limits, stores
+ * results, then acks. Bad input is refused with a reason and the worker goes on; shutdown hands
+ * back what it did not start.
  */
 import type { Clock, ClockTimer } from '../clock.js';
-import type { Celeriac } from '../app.js';
-import type { ResultBackend } from '../backends/backend.js';
+import type { ResultBackend, ResultTuple } from '../backends/backend.js';
 import type { Broker, ControlCommand, Consumer, Delivery } from '../brokers/broker.js';
-import { InvalidArguments, NotRegistered, ProtocolError, SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded, type RevokeReason } from '../errors.js';
+import { ConfigurationError, describeError, EncodeError, InvalidArguments, NotRegistered, ProtocolError, SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded, type RevokeReason } from '../errors.js';
 import { TypedEmitter, type RejectReason, type WorkerEventMap } from '../events.js';
 import { createLogger } from '../logger.js';
-import { Continuation } from '../canvas/continuation.js';
+import { Continuation, type ContinuationHost } from '../canvas/continuation.js';
 import { decodeTaskMessage } from '../protocol/decode.js';
 import { serializeException, type ExceptionDict } from '../protocol/exceptions.js';
 import type { TaskMessage } from '../protocol/message.js';
+import type { Destination } from '../routing.js';
 import { FAILURE, PROGRESS, RETRY, REVOKED, STARTED, SUCCESS, type TaskState } from '../states.js';
 import type { Task } from '../task.js';
-import { Retry } from '../errors.js';
 import { parseArguments, type StandardSchema } from '../schema.js';
 import { fitArguments, type FittedArguments } from './arguments.js';
-import { currentTask, type RunningTask } from './current-task.js';
-import { ExecutionContext } from './execution-context.js';
+import type { Execution, Executor, PoolKind, RunOutcome } from './executor.js';
+import { InlineExecutor } from './inline-executor.js';
 import { attachLogging } from './logging.js';
 import { resolveWorkerOptions, type WorkerOptions, type WorkerSettings } from './options.js';
+import { PoolExecutor } from './pool/pool-executor.js';
 import { buildResultMeta } from './result-meta.js';
-import { matchesAutoretry, mayRetry, retryCountdown } from './retry-policy.js';
 import { RevokedSet } from './revoked-set.js';
+
+/** What a worker needs of its app. */
+export interface WorkerHost extends ContinuationHost {
+  readonly clock: Clock;
+  readonly tasks: ReadonlyMap<string, Task<never, unknown>>;
+  readonly defaultQueue: string;
+  broker(): Promise<Broker>;
+  backend(): Promise<ResultBackend>;
+  publish(message: TaskMessage, destination: Destination): Promise<void>;
+}
 
 /** One task message on its way through the worker. */
 interface Job {
@@ -33,9 +43,12 @@ interface Job {
   readonly request: TaskMessage;
   readonly task: Task<never, unknown>;
   readonly args: unknown[];
-  readonly context: ExecutionContext;
+  readonly kwargs: Readonly<Record<string, unknown>>;
+  /** Where it runs. */
+  readonly executor: Executor;
+  execution?: Execution;
   /** What it sent while running (its children), when the worker tracks children. */
-  running?: RunningTask;
+  children?: ResultTuple[];
   revokedBy?: RevokeReason;
   /** Signalled by shutdown: if it now fails, it goes back to the broker instead. */
   stopping?: boolean;
@@ -63,6 +76,12 @@ export interface WorkerStats {
 }
 
 const PROGRESS_INTERVAL_MS = 200;
+/** Tasks at once on the event loop for `runIn: 'event'` tasks of a worker whose pool is threads or processes. */
+const DEFAULT_EVENT_CONCURRENCY = 10;
+/** An idle autoscaled slot above the minimum is retired after this long, as Celery's autoscaler keeps them 30 s. */
+const AUTOSCALE_KEEPALIVE_MS = 30_000;
+/** The pool of each `runIn` placement. */
+const POOL_OF = { event: 'event', thread: 'threads', process: 'processes' } as const satisfies Record<string, PoolKind>;
 /** An ETA task due within this many ms waits in worker memory rather than a broker round trip. */
 const ETA_HOLD_MS = 1_000;
 
@@ -81,12 +100,13 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   readonly #held = new Map<Delivery, ClockTimer>();
   readonly #settling = new Set<Promise<void>>();
   readonly #revoked: RevokedSet;
+  readonly #executors = new Map<PoolKind, Executor>();
   #idle: (() => void) | undefined;
   #stopping: Promise<void> | undefined;
   readonly #logWarning = ({ message }: { message: string }): void => this.options.logger.warning(message);
 
   constructor(
-    private readonly app: Celeriac,
+    private readonly app: WorkerHost,
     options: WorkerSettings = {},
   ) {
     super();
@@ -98,6 +118,12 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   /** The app's clock: every time decision of this worker reads it. */
   get #clock(): Clock {
     return this.app.clock;
+  }
+
+  /** The thread or process pool of `kind`, once started: its slots' ids (pids for processes). */
+  poolSlots(kind: 'threads' | 'processes'): number[] {
+    const executor = this.#executors.get(kind);
+    return executor instanceof PoolExecutor ? executor.slotIds : [];
   }
 
   /** Tasks running now. */
@@ -122,6 +148,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     } catch (error) {
       await this.#control?.cancel().catch(() => undefined);
       this.#control = undefined;
+      await this.#closeExecutors();
       this.#state = 'new';
       throw error;
     }
@@ -129,6 +156,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   }
 
   async #connect(): Promise<void> {
+    await this.#startExecutors();
     [this.#broker, this.#backend] = await Promise.all([this.app.broker(), this.app.backend()]);
     this.#continuation = new Continuation(this.app, this.#backend, { hostname: this.options.hostname, queue: this.options.queues[0] ?? this.app.defaultQueue });
     this.#broker.on('warning', this.#logWarning);
@@ -136,6 +164,52 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     this.#consumer = await this.#broker.consume(this.options.queues, (delivery) => this.#onDelivery(delivery), {
       prefetch: this.options.prefetch,
     });
+  }
+
+  /** Starts the worker's pool, and the pools its tasks' `runIn` options ask for. */
+  async #startExecutors(): Promise<void> {
+    const { options } = this;
+    const kinds = new Set<PoolKind>([options.eager ? 'event' : options.pool]);
+    if (!options.eager) for (const task of this.app.tasks.values()) if (task.options.runIn) kinds.add(POOL_OF[task.options.runIn]);
+    for (const kind of kinds) this.#executors.set(kind, this.#createExecutor(kind));
+    await Promise.all([...this.#executors.values()].map((executor) => executor.start()));
+  }
+
+  #createExecutor(kind: PoolKind): Executor {
+    const { options } = this;
+    const main = kind === options.pool;
+    if (kind === 'event') return new InlineExecutor({ concurrency: main ? options.concurrency : DEFAULT_EVENT_CONCURRENCY, trackChildren: options.trackChildren });
+    if (!options.module) {
+      const placed = [...this.app.tasks.values()].filter((task) => task.options.runIn && POOL_OF[task.options.runIn] === kind).map((task) => task.name);
+      throw new ConfigurationError(
+        `the ${kind} pool${main ? '' : ` (for ${placed.join(', ')})`} loads the app's module in every ${kind === 'threads' ? 'thread' : 'child process'}; ` +
+          'tell the worker which module that is: app.worker({ module: import.meta.url }) (celeriac worker -A sets it)',
+      );
+    }
+    const size = main ? options.concurrency : kind === 'threads' ? options.threads : options.processes;
+    const [max, min] = main && options.autoscale ? options.autoscale : [size, size];
+    return new PoolExecutor(kind, {
+      max,
+      min,
+      module: options.module,
+      overrides: options.moduleOverrides,
+      trackChildren: options.trackChildren,
+      maxTasksPerChild: options.maxTasksPerChild,
+      maxMemoryPerChild: options.maxMemoryPerChild,
+      keepaliveMs: AUTOSCALE_KEEPALIVE_MS,
+      logger: options.logger,
+    });
+  }
+
+  async #closeExecutors(): Promise<void> {
+    await Promise.all([...this.#executors.values()].map((executor) => executor.close().catch((error: unknown) => this.emit('error', { error, during: `closing the ${executor.kind} pool` }))));
+    this.#executors.clear();
+  }
+
+  /** Where `task` runs: its `runIn`, else the worker's pool. */
+  #executorFor(task: Task<never, unknown>): Executor {
+    const placed = task.options.runIn && this.#executors.get(POOL_OF[task.options.runIn]);
+    return placed || this.#executors.get(this.options.eager ? 'event' : this.options.pool)!;
   }
 
   /**
@@ -165,11 +239,17 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     if (!(await this.#waitIdle(graceSeconds * 1000))) {
       for (const job of this.#active) {
         job.stopping = true;
-        job.context.abort(new TaskRevokedError('shutdown'));
+        job.execution?.signal(new TaskRevokedError('shutdown'));
       }
-      if (!(await this.#waitIdle(1000))) for (const job of [...this.#active]) this.#handBack(job);
+      if (!(await this.#waitIdle(1000))) {
+        for (const job of [...this.#active]) {
+          this.#handBack(job);
+          job.execution?.terminate(new TaskRevokedError('shutdown'));
+        }
+      }
     }
     await Promise.allSettled([...this.#settling]);
+    await this.#closeExecutors();
     await this.#control?.cancel().catch(() => undefined);
     this.#broker.off('warning', this.#logWarning);
     this.#state = 'stopped';
@@ -245,10 +325,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
 
   /** Makes the job for a task whose arguments fit, then runs or reserves it. */
   #prepare(delivery: Delivery, request: TaskMessage, task: Task<never, unknown>, fitted: FittedArguments): void {
-    const context = new ExecutionContext(request, fitted.kwargs, task, this.options.logger, (current, total, info) =>
-      this.#reportProgress(job, current, total, info),
-    );
-    const job: Job = { delivery, request, task, args: fitted.args, context };
+    const job: Job = { delivery, request, task, args: fitted.args, kwargs: fitted.kwargs, executor: this.#executorFor(task) };
     if (delivery.redelivered) {
       this.#settle(this.#admitRedelivered(job), 'checking a redelivered task');
       return;
@@ -275,7 +352,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   #admit(job: Job): void {
     if (this.#state !== 'running') {
       this.#handBack(job);
-    } else if (this.#active.size < this.options.concurrency) {
+    } else if (job.executor.busy < job.executor.capacity) {
       this.#run(job);
     } else {
       this.#reserved.push(job);
@@ -319,62 +396,50 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     if (this.listens('task-started')) this.emit('task-started', { id: request.id, name: request.task });
     if (job.task.options.trackStarted) this.#settle(this.#store(job, STARTED, { pid: process.pid, hostname: this.options.hostname }, null), 'storing STARTED');
     const startedAt = performance.now();
-    let value: unknown;
-    try {
-      const handler = job.task.handler as (...args: unknown[]) => unknown;
-      if (this.options.trackChildren) {
-        const running: RunningTask = { id: request.id, rootId: request.rootId, children: [] };
-        job.running = running;
-        value = currentTask.run(running, () => handler(job.context, ...job.args));
-      } else {
-        value = handler(job.context, ...job.args);
-      }
-    } catch (error) {
-      this.#finish(job, this.#classifyError(job, error), startedAt);
-      return;
-    }
-    if (!isPromiseLike(value)) {
-      this.#finish(job, { kind: 'success', value }, startedAt);
-      return;
-    }
-    this.#withTimeLimits(job, value).then(
-      (result) => this.#finish(job, job.revokedBy ? { kind: 'revoked', reason: job.revokedBy } : { kind: 'success', value: result }, startedAt),
-      (error: unknown) => this.#finish(job, this.#classifyError(job, error), startedAt),
-    );
+    const execution = job.executor.run({
+      request,
+      message: job.delivery.message,
+      task: job.task,
+      args: job.args,
+      kwargs: job.kwargs,
+      logger: this.options.logger,
+      onProgress: (current, total, info) => this.#reportProgress(job, current, total, info),
+    });
+    job.execution = execution;
+    const timers = this.#applyTimeLimits(job, execution);
+    void execution.outcome.then((outcome) => {
+      if (timers) for (const timer of timers) this.#clock.clearTimeout(timer);
+      job.children = outcome.children;
+      this.#finish(job, this.#classify(job, outcome), startedAt);
+    });
   }
 
-  /** Applies the soft limit (signal) and hard limit (the run fails) to a running handler. */
-  #withTimeLimits(job: Job, running: PromiseLike<unknown>): PromiseLike<unknown> {
+  /**
+   * The soft limit fires the task's signal; the hard limit ends the run with TimeLimitExceeded
+   * (a thread or child is killed and replaced).
+   */
+  #applyTimeLimits(job: Job, execution: Execution): ClockTimer[] | undefined {
     const hard = job.request.timeLimit[0] ?? job.task.options.timeLimit;
     const soft = job.request.timeLimit[1] ?? job.task.options.softTimeLimit;
-    if (!hard && !soft) return running;
-    const clock = this.#clock;
+    if (!hard && !soft) return undefined;
     const timers: ClockTimer[] = [];
-    if (soft) timers.push(clock.setTimeout(() => job.context.abort(new SoftTimeLimitExceeded(soft)), soft * 1000));
-    const limited = new Promise<unknown>((resolve, reject) => {
-      if (hard) {
-        timers.push(
-          clock.setTimeout(() => {
-            const error = new TimeLimitExceeded(hard);
-            job.context.abort(error);
-            reject(error);
-          }, hard * 1000),
-        );
-      }
-      running.then(resolve, reject);
-    });
-    return limited.finally(() => timers.forEach((timer) => clock.clearTimeout(timer)));
+    if (soft) timers.push(this.#clock.setTimeout(() => execution.signal(new SoftTimeLimitExceeded(soft)), soft * 1000));
+    if (hard) timers.push(this.#clock.setTimeout(() => execution.terminate(new TimeLimitExceeded(hard)), hard * 1000));
+    return timers;
   }
 
-  #classifyError(job: Job, error: unknown): Outcome {
+  /** How the worker treats the way a run ended. */
+  #classify(job: Job, outcome: RunOutcome): Outcome {
     if (job.revokedBy) return { kind: 'revoked', reason: job.revokedBy };
+    if (outcome.kind === 'returned') return { kind: 'success', value: outcome.value };
     if (job.stopping) return { kind: 'hand-back' };
-    if (error instanceof Retry) return { kind: 'retry', error: error.reasonError, countdown: error.countdownSeconds };
     const options = job.task.options;
-    if (matchesAutoretry(options.autoretryFor, error) && mayRetry(options.maxRetries, job.request.retries)) {
-      return { kind: 'retry', error, countdown: retryCountdown(options, job.request.retries) };
+    if (outcome.kind === 'lost') {
+      // Celery's reject_on_worker_lost: the task runs again elsewhere instead of failing.
+      return options.rejectOnWorkerLost && options.acksLate !== false ? { kind: 'hand-back' } : { kind: 'failure', error: outcome.error };
     }
-    return { kind: 'failure', error };
+    if (outcome.retry) return { kind: 'retry', error: outcome.retry.reason, countdown: outcome.retry.countdown };
+    return { kind: 'failure', error: outcome.error };
   }
 
   /** Frees the slot at once; stores the outcome and acks in the background. */
@@ -395,27 +460,40 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     this.#next();
   }
 
+  /** Runs reserved tasks, in order, wherever their executor has room. */
   #next(): void {
-    while (this.#active.size < this.options.concurrency && this.#reserved.length > 0 && this.#state === 'running') {
-      this.#run(this.#reserved.shift()!);
+    const reserved = this.#reserved;
+    for (let i = 0; i < reserved.length && this.#state === 'running' && this.#hasRoom(); ) {
+      const job = reserved[i]!;
+      if (job.executor.busy < job.executor.capacity) {
+        reserved.splice(i, 1);
+        this.#run(job);
+      } else {
+        i++;
+      }
     }
     if (this.#active.size === 0) this.#idle?.();
+  }
+
+  #hasRoom(): boolean {
+    for (const executor of this.#executors.values()) if (executor.busy < executor.capacity) return true;
+    return false;
   }
 
   async #record(job: Job, outcome: Outcome, runtime: number): Promise<void> {
     const { request, task } = job;
     const { id, task: name } = request;
     switch (outcome.kind) {
-      case 'success': {
-        this.stats.succeeded++;
-        // Callbacks and the next chain step go out first, so the stored result lists them.
-        const { embed } = request;
-        const sent = embed.callbacks || embed.chain ? await this.#continuation.afterSuccess(request, outcome.value) : [];
-        if (!task.options.ignoreResult && !request.ignoreResult) await this.#store(job, SUCCESS, outcome.value, null, childrenOf(job, sent));
-        if (embed.chord) await this.#continuation.chordPart(chordMember(request), SUCCESS, outcome.value);
-        this.emit('task-succeeded', { id, name, result: outcome.value, runtime });
+      case 'success':
+        try {
+          await this.#recordSuccess(job, outcome.value, runtime);
+        } catch (error) {
+          if (!(error instanceof EncodeError)) throw error;
+          // A result with no JSON form fails the task, rather than coming back forever.
+          await this.#record(job, { kind: 'failure', error: new EncodeError(`the result of ${name}[${id}] ${error.message}`) }, runtime);
+          return;
+        }
         break;
-      }
       case 'failure':
         this.stats.failed++;
         await this.#storeEnded(job, FAILURE, serializeException(outcome.error), stackOf(outcome.error));
@@ -438,12 +516,27 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
         this.emit('task-revoked', { id, name, reason: outcome.reason });
         break;
     }
-    if (job.handedBack) return;
-    if (task.options.acksLate !== false) await job.delivery.ack();
+    if (job.handedBack || task.options.acksLate === false) return;
+    if (outcome.kind === 'failure' && task.options.acksOnFailureOrTimeout === false) {
+      await job.delivery.deadLetter(`failed: ${describeError(outcome.error)}`);
+      return;
+    }
+    await job.delivery.ack();
+  }
+
+  async #recordSuccess(job: Job, value: unknown, runtime: number): Promise<void> {
+    const { request, task } = job;
+    // Callbacks and the next chain step go out first, so the stored result lists them.
+    const { embed } = request;
+    const sent = embed.callbacks || embed.chain ? await this.#continuation.afterSuccess(request, value) : [];
+    if (!task.options.ignoreResult && !request.ignoreResult) await this.#store(job, SUCCESS, value, null, childrenOf(job, sent));
+    this.stats.succeeded++;
+    if (embed.chord) await this.#continuation.chordPart(chordMember(request), SUCCESS, value);
+    this.emit('task-succeeded', { id: request.id, name: request.task, result: value, runtime });
   }
 
   /** Stores a FAILURE or REVOKED end, then ends the workflow around it (chord, chain, errbacks). */
-  async #storeEnded(job: Pick<Job, 'request' | 'delivery' | 'running'>, state: TaskState, error: ExceptionDict, traceback: string | null): Promise<void> {
+  async #storeEnded(job: Pick<Job, 'request' | 'delivery' | 'children'>, state: TaskState, error: ExceptionDict, traceback: string | null): Promise<void> {
     await this.#store(job, state, error, traceback, childrenOf(job, []));
     await this.#continuation.chordPart(chordMember(job.request), state, error);
     await this.#continuation.afterFailure(job.request, state, error, traceback);
@@ -503,7 +596,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     for (const job of this.#active) {
       if (!ids.includes(job.request.id)) continue;
       job.revokedBy = 'terminated';
-      job.context.abort(new TaskRevokedError('terminated'));
+      job.execution?.terminate(new TaskRevokedError('terminated'));
     }
   }
 
@@ -516,18 +609,14 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
 }
 
 /** What a job sent while it ran, then what was sent after it: its result's `children`. */
-function childrenOf(job: Pick<Job, 'running'>, sentAfter: readonly unknown[]): unknown[] {
-  const during = job.running?.children ?? [];
+function childrenOf(job: Pick<Job, 'children'>, sentAfter: readonly unknown[]): unknown[] {
+  const during = job.children ?? [];
   return sentAfter.length === 0 ? during : [...during, ...sentAfter];
 }
 
 /** A request as a chord member, for the join. */
 function chordMember(request: TaskMessage): Pick<TaskMessage, 'id' | 'group' | 'groupIndex'> & { chord: TaskMessage['embed']['chord'] } {
   return { id: request.id, group: request.group, groupIndex: request.groupIndex, chord: request.embed.chord };
-}
-
-function isPromiseLike(value: unknown): value is PromiseLike<unknown> {
-  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function';
 }
 
 function headerString(delivery: Delivery, key: string): string | null {
@@ -538,3 +627,4 @@ function headerString(delivery: Delivery, key: string): string | null {
 function stackOf(error: unknown): string | null {
   return error instanceof Error ? (error.stack ?? null) : null;
 }
+

@@ -1,0 +1,86 @@
+/**
+ * The seam between deciding what runs and running it. The worker picks a task, applies its
+ * limits and records how it ended; an executor runs one handler and reports an outcome, on the
+ * event loop ({@link InlineExecutor}), in a thread or in a child process (`pool/`).
+ */
+import type { ResultTuple } from '../backends/backend.js';
+import type { Logger } from '../logger.js';
+import type { TaskMessage, TransportMessage } from '../protocol/message.js';
+import type { Task } from '../task.js';
+import { matchesAutoretry, mayRetry, retryCountdown } from './retry-policy.js';
+import { Retry } from '../errors.js';
+
+/** Where a task runs: on the worker's event loop, in a thread, or in a child process. */
+export type PoolKind = 'event' | 'threads' | 'processes';
+
+/** One task to run. */
+export interface RunRequest {
+  readonly request: TaskMessage;
+  /** The message as it arrived: a pool child decodes its arguments from it. */
+  readonly message: TransportMessage;
+  readonly task: Task<never, unknown>;
+  /** Arguments checked against the task's parameters (and schema), for a run in this process. */
+  readonly args: unknown[];
+  readonly kwargs: Readonly<Record<string, unknown>>;
+  /** Where the task's `ctx.log` lines go. */
+  readonly logger: Logger;
+  /** Receives the task's `ctx.progress` reports. */
+  readonly onProgress: (current: number, total: number | null, info: Record<string, unknown>) => void;
+}
+
+/** How a run ended, as the executor saw it. */
+export type RunOutcome =
+  | { readonly kind: 'returned'; readonly value: unknown; readonly children: ResultTuple[] }
+  /** The handler threw (or was stopped by `terminate`); `retry` when the task asks to run again. */
+  | { readonly kind: 'threw'; readonly error: unknown; readonly retry: RetryRequest | null; readonly children: ResultTuple[] }
+  /** The thread or child process running it died. */
+  | { readonly kind: 'lost'; readonly error: Error; readonly children: ResultTuple[] };
+
+/** A run that should happen again: after `countdown` seconds, recording `reason`. */
+export interface RetryRequest {
+  readonly reason: unknown;
+  readonly countdown: number;
+}
+
+/** One run in progress. */
+export interface Execution {
+  /** Settles once with how the run ended; never rejects. */
+  readonly outcome: Promise<RunOutcome>;
+  /** Fires the task's AbortSignal with `reason` (soft time limit, revoke, shutdown); the run goes on. */
+  signal(reason: Error): void;
+  /**
+   * Ends the run now with `reason` as its error: a thread or child process is killed and
+   * replaced; on the event loop the handler is abandoned (its signal fires) as JavaScript
+   * cannot stop a running function.
+   */
+  terminate(reason: Error): void;
+}
+
+/** Runs handlers, up to `capacity` at once. */
+export interface Executor {
+  readonly kind: PoolKind;
+  /** Runs it may hold at once. */
+  readonly capacity: number;
+  /** Runs in progress. */
+  readonly busy: number;
+  /** Makes it ready to run (threads and children started). */
+  start(): Promise<void>;
+  /** Starts a run; only call while `busy < capacity`. */
+  run(run: RunRequest): Execution;
+  /** Stops it; runs still going are terminated. */
+  close(): Promise<void>;
+}
+
+/**
+ * Whether an error a handler threw asks for another run: a {@link Retry} from `ctx.retry()`, or
+ * an error the task retries automatically while retries remain. Decided where the error lives
+ * (its class matters), so in the thread or child that ran the handler.
+ */
+export function retryRequestFor(task: Task<never, unknown>, request: Pick<TaskMessage, 'retries'>, error: unknown): RetryRequest | null {
+  if (error instanceof Retry) return { reason: error.reasonError, countdown: error.countdownSeconds };
+  const options = task.options;
+  if (matchesAutoretry(options.autoretryFor, error) && mayRetry(options.maxRetries, request.retries)) {
+    return { reason: error, countdown: retryCountdown(options, request.retries) };
+  }
+  return null;
+}
