@@ -6,7 +6,7 @@
  * would add some 30 MB to every worker).
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigurationError } from '../errors.js';
@@ -34,14 +34,52 @@ const CANNOT_WRITE = 3;
  */
 export function compileTypeScript(entry: string): CompiledModule | null {
   const esm = entry.endsWith('.mts') || (!entry.endsWith('.cts') && nearestPackageType(dirname(entry)) === 'module');
-  const out = join(dirname(entry), `.${basename(entry).replace(/\.[mc]?tsx?$/, '')}.celeriac-${process.pid}.${esm ? 'mjs' : 'cjs'}`);
+  const stem = `.${basename(entry).replace(/\.[mc]?tsx?$/, '')}.celeriac-`;
+  removeOrphans(dirname(entry), stem);
+  const out = join(dirname(entry), `${stem}${process.pid}.${esm ? 'mjs' : 'cjs'}`);
   const run = spawnSync(process.execPath, [COMPILER, entry, out, esm ? 'esm' : 'cjs'], { encoding: 'utf8', timeout: 60_000 });
   if (run.status === CANNOT_WRITE) return null;
   if (run.status !== 0) {
     rmSync(out, { force: true });
     throw new ConfigurationError((run.stderr || run.error?.message || `the TypeScript compiler exited with ${run.status}`).trim());
   }
-  return { path: out, remove: () => rmSync(out, { force: true }) };
+  kept.add(out);
+  return {
+    path: out,
+    remove: () => {
+      kept.delete(out);
+      rmSync(out, { force: true });
+    },
+  };
+}
+
+/** Compiled files not yet removed; removed when the process exits, however it exits. */
+const kept = new Set<string>();
+process.on('exit', () => {
+  for (const path of kept) rmSync(path, { force: true });
+});
+
+/** Removes compiled files of `stem` left by processes that died without removing them (SIGKILL). */
+function removeOrphans(dir: string, stem: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = name.startsWith(stem) ? Number(name.slice(stem.length).split('.')[0]) : NaN;
+    if (Number.isInteger(pid) && pid !== process.pid && !isAlive(pid)) rmSync(join(dir, name), { force: true });
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** The `type` of the nearest package.json at or above `dir`. */
