@@ -67,6 +67,7 @@ Result backends: the same, plus rpc:// (results over the broker's RabbitMQ).`,
     .addOption(new Option('-P, --pool <kind>', 'where tasks run: event (the event loop, for I/O-bound tasks), threads or processes (for CPU-bound tasks)').choices(['event', 'threads', 'processes']).default('event'))
     .option('-c, --concurrency <n>', 'slots of the pool: tasks at once on the event loop (default 10), threads or child processes (default: the number of CPUs)', positiveInt)
     .option('--autoscale <max,min>', 'threads or processes: start min slots, grow to max while tasks wait, shrink when idle', parseAutoscale)
+    .option('--autoscale-idle <seconds>', 'with --autoscale, how long a slot above min may sit idle before it goes (default 30)', nonNegative)
     .option('--max-tasks-per-child <n>', 'threads or processes: replace a slot after it ran n tasks', positiveInt)
     .option('--max-memory-per-child <KiB>', 'processes (threads: heap): replace a slot after a task left it above this many KiB', positiveInt)
     .option('--threads <n>', "threads for tasks with runIn: 'thread' when --pool is not threads (default: the number of CPUs)", positiveInt)

@@ -10,6 +10,7 @@ interface WorkerCommandOptions extends AppOptions {
   pool: PoolKind;
   concurrency?: number;
   autoscale?: [number, number];
+  autoscaleIdle?: number;
   maxTasksPerChild?: number;
   maxMemoryPerChild?: number;
   threads?: number;
@@ -42,6 +43,7 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
       prefetch: options.prefetch,
       hostname: options.hostname,
       autoscale: options.autoscale,
+      autoscaleIdle: options.autoscaleIdle,
       maxTasksPerChild: options.maxTasksPerChild,
       maxMemoryPerChild: options.maxMemoryPerChild,
       threads: options.threads,

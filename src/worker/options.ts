@@ -34,6 +34,8 @@ export interface WorkerOptions {
    * wait, and shrinks back after slots sit idle. Default: fixed at `concurrency`.
    */
   autoscale: readonly [max: number, min: number] | null;
+  /** With `autoscale`, how long a slot above the minimum may sit idle before it goes, in seconds. Default 30. */
+  autoscaleIdle: number;
   /**
    * The module that defines the app (a path or file URL, `.js`, `.mjs`, `.cjs`, `.ts`, `.mts`):
    * threads and child processes load it to find the tasks. Required for the thread and process
@@ -111,6 +113,7 @@ export function resolveWorkerOptions(given: WorkerSettings, defaultQueue: string
     maxTasksPerChild,
     maxMemoryPerChild,
     autoscale,
+    autoscaleIdle: given.autoscaleIdle ?? 30,
     module: given.module === undefined || given.module === null ? null : String(given.module),
     moduleOverrides: given.moduleOverrides ?? {},
     prefetch,

@@ -78,8 +78,6 @@ export interface WorkerStats {
 const PROGRESS_INTERVAL_MS = 200;
 /** Tasks at once on the event loop for `runIn: 'event'` tasks of a worker whose pool is threads or processes. */
 const DEFAULT_EVENT_CONCURRENCY = 10;
-/** An idle autoscaled slot above the minimum is retired after this long, as Celery's autoscaler keeps them 30 s. */
-const AUTOSCALE_KEEPALIVE_MS = 30_000;
 /** The pool of each `runIn` placement. */
 const POOL_OF = { event: 'event', thread: 'threads', process: 'processes' } as const satisfies Record<string, PoolKind>;
 /** An ETA task due within this many ms waits in worker memory rather than a broker round trip. */
@@ -196,7 +194,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       trackChildren: options.trackChildren,
       maxTasksPerChild: options.maxTasksPerChild,
       maxMemoryPerChild: options.maxMemoryPerChild,
-      keepaliveMs: AUTOSCALE_KEEPALIVE_MS,
+      keepaliveMs: options.autoscaleIdle * 1000,
       logger: options.logger,
     });
   }

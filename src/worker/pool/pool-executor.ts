@@ -283,6 +283,8 @@ export class PoolExecutor implements Executor {
       if (!state.run) free++;
     }
     const wanted = Math.min(this.options.max, Math.max(this.options.min, live - free + this.#waiting.length));
+    if (wanted <= live) return;
+    if (live >= this.options.min) this.options.logger.info(`the ${this.kind} pool grows to ${wanted} ${this.#plural(wanted)}`);
     for (let started = live; started < wanted; started++) this.#startSlot();
   }
 
@@ -325,13 +327,19 @@ export class PoolExecutor implements Executor {
   /** Slots above `min` idle longer than the keepalive go. */
   #retireIdle(): void {
     const now = Date.now();
-    let live = [...this.#slots].filter((state) => !state.retiring).length;
+    const before = [...this.#slots].filter((state) => !state.retiring).length;
+    let live = before;
     for (const state of this.#slots) {
-      if (live <= this.options.min) return;
+      if (live <= this.options.min) break;
       if (state.retiring || state.run || !state.ready || now - state.idleSince < this.options.keepaliveMs) continue;
       void this.#exit(state);
       live--;
     }
+    if (live < before) this.options.logger.info(`the ${this.kind} pool shrinks to ${live} ${this.#plural(live)} (idle)`);
+  }
+
+  #plural(count: number): string {
+    return count === 1 ? this.#slotKind : this.#slotKind === 'thread' ? 'threads' : 'processes';
   }
 
   /** Asks a slot to exit (killing it if it does not within {@link EXIT_GRACE_MS}); resolves once it has. */
