@@ -37,6 +37,16 @@ export const mapSquares = app.task('seed.map_squares', async (ctx, from: number,
   return squares;
 });
 
+/**
+ * How many primes lie in [from, to). Pure CPU that never yields: on the event loop it holds up
+ * every other task, so a worker runs it in its process pool (`-P processes`) instead.
+ */
+export const countPrimes = app.task('seed.count_primes', (_ctx, from: number, to: number) => {
+  let count = 0;
+  for (let n = from; n < to; n++) if (isPrime(n)) count++;
+  return count;
+});
+
 /** The `<title>` of a page, fetched with the task's signal (so revoke and time limits stop it). */
 export const fetchTitle = app.task(
   'seed.fetch_title',

@@ -1,9 +1,11 @@
 /**
- * `celeriac demo`: the seed workloads through a real worker process on the embedded broker.
- * Primes and squares run concurrently and are gathered; then page titles are fetched
- * concurrently and printed as they complete.
+ * `celeriac demo`: the seed workloads through real worker processes on the embedded broker.
+ * Primes and squares run concurrently and are gathered; page titles are fetched concurrently
+ * and printed as they complete; then one CPU-bound job runs on the event-loop worker and on a
+ * process-pool worker, with both wall times and the speed-up.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -20,15 +22,17 @@ const CLI = join(ROOT, 'bin', 'celeriac.js');
 /** Runs the demo; `urls` are pages to fetch titles of (default: a local server's pages). */
 export async function runDemo(urls: string[], options: { broker: string }): Promise<void> {
   const app = await loadApp({ app: SEED_TASKS, broker: options.broker });
-  const worker = startWorker(options.broker);
+  const worker = startWorker(options.broker, ['-c', '20']);
+  const processPool = startWorker(options.broker, ['-P', 'processes', '-c', String(POOL_SIZE), '-Q', CPU_QUEUE]);
   const server = urls.length === 0 ? await startPageServer() : undefined;
   try {
-    process.stdout.write(`celeriac demo: worker pid ${worker.pid} on ${options.broker}\n\n`);
+    process.stdout.write(`celeriac demo: event-loop worker pid ${worker.pid}, process-pool worker pid ${processPool.pid}, on ${options.broker}\n\n`);
     await primesAndSquares(app);
     await pageTitles(app, urls.length > 0 ? urls : pagesOf(server!));
+    await eventLoopAgainstProcesses(app);
   } finally {
     server?.close();
-    await stopWorker(worker);
+    await Promise.all([stopWorker(worker), stopWorker(processPool)]);
     await app.close();
   }
 }
@@ -58,8 +62,40 @@ async function pageTitles(app: Celeriac, urls: string[]): Promise<void> {
   bar.finish();
 }
 
-function startWorker(broker: string): ChildProcess {
-  return spawn(process.execPath, [CLI, 'worker', '-A', SEED_TASKS, '--broker', broker, '-c', '20', '-l', 'error'], {
+/** The process-pool worker's queue, and its children: one per core. */
+const CPU_QUEUE = 'demo-cpu';
+const POOL_SIZE = availableParallelism();
+/** Primes are counted below this, in {@link CHUNKS} tasks. */
+const PRIME_LIMIT = 10_000_000;
+const CHUNKS = 16;
+
+async function eventLoopAgainstProcesses(app: Celeriac): Promise<void> {
+  process.stdout.write(`\n3. counting the primes below ${PRIME_LIMIT.toLocaleString('en')} in ${CHUNKS} chunks: CPU-bound, so where it runs matters\n`);
+  const onLoop = await countPrimes(app, 'the event loop (one core)', undefined);
+  const inProcesses = await countPrimes(app, `a process pool of ${POOL_SIZE}`, CPU_QUEUE);
+  if (onLoop.count !== inProcesses.count) throw new Error(`the two runs disagree: ${onLoop.count} and ${inProcesses.count} primes`);
+  process.stdout.write(`   ${inProcesses.count.toLocaleString('en')} primes either way; the process pool was ${(onLoop.seconds / inProcesses.seconds).toFixed(2)}x faster\n`);
+}
+
+async function countPrimes(app: Celeriac, where: string, queue: string | undefined): Promise<{ count: number; seconds: number }> {
+  const started = performance.now();
+  const size = PRIME_LIMIT / CHUNKS;
+  const chunks = Array.from({ length: CHUNKS }, (_, i) => app.sendTask<number>('seed.count_primes', [i * size, (i + 1) * size], {}, queue ? { queue } : {}));
+  const bar = new ProgressBar(CHUNKS, `   ${where.padEnd(26)}`);
+  let count = 0;
+  for await (const completed of asCompleted(chunks, { timeout: 300 })) {
+    if (!completed.ok) throw completed.error;
+    count += completed.value;
+    bar.tick();
+  }
+  bar.finish();
+  const seconds = (performance.now() - started) / 1000;
+  process.stdout.write(`   ${where}: ${seconds.toFixed(2)} s\n`);
+  return { count, seconds };
+}
+
+function startWorker(broker: string, options: string[]): ChildProcess {
+  return spawn(process.execPath, [CLI, 'worker', '-A', SEED_TASKS, '--broker', broker, ...options, '-l', 'error'], {
     stdio: ['ignore', 'inherit', 'inherit'],
   });
 }

@@ -170,6 +170,10 @@ describe('the demo', () => {
     expect(demo.stdout).toMatch(/done-callback: primes finished \(25 values\)/);
     expect(demo.stdout).toMatch(/done-callback: squares finished \(100 values\)/);
     expect(demo.stdout.match(/celeriac: \w+.*http:\/\/127\.0\.0\.1/g)).toHaveLength(12);
+    // The same CPU-bound job on the event loop and in the process pool, timed and agreeing.
+    expect(demo.stdout).toMatch(/the event loop \(one core\): \d+\.\d\d s/);
+    expect(demo.stdout).toMatch(/a process pool of \d+: \d+\.\d\d s/);
+    expect(demo.stdout).toMatch(/664,579 primes either way; the process pool was \d+\.\d\dx faster/);
   });
 });
 
