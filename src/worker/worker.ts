@@ -118,12 +118,6 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     return this.app.clock;
   }
 
-  /** The thread or process pool of `kind`, once started: its slots' ids (pids for processes). */
-  poolSlots(kind: 'threads' | 'processes'): number[] {
-    const executor = this.#executors.get(kind);
-    return executor instanceof PoolExecutor ? executor.slotIds : [];
-  }
-
   /** Tasks running now. */
   get activeCount(): number {
     return this.#active.size;

@@ -158,6 +158,9 @@ describe.each(['threads', 'processes'] as const)('the %s pool stops what the eve
     const worker = await h.start(['-P', pool, '-c', '1']);
     await expect(send(h.app, 'pool.exit', [3]).get(WAIT)).rejects.toThrow(/WorkerLostError: .*exited prematurely \(exit code 3\)/);
     expect(await send<number>(h.app, 'pool.add', [2, 2]).get(WAIT)).toBe(4);
+    const crashed = /WorkerLostError: .*exited prematurely \((an uncaught Error: boom|exit code 1)\)/;
+    await expect(send(h.app, 'pool.crash', ['boom']).get(WAIT)).rejects.toThrow(crashed);
+    expect(await send<number>(h.app, 'pool.add', [3, 3]).get(WAIT)).toBe(6);
     expect(worker.child.exitCode).toBeNull();
   });
 

@@ -94,11 +94,6 @@ export class PoolExecutor implements Executor {
     return this.#runs.size;
   }
 
-  /** Slots started and not retiring, as `[pid or thread id]`: for stats and tests. */
-  get slotIds(): number[] {
-    return [...this.#slots].filter((state) => !state.retiring).map((state) => state.slot.id);
-  }
-
   /**
    * Compiles a TypeScript module once for every slot, then starts the first slots and waits
    * until they have loaded it.
