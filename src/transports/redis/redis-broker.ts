@@ -14,7 +14,10 @@
  * and TypeScript workers alike; a live celeriac consumer renews what it holds, and an ETA
  * message's entry is dated at its ETA, so neither is delivered twice for outliving the timeout.
  * celeriac consumers also keep a lease and a set of what they hold, so what a dead celeriac
- * consumer held comes back once its lease lapses (about 30 s), without waiting for the timeout.
+ * consumer held comes back once its lease lapses (`consumer_timeout`, default 30 s), without
+ * waiting for the visibility timeout. Leases and unacked dates are renewed by a keeper thread
+ * with its own connection (lease-keeper-thread.ts), so a task that blocks the event loop for
+ * longer than either timeout is still not delivered twice.
  *
  * Priorities follow kombu: buckets 0, 3, 6, 9, and bucket 0 is served first (the reverse of
  * RabbitMQ), so `capabilities.priorities` is false: the port's "9 first" does not hold here.
@@ -45,20 +48,23 @@ import {
 } from './kombu-layout.js';
 import { RedisPidbox } from './pidbox.js';
 import { defineScripts, type ScriptedClient } from './scripts.js';
+import { aliveKeyOf, HELD_PREFIX, heldKeyOf } from './consumer-lease.js';
+import { LeaseKeeper } from '../lease-keeper.js';
+import type { RedisKeeperSettings } from './lease-keeper-thread.js';
 
 /** How often lost messages are looked for: every 10 s, or twice per visibility timeout if shorter. */
 const RESTORE_INTERVAL_MS = 10_000;
+/** Leases are renewed this often, or every quarter of the lease or visibility timeout if shorter. */
 const RENEW_INTERVAL_MS = 5_000;
+const MIN_RENEW_INTERVAL_MS = 50;
 const BLOCK_SECONDS = 1;
 /**
- * Each celeriac consumer keeps a lease key alive; when it lapses (the process died), any
- * celeriac worker gives back what that consumer held at once instead of after the visibility
- * timeout. The lease is renewed every RENEW_INTERVAL_MS.
+ * Each celeriac consumer keeps a lease key alive (see consumer-lease.ts); when it lapses (the
+ * process died), any celeriac worker gives back what that consumer held at once instead of after
+ * the visibility timeout. Its TTL is `?consumer_timeout=` (seconds).
  */
-const ALIVE_TTL_MS = 30_000;
-const HELD_PREFIX = 'celeriac.held.';
+const DEFAULT_LEASE_SECONDS = 30;
 const RECLAIM_INTERVAL_MS = 30_000;
-const aliveKeyOf = (consumerId: string): string => `celeriac.alive.${consumerId}`;
 /** A consumer loop that has not turned for this long (`?stall_timeout=` seconds) is reconnected. */
 const DEFAULT_STALL_SECONDS = 15;
 
@@ -75,12 +81,15 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
   readonly control: RedisPidbox;
   readonly #visibilitySeconds: number;
   readonly #stallMs: number;
+  /** @internal How long a consumer's lease lasts without renewal. */
+  readonly leaseMs: number;
+  /** Renews the consumers' leases and unacked dates from a thread of its own. */
+  readonly #keeper: LeaseKeeper;
   #client: ScriptedClient | undefined;
   readonly #declared = new Set<string>();
   readonly #consumers = new Set<RedisConsumer>();
   #restoreTimer: NodeJS.Timeout | undefined;
   #restoring: Promise<number> | undefined;
-  #renewTimer: NodeJS.Timeout | undefined;
   /** Acks of one event-loop turn go to Redis together, one script call per consumer. */
   readonly #acks = new Batcher<string>((held, tags) => this.client.celeriacAck(UNACKED, UNACKED_INDEX, held, ...tags).then(() => undefined));
 
@@ -89,6 +98,13 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
     this.displayUrl = url.display;
     this.#visibilitySeconds = numberOption(url.options, 'visibility_timeout', 3600);
     this.#stallMs = numberOption(url.options, 'stall_timeout', DEFAULT_STALL_SECONDS) * 1000;
+    this.leaseMs = numberOption(url.options, 'consumer_timeout', DEFAULT_LEASE_SECONDS) * 1000;
+    const settings: RedisKeeperSettings = {
+      url: url.url.href,
+      leaseMs: this.leaseMs,
+      intervalMs: Math.max(MIN_RENEW_INTERVAL_MS, Math.min(RENEW_INTERVAL_MS, this.leaseMs / 4, this.#visibilitySeconds * 250)),
+    };
+    this.#keeper = new LeaseKeeper('transports/redis/lease-keeper-thread.js', settings, (message) => this.emit('warning', { message }));
     this.control = new RedisPidbox(() => this.client, databaseOf(url));
   }
 
@@ -156,6 +172,12 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
       return waiter;
     });
     const consumer = new RedisConsumer(this, waiters, [...queues], onDelivery, options.prefetch, this.#stallMs);
+    try {
+      await this.#keeper.hold(consumer.id);
+    } catch (error) {
+      for (const waiter of waiters) waiter.disconnect();
+      throw error;
+    }
     this.#consumers.add(consumer);
     const pipeline = this.client.pipeline();
     this.#declare(pipeline, queues);
@@ -167,7 +189,6 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
         () => void this.restoreVisible().catch(() => undefined),
         Math.min(RESTORE_INTERVAL_MS, this.#visibilitySeconds * 500),
       );
-      this.#renewTimer = setInterval(() => void this.#renew().catch(() => undefined), RENEW_INTERVAL_MS);
     }
     consumer.start();
     return consumer;
@@ -234,19 +255,10 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
     return restored;
   }
 
-  /** @internal Stops renewing a consumer's lease. */
-  release(consumer: RedisConsumer): void {
+  /** @internal Stops renewing a consumer's lease; resolves once no renewal of it can follow. */
+  async release(consumer: RedisConsumer): Promise<void> {
     this.#consumers.delete(consumer);
-  }
-
-  async #renew(): Promise<void> {
-    const now = nowSeconds();
-    const pipeline = this.client.pipeline();
-    for (const consumer of this.#consumers) {
-      pipeline.set(consumer.aliveKey, '1', 'PX', ALIVE_TTL_MS);
-      for (const delivery of consumer.outstanding) if (delivery.tag) pipeline.zadd(UNACKED_INDEX, 'XX', Math.max(now, delivery.holdUntil), delivery.tag);
-    }
-    await pipeline.exec();
+    await this.#keeper.release(consumer.id);
   }
 
   /**
@@ -337,10 +349,10 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
     const client = this.#client;
     if (!client) return;
     clearInterval(this.#restoreTimer);
-    clearInterval(this.#renewTimer);
     this.#restoreTimer = undefined;
     await this.#restoring?.catch(() => undefined);
     for (const consumer of [...this.#consumers]) await consumer.close();
+    await this.#keeper.close();
     this.#client = undefined;
     await client.quit().catch(() => client.disconnect());
   }
@@ -351,7 +363,7 @@ class RedisConsumer implements Consumer {
   readonly outstanding = new Set<RedisDelivery>();
   readonly id = `${hostname()}:${process.pid}:${randomUUID().slice(0, 8)}`;
   /** The set of tags this consumer has taken and not yet settled. */
-  readonly heldKey = HELD_PREFIX + this.id;
+  readonly heldKey = heldKeyOf(this.id);
   /** This consumer's lease: while it exists, what it holds is not given back to others. */
   readonly aliveKey = aliveKeyOf(this.id);
   #cancelled = false;
@@ -370,6 +382,7 @@ class RedisConsumer implements Consumer {
   readonly #waits = new Map<RedisClient, Promise<unknown>>();
   #lastTurn = Date.now();
   #watchdog: NodeJS.Timeout | undefined;
+  #lastCheck = Date.now();
   /**
    * Takes wait until a quarter of the prefetch is free (at least one slot) and take at most a
    * quarter: a busy consumer refills in batches instead of one round trip per finished task,
@@ -395,9 +408,10 @@ class RedisConsumer implements Consumer {
   }
 
   start(): void {
-    void this.broker.client.set(this.aliveKey, '1', 'PX', ALIVE_TTL_MS).catch(() => undefined);
+    void this.broker.client.set(this.aliveKey, '1', 'PX', this.broker.leaseMs).catch(() => undefined);
     this.#loop = this.#run();
-    this.#watchdog = setInterval(() => this.#checkStalled(), Math.max(250, this.stallMs / 3));
+    this.#lastCheck = Date.now();
+    this.#watchdog = setInterval(() => this.#checkStalled(), this.#checkEvery());
   }
 
   async #run(): Promise<void> {
@@ -440,9 +454,21 @@ class RedisConsumer implements Consumer {
     );
   }
 
-  /** The watchdog: a loop that neither turns nor waits for a free slot is stuck on a dead socket. */
+  #checkEvery(): number {
+    return Math.max(250, this.stallMs / 3);
+  }
+
+  /**
+   * The watchdog: a loop that neither turns nor waits for a free slot is stuck on a dead socket.
+   * When the watchdog itself ran late, the event loop was blocked (a task), not the socket: the
+   * loop gets a fresh stall timeout to turn in.
+   */
   #checkStalled(): void {
-    if (this.#cancelled || this.#slotFreed || Date.now() - this.#lastTurn < this.stallMs) return;
+    const now = Date.now();
+    const blocked = now - this.#lastCheck > 2 * this.#checkEvery();
+    this.#lastCheck = now;
+    if (blocked) this.#lastTurn = now;
+    if (this.#cancelled || this.#slotFreed || now - this.#lastTurn < this.stallMs) return;
     this.broker.emit('warning', { message: `the Redis consumer of ${this.queues.join(', ')} has not heard from ${this.broker.displayUrl} in ${Math.round((Date.now() - this.#lastTurn) / 1000)} s; reconnecting` });
     this.#lastTurn = Date.now();
     for (const waiter of this.waiters) waiter.disconnect(true);
@@ -471,8 +497,8 @@ class RedisConsumer implements Consumer {
   /** Once cancelled and with nothing left to settle: drop the lease (renewed until now). */
   #retire(): Promise<void> {
     this.#retiring ??= (async () => {
-      this.broker.release(this);
       try {
+        await this.broker.release(this);
         await this.broker.reclaim(this.heldKey, new Set());
         await this.broker.client.del(this.heldKey, this.aliveKey);
       } catch {

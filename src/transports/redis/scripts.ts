@@ -73,6 +73,25 @@ redis.call('ZREM', KEYS[2], unpack(ARGV))
 redis.call('SREM', KEYS[3], unpack(ARGV))
 `;
 
+// Renews what consumers hold: each one's lease key, and the date in unacked_index of every tag
+// in its held set, moved up to now (never down: an ETA message stays dated at its ETA), so
+// neither the lease check nor the visibility restore (celeriac's or kombu's) gives them back.
+// KEYS: unacked_index, then each consumer's lease key and held set. ARGV: now (s), lease (ms).
+const RENEW = `
+for i = 2, #KEYS, 2 do
+  redis.call('SET', KEYS[i], '1', 'PX', ARGV[2])
+  local tags = redis.call('SMEMBERS', KEYS[i + 1])
+  for first = 1, #tags, 1000 do
+    local args = {}
+    for j = first, math.min(first + 999, #tags) do
+      args[#args + 1] = ARGV[1]
+      args[#args + 1] = tags[j]
+    end
+    redis.call('ZADD', KEYS[1], 'XX', 'GT', unpack(args))
+  end
+end
+`;
+
 const RELEASE_MUTEX = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
@@ -84,6 +103,7 @@ export type ScriptedClient = RedisClient & {
   celeriacAck(unacked: string, index: string, held: string, ...tags: string[]): Promise<null>;
   celeriacRestoreOne(unacked: string, index: string, list: string, held: string, tag: string, envelope: string): Promise<number>;
   celeriacReleaseMutex(key: string, token: string): Promise<number>;
+  celeriacRenew(...args: Array<string | number>): Promise<null>;
 };
 
 /** Defines the scripts on a client (ioredis loads them with EVALSHA, falling back to EVAL). */
@@ -92,5 +112,6 @@ export function defineScripts(client: RedisClient): ScriptedClient {
   client.defineCommand('celeriacAck', { numberOfKeys: 3, lua: ACK });
   client.defineCommand('celeriacRestoreOne', { numberOfKeys: 4, lua: RESTORE_ONE });
   client.defineCommand('celeriacReleaseMutex', { numberOfKeys: 1, lua: RELEASE_MUTEX });
+  client.defineCommand('celeriacRenew', { lua: RENEW });
   return client as ScriptedClient;
 }

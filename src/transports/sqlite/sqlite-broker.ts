@@ -5,11 +5,14 @@
  * A consumer takes messages by leasing them to itself (one transaction per batch). Leases are
  * renewed by the consumer's heartbeat while it lives; a lease whose consumer died (its pid is gone
  * on this host, or its heartbeat is older than `consumer_timeout`) or that outlived
- * `visibility_timeout` without renewal goes back to the queue, marked redelivered. ETA messages
- * wait in the file until their time. Writes made in one event-loop turn share one commit.
+ * `visibility_timeout` without renewal goes back to the queue, marked redelivered. The heartbeats
+ * and renewals come from a keeper thread with its own connection (lease-keeper-thread.ts), so a
+ * task that blocks the event loop longer than those timeouts still runs once. ETA messages wait
+ * in the file until their time. Writes made in one event-loop turn share one commit.
  *
  * URL options: `visibility_timeout` (s, default 300), `consumer_timeout` (s, default 60),
- * `synchronous` (`normal` default, or `full`).
+ * `synchronous` (`normal` default, or `full`). Heartbeats go every 2 s, or every quarter of the
+ * shorter timeout when that is less.
  */
 import { OnceSettledDelivery, type Settlement } from '../../brokers/delivery.js';
 import { TypedEmitter, type BrokerEventMap } from '../../events.js';
@@ -28,6 +31,8 @@ import {
   type Synchronous,
 } from './connection.js';
 import { WriteBatcher } from './write-batcher.js';
+import { LeaseKeeper } from '../lease-keeper.js';
+import type { SqliteKeeperSettings } from './lease-keeper-thread.js';
 import { numberOption, pathOf, type ParsedUrl } from '../../url.js';
 import type {
   Broker,
@@ -45,6 +50,8 @@ import { clampPriority } from '../../brokers/priority.js';
 import { createBrokerSchema, prepareBrokerStatements, type BrokerStatements, type MessageRow } from './schema.js';
 
 const HEARTBEAT_MS = 2_000;
+/** The shortest heartbeat interval, whatever the timeouts. */
+const MIN_HEARTBEAT_MS = 50;
 const SWEEP_MS = 1_000;
 const HOST = hostname();
 
@@ -64,6 +71,8 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
   #watcher: ExternalChangeWatcher | undefined;
   #unlisten: (() => void) | undefined;
   #timers: NodeJS.Timeout[] = [];
+  /** Renews the consumers' heartbeats and leases from a thread of its own. */
+  readonly #keeper: LeaseKeeper;
 
   constructor(url: ParsedUrl, raw: string) {
     super();
@@ -74,6 +83,13 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
     this.#visibilityMs = numberOption(url.options, 'visibility_timeout', 300) * 1000;
     this.#consumerTimeoutMs = numberOption(url.options, 'consumer_timeout', 60) * 1000;
     this.#synchronous = synchronousOption(url.options);
+    const settings: SqliteKeeperSettings = {
+      path: this.path,
+      synchronous: this.#synchronous,
+      visibilityMs: this.#visibilityMs,
+      intervalMs: Math.max(MIN_HEARTBEAT_MS, Math.min(HEARTBEAT_MS, this.#consumerTimeoutMs / 4, this.#visibilityMs / 4)),
+    };
+    this.#keeper = new LeaseKeeper('transports/sqlite/lease-keeper-thread.js', settings, (message) => this.emit('warning', { message }));
     this.#writes = new WriteBatcher(() => this.#database(), () => announceChange(this.path, 'messages'));
     this.control = new SqliteControlChannel(this);
   }
@@ -118,8 +134,10 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
   }
 
   async consume(queues: readonly string[], onDelivery: (delivery: Delivery) => void, options: ConsumeOptions): Promise<Consumer> {
-    const db = this.#database();
+    this.#database();
     const consumer = new SqliteConsumer(this, [...queues], onDelivery, options.prefetch);
+    await this.#keeper.hold(consumer.id);
+    const db = this.#database(); // still open after the wait for the keeper
     this.#sql.registerConsumer.run(consumer.id, process.pid, HOST, Date.now());
     this.#consumers.add(consumer);
     if (this.#consumers.size === 1) this.#startConsuming(db);
@@ -132,7 +150,7 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
     this.#watcher = new ExternalChangeWatcher(db, () => this.#wakeAll());
     this.#watcher.start();
     this.#unlisten = onLocalChange(this.path, 'messages', () => this.#wakeAll());
-    this.#timers = [setInterval(() => this.#heartbeat(), HEARTBEAT_MS), setInterval(() => this.sweep(), SWEEP_MS)];
+    this.#timers = [setInterval(() => this.sweep(), SWEEP_MS)];
     for (const timer of this.#timers) timer.unref();
   }
 
@@ -179,20 +197,18 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
     return this.#writes.enqueue(run);
   }
 
-  /** @internal Stops tracking a cancelled consumer. */
+  /** @internal Stops tracking a cancelled consumer (its heartbeat goes on while it holds messages). */
   release(consumer: SqliteConsumer): void {
     this.#consumers.delete(consumer);
     if (this.#consumers.size === 0) this.#stopConsuming();
   }
 
-  #heartbeat(): void {
-    const now = Date.now();
-    this.#writes.enqueue(() => {
-      for (const consumer of this.#consumers) {
-        this.#sql.heartbeat.run(now, consumer.id);
-        this.#sql.renewLeases.run(now + this.#visibilityMs, consumer.id);
-      }
-    }).catch(() => undefined); // a busy file delays a heartbeat; the next one renews
+  /** @internal A cancelled consumer holds nothing any more: its heartbeat stops and its row goes. */
+  retire(consumer: SqliteConsumer): void {
+    void this.#keeper
+      .release(consumer.id)
+      .then(() => this.#db && this.write(() => this.#sql.removeConsumer.run(consumer.id)))
+      .catch(() => undefined); // closing: close() removes it, or the sweeps of others do
   }
 
   /**
@@ -240,6 +256,7 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
   async close(): Promise<void> {
     const db = this.#db;
     if (!db) return;
+    await this.#keeper.close();
     for (const consumer of [...this.#consumers]) consumer.giveBackAll();
     await this.#writes.drained();
     for (const consumer of [...this.#consumers]) {
@@ -313,6 +330,7 @@ class SqliteConsumer implements Consumer {
 
   settled(delivery: SqliteDelivery): void {
     this.outstanding.delete(delivery);
+    if (this.#cancelled && this.outstanding.size === 0) this.broker.retire(this);
     this.schedulePump();
   }
 
@@ -326,6 +344,7 @@ class SqliteConsumer implements Consumer {
     this.#cancelled = true;
     clearTimeout(this.#delayTimer);
     this.broker.release(this);
+    if (this.outstanding.size === 0) this.broker.retire(this);
   }
 }
 
