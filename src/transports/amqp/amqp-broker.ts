@@ -7,6 +7,11 @@
  *   publish whose confirm is lost with the connection is sent again on the next connection,
  *   then reported if that fails too; nothing is dropped in silence.
  * - Each consumer has its own channel with `basic.qos` set to its prefetch; acks are manual.
+ *   Consumers (and the pidbox subscription) share a connection of their own, opened with the
+ *   first of them, as a Celery worker keeps its consumer apart from its producers. That
+ *   connection's heartbeats are kept by a relay thread (see session.ts), so a task that blocks
+ *   the event loop does not make RabbitMQ drop it and requeue what the worker runs; publishing
+ *   stays one hop from the server (a blocked loop only makes it reconnect, and publishes retry).
  * - ETA messages go through the delay levels, so RabbitMQ, not worker memory, holds them.
  * - The connection reopens by itself; consumers and declarations come back with it.
  */
@@ -64,6 +69,9 @@ export class AmqpBroker extends TypedEmitter<BrokerEventMap> implements Broker {
   readonly displayUrl: string;
   readonly control: ControlChannel;
   readonly #session: AmqpSession;
+  /** The consumers' connection (heartbeats kept by the relay thread), opened with the first of them. */
+  #consumerSession: AmqpSession | undefined;
+  readonly #url: ParsedUrl;
   readonly #shape: TaskQueueShape;
   readonly #consumers = new Set<AmqpConsumer>();
   /** Queues declared on the current connection; cleared when it drops. */
@@ -86,13 +94,30 @@ export class AmqpBroker extends TypedEmitter<BrokerEventMap> implements Broker {
     }
     this.#shape = { maxPriority: maxPriority === null ? null : Math.min(255, numberOption(url.options, 'max_priority', 0)), queueType };
     this.capabilities = { delayedDelivery: true, priorities: this.#shape.maxPriority !== null, durable: true, shared: true, exchanges: true };
+    this.#url = url;
     this.#session = new AmqpSession(url);
     this.#session.onLost = () => {
       this.#declared = new Map();
       this.#topology.reset();
       this.#publisher.reset();
     };
-    this.control = new PidboxChannel(this.#session);
+    this.control = new PidboxChannel(this.#session, () => this.consumerSession());
+  }
+
+  /** @internal The consumers' connection, opened on first use. */
+  async consumerSession(): Promise<AmqpSession> {
+    if (!this.#consumerSession) {
+      const session = new AmqpSession(this.#url, { relay: true });
+      this.#consumerSession = session;
+      try {
+        await session.connect();
+      } catch (error) {
+        this.#consumerSession = undefined;
+        throw error;
+      }
+    }
+    await this.#consumerSession.connect();
+    return this.#consumerSession;
   }
 
   async connect(): Promise<void> {
@@ -203,16 +228,17 @@ export class AmqpBroker extends TypedEmitter<BrokerEventMap> implements Broker {
   }
 
   async consume(queues: readonly string[], onDelivery: (delivery: Delivery) => void, options: ConsumeOptions): Promise<Consumer> {
-    const consumer = new AmqpConsumer(this, this.#session, [...queues], onDelivery, options.prefetch, this.#shape.queueType === 'quorum');
+    const session = await this.consumerSession();
+    const consumer = new AmqpConsumer(this, session, [...queues], onDelivery, options.prefetch, this.#shape.queueType === 'quorum');
     this.#consumers.add(consumer);
-    await this.#session.addSetup(consumer.setup);
+    await session.addSetup(consumer.setup);
     return consumer;
   }
 
   /** @internal */
   release(consumer: AmqpConsumer): void {
     this.#consumers.delete(consumer);
-    this.#session.removeSetup(consumer.setup);
+    this.#consumerSession?.removeSetup(consumer.setup);
   }
 
   /** @internal Publishes a dead letter for `queue` and resolves once it is confirmed. */
@@ -259,6 +285,9 @@ export class AmqpBroker extends TypedEmitter<BrokerEventMap> implements Broker {
 
   async close(): Promise<void> {
     for (const consumer of [...this.#consumers]) await consumer.cancel();
+    const consumerSession = this.#consumerSession;
+    this.#consumerSession = undefined;
+    await consumerSession?.close();
     await this.#session.close();
   }
 }
@@ -393,9 +422,15 @@ class AmqpDelivery extends OnceSettledDelivery {
   }
 }
 
-/** Celery's pidbox: commands fan out through `celery.pidbox` to each node's own queue. */
+/**
+ * Celery's pidbox: commands fan out through `celery.pidbox` to each node's own queue. Commands
+ * are sent over the broker's publishing connection and heard over its consumers' one.
+ */
 class PidboxChannel implements ControlChannel {
-  constructor(private readonly session: AmqpSession) {}
+  constructor(
+    private readonly session: AmqpSession,
+    private readonly consumerSession: () => Promise<AmqpSession>,
+  ) {}
 
   async broadcast(command: ControlCommand): Promise<void> {
     const connection = await this.session.ready();
@@ -411,6 +446,7 @@ class PidboxChannel implements ControlChannel {
 
   async subscribe(onCommand: (command: ControlCommand) => void): Promise<Consumer> {
     const queue = pidboxQueue(`celeriac-${randomUUID().slice(0, 8)}@${hostname()}`);
+    const session = await this.consumerSession();
     let channel: Channel | undefined;
     const setup = async (connection: ChannelModel): Promise<void> => {
       channel = await connection.createChannel();
@@ -427,10 +463,10 @@ class PidboxChannel implements ControlChannel {
         { noAck: true },
       );
     };
-    await this.session.addSetup(setup);
+    await session.addSetup(setup);
     return {
       cancel: async () => {
-        this.session.removeSetup(setup);
+        session.removeSetup(setup);
         await channel?.close().catch(() => undefined);
       },
     };
