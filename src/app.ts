@@ -12,7 +12,9 @@ import { fromDict, Signature, type AnySignature, type SignatureOptions } from '.
 import { createBackend, repliesToSender } from './backends/index.js';
 import type { Broker, PublishOptions, QueueDeclaration } from './brokers/broker.js';
 import { createBroker } from './brokers/index.js';
+import { Control } from './control.js';
 import { ConfigurationError } from './errors.js';
+import { parseRate } from './rate-limit.js';
 import { encodeTaskMessage } from './protocol/encode.js';
 import type { SignatureDict, TaskMessage } from './protocol/message.js';
 import { AsyncResult, GroupResult, restoreGroup, type AnyResult, type ResultSource, type RevokeOptions } from './result.js';
@@ -76,6 +78,8 @@ export class Celeriac implements ResultSource {
   readonly defaultQueue: string;
   /** The clock every time decision of this app and its workers reads. */
   readonly clock: Clock;
+  /** Commands to every worker on the broker: `app.control.rateLimit('tasks.fetch', '10/m')`. */
+  readonly control = new Control(() => this.broker());
   /** The app's queue declarations, given to the broker before it declares anything. */
   readonly queueDeclarations: readonly QueueDeclaration[];
   readonly #router: Router;
@@ -131,6 +135,7 @@ export class Celeriac implements ResultSource {
    */
   task<A extends unknown[], R>(name: string, handler: TaskHandler<A, R>, options: TaskOptions<A> = {}): Task<A, R> {
     if (this.tasks.has(name)) throw new ConfigurationError(`task ${JSON.stringify(name)} is already defined`);
+    parseRate(options.rateLimit, `the rateLimit of task ${name}`);
     const task = new Task<A, R>(name, handler, { ...(this.taskDefaults as TaskOptions<A>), ...options }, this);
     this.tasks.set(name, task as unknown as Task<never, unknown>);
     return task;
@@ -381,17 +386,9 @@ export class Celeriac implements ResultSource {
     return this.#backend;
   }
 
-  /** Revokes tasks on every worker: they will not start; `terminate` also signals running ones. */
+  /** Revokes tasks on every worker: they will not start; `terminate` also stops running ones. */
   async revoke(taskIds: string[], options: RevokeOptions = {}): Promise<void> {
-    const broker = await this.broker();
-    if (!broker.control) {
-      throw new ConfigurationError(`the broker ${broker.displayUrl} has no control channel, so tasks cannot be revoked through it`);
-    }
-    await broker.control.broadcast({
-      method: 'revoke',
-      arguments: { task_id: taskIds, terminate: options.terminate ?? false, signal: 'SIGTERM' },
-      destination: null,
-    });
+    await this.control.revoke(taskIds, options);
   }
 
   /** Closes the connections: `await using app = new Celeriac(...)` closes them at the end of the block. */

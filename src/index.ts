@@ -45,6 +45,8 @@ export { Worker, type WorkerStats } from './worker/worker.js';
 export type { WorkerOptions, WorkerSettings } from './worker/options.js';
 export type { WorkerEventMap, RejectReason } from './events.js';
 export * from './errors.js';
+export { Control, type Destination } from './control.js';
+export { parseRate, type RateLimit } from './rate-limit.js';
 export * as states from './states.js';
 export { systemClock, ManualClock, type Clock, type ClockTimer } from './clock.js';
 export { createLogger, toLogger, type Logger, type LogLevel, type LogFields, type LogMethod, type ForeignLogger } from './logger.js';

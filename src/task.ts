@@ -6,6 +6,7 @@ import type { AsyncResult } from './result.js';
 import type { Logger } from './logger.js';
 import type { TaskMessage } from './protocol/message.js';
 import type { SignatureLike } from './canvas/options.js';
+import type { RateLimit } from './rate-limit.js';
 import type { StandardSchema } from './schema.js';
 import { Signature, type CanvasHost, type IgnoresParent } from './canvas/signature.js';
 
@@ -98,6 +99,16 @@ export interface TaskOptions<A extends unknown[] = unknown[]> {
   ignoreResult?: boolean;
   /** Store STARTED when the task begins. Default false, as in Celery. */
   trackStarted?: boolean;
+  /**
+   * At most this many runs per worker (Celery's meaning): `'10/s'`, `'100/m'`, `'1000/h'` or a
+   * number per second. Runs over the limit wait in the worker, in order, without holding up
+   * other tasks. Change it at run time with `app.control.rateLimit()`.
+   */
+  rateLimit?: RateLimit;
+  /** `global` shares the limit across every worker, kept in the broker (Redis, SQLite). Default `worker`. */
+  rateLimitScope?: 'worker' | 'global';
+  /** Limits each key separately: `(customerId) => customerId` gives each customer the whole rate. */
+  rateLimitKey?(...args: A): string;
   /** Default priority 0–9. */
   priority?: number;
   /** Default expiry in seconds after sending. */

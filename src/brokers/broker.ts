@@ -7,6 +7,7 @@
  */
 import type { BrokerEventMap } from '../events.js';
 import type { TransportMessage } from '../protocol/message.js';
+import type { SharedRateStore } from '../worker/rate-gates.js';
 
 /** What a broker can do beyond the minimum; callers check these instead of classes. */
 export interface BrokerCapabilities {
@@ -149,6 +150,8 @@ export interface Broker {
   listDeadLetters?(limit?: number): Promise<DeadLetter[]>;
   /** The control channel, where the broker has one. */
   readonly control?: ControlChannel;
+  /** Where rate limits shared by every worker are kept, where the broker can keep them. */
+  readonly rateLimits?: SharedRateStore;
   /**
    * Listens to what the broker reports that fails no call: `warning` (a stalled consumer being
    * reconnected, a queue declared differently elsewhere). Every worker on the broker logs them.

@@ -25,6 +25,7 @@ import { attachLogging } from './logging.js';
 import { resolveWorkerOptions, type WorkerOptions, type WorkerSettings } from './options.js';
 import { PoolExecutor } from './pool/pool-executor.js';
 import { buildResultMeta } from './result-meta.js';
+import { RateGates } from './rate-gates.js';
 import { RevokedSet } from './revoked-set.js';
 
 /** What a worker needs of its app. */
@@ -99,6 +100,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   readonly #settling = new Set<Promise<void>>();
   readonly #revoked: RevokedSet;
   readonly #executors = new Map<PoolKind, Executor>();
+  readonly #rateGates: RateGates<Job>;
   #idle: (() => void) | undefined;
   #stopping: Promise<void> | undefined;
   readonly #logWarning = ({ message }: { message: string }): void => this.options.logger.warning(message);
@@ -110,6 +112,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     super();
     this.options = resolveWorkerOptions(options, app.defaultQueue, createLogger('info'));
     this.#revoked = new RevokedSet(this.options.revokedMax, this.options.revokedExpires);
+    this.#rateGates = new RateGates<Job>(app.clock, (job) => this.#admitNow(job), () => this.#broker?.rateLimits, this.options.logger);
     attachLogging(this, this.options.logger);
   }
 
@@ -125,7 +128,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
 
   /** True when nothing is running, reserved, held for its ETA, or still being recorded. */
   get idle(): boolean {
-    return this.#active.size === 0 && this.#reserved.length === 0 && this.#held.size === 0 && this.#settling.size === 0;
+    return this.#active.size === 0 && this.#reserved.length === 0 && this.#held.size === 0 && this.#rateGates.held === 0 && this.#settling.size === 0;
   }
 
   /**
@@ -150,12 +153,22 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   async #connect(): Promise<void> {
     await this.#startExecutors();
     [this.#broker, this.#backend] = await Promise.all([this.app.broker(), this.app.backend()]);
+    this.#checkSharedRateLimits();
     this.#continuation = new Continuation(this.app, this.#backend, { hostname: this.options.hostname, queue: this.options.queues[0] ?? this.app.defaultQueue });
     this.#broker.on('warning', this.#logWarning);
     if (this.#broker.control) this.#control = await this.#broker.control.subscribe((command) => this.#onControl(command));
     this.#consumer = await this.#broker.consume(this.options.queues, (delivery) => this.#onDelivery(delivery), {
       prefetch: this.options.prefetch,
     });
+  }
+
+  /** A task limited across every worker needs a broker that can keep the shared rate. */
+  #checkSharedRateLimits(): void {
+    if (this.#broker.rateLimits) return;
+    const shared = [...this.app.tasks.values()].filter((task) => task.options.rateLimitScope === 'global' && task.options.rateLimit !== undefined).map((task) => task.name);
+    if (shared.length > 0) {
+      throw new ConfigurationError(`${shared.join(', ')} ${shared.length === 1 ? 'has' : 'have'} a global rate limit, which the broker ${this.#broker.displayUrl} cannot keep; use a redis:// or sqlite:// broker`);
+    }
   }
 
   /** Starts the worker's pool, and the pools its tasks' `runIn` options ask for. */
@@ -222,7 +235,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   async #shutDown(graceSeconds: number): Promise<void> {
     this.#state = 'stopping';
     await this.#consumer?.cancel().catch((error: unknown) => this.emit('error', { error, during: 'cancelling the consumer' }));
-    for (const job of this.#reserved.splice(0)) this.#handBack(job);
+    for (const job of [...this.#reserved.splice(0), ...this.#rateGates.drain()]) this.#handBack(job);
     for (const [delivery, timer] of this.#held) {
       this.#clock.clearTimeout(timer);
       this.#settle(delivery.reject(true), 'handing back a held ETA task');
@@ -342,6 +355,14 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   }
 
   #admit(job: Job): void {
+    if (this.#state === 'running' && this.#rateGates.limits(job.task)) {
+      this.#rateGates.admit(job); // comes back through #admitNow when its rate allows
+      return;
+    }
+    this.#admitNow(job);
+  }
+
+  #admitNow(job: Job): void {
     if (this.#state !== 'running') {
       this.#handBack(job);
     } else if (job.executor.busy < job.executor.capacity) {
@@ -579,6 +600,10 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
 
   #onControl(command: ControlCommand): void {
     if (command.destination && !command.destination.includes(this.options.hostname)) return;
+    if (command.method === 'rate_limit') {
+      this.#changeRateLimit(command.arguments);
+      return;
+    }
     if (command.method !== 'revoke') return;
     const raw = command.arguments['task_id'];
     const ids = (Array.isArray(raw) ? raw : [raw]).filter((id): id is string => typeof id === 'string');
@@ -589,6 +614,22 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       if (!ids.includes(job.request.id)) continue;
       job.revokedBy = 'terminated';
       job.execution?.terminate(new TaskRevokedError('terminated'));
+    }
+  }
+
+  /** Celery's `rate_limit` command: `{task_name, rate_limit}`, `'0'` or null lifting the limit. */
+  #changeRateLimit(args: Record<string, unknown>): void {
+    const name = args['task_name'];
+    const rate = args['rate_limit'];
+    if (typeof name !== 'string' || !(rate === null || typeof rate === 'string' || typeof rate === 'number')) {
+      this.options.logger.warning(`ignored a rate_limit command without a task name and a rate: ${JSON.stringify(args)}`);
+      return;
+    }
+    try {
+      this.#rateGates.setRate(name, rate);
+      this.options.logger.info(`rate limit of ${name} set to ${rate === null || rate === 0 || rate === '0' ? 'none' : rate}`);
+    } catch (error) {
+      this.options.logger.warning(`ignored a rate_limit command: ${describeError(error)}`);
     }
   }
 
