@@ -101,11 +101,11 @@ export function describeBrokerConformance(name: string, open: () => Promise<Brok
       await broker.publishMany(Array.from({ length: 10 }, (_, i) => ({ queue, message: message(`m${i}`) })));
       const { got, consumer } = await collect(broker, queue, 3);
       await until(() => got.length === 3);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await new Promise((resolve) => setTimeout(resolve, 50)); // fixed: a window in which a 4th delivery must NOT come
       expect(got).toHaveLength(3);
       await got[0]!.ack();
       await until(() => got.length === 4);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await new Promise((resolve) => setTimeout(resolve, 50)); // fixed: a window in which a 5th delivery must NOT come
       expect(got).toHaveLength(4);
       await consumer.cancel();
       await Promise.all(got.slice(1).map((d) => d.ack()));

@@ -71,6 +71,6 @@ async function waitForPort(port: number, open: boolean, timeoutMs = 10_000): Pro
     });
     if (accepting === open) return;
     if (Date.now() > deadline) throw new Error(`port ${port} did not ${open ? 'open' : 'close'} within ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await new Promise((resolve) => setTimeout(resolve, 50)); // the poll interval
   }
 }

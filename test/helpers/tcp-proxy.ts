@@ -12,6 +12,8 @@ export interface FaultProxy {
   freeze(): void;
   /** From now on, bytes from the `index`-th accepted connection (0-based) reach the server `ms` later. */
   delayToServer(index: number, ms: number): void;
+  /** `host:port` of each open connection's upstream side: how the server names its clients. */
+  upstreamAddresses(): string[];
   close(): Promise<void>;
 }
 
@@ -56,6 +58,9 @@ export async function startFaultProxy(targetPort: number): Promise<FaultProxy> {
       client.unpipe(upstream);
       client.on('data', (chunk: Buffer) => setTimeout(() => upstream.destroyed || upstream.write(chunk), ms));
       client.resume(); // unpipe left it paused
+    },
+    upstreamAddresses() {
+      return [...pairs].map(([, upstream]) => `${upstream.localAddress}:${upstream.localPort}`);
     },
     async close() {
       for (const socket of frozen) socket.destroy();

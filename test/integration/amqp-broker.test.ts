@@ -308,7 +308,7 @@ describe('a RabbitMQ restart in the middle of 20,000 tasks', () => {
         restarted = true;
         restart = (async () => {
           await run('rabbitmqctl', ['stop_app']);
-          await new Promise((resolve) => setTimeout(resolve, 1_000));
+          await new Promise((resolve) => setTimeout(resolve, 1_000)); // fixed: paces the scenario (RabbitMQ stays down for a second)
           await run('rabbitmqctl', ['start_app']);
         })();
       }

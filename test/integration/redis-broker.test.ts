@@ -36,6 +36,15 @@ async function broker(url = URL): Promise<Broker> {
   return b;
 }
 
+/** Redis's CLIENT LIST, one record of fields per connection. */
+async function clients(): Promise<Array<Record<string, string>>> {
+  const list = (await raw.client('LIST')) as string;
+  return list
+    .trim()
+    .split('\n')
+    .map((line) => Object.fromEntries(line.split(' ').map((field) => [field.slice(0, field.indexOf('=')), field.slice(field.indexOf('=') + 1)])));
+}
+
 function message(app: Celeriac, name: string, args: unknown[] = []) {
   return encodeTaskMessage(app.buildMessage(name, args, {}, {}));
 }
@@ -102,22 +111,30 @@ describe('RedisBroker on kombu\'s layout', () => {
 
   it('restores what a dead consumer held once the visibility timeout passes', async () => {
     const queue = `restore-${randomUUID()}`;
+    const url = `${URL}?visibility_timeout=60`;
     const producer = await broker();
     await producer.publish(queue, message(app, 'x.lost'));
     // A consumer that takes the message and dies without acking: its process is simply gone.
-    const doomed = await createBroker(`${URL}?visibility_timeout=1`);
+    const doomed = await createBroker(url);
     await doomed.connect();
     const held: Delivery[] = [];
     await doomed.consume([queue], (d) => held.push(d), { prefetch: 1 });
     await until(() => held.length === 1);
-    expect(await raw.hlen('unacked')).toBeGreaterThan(0);
+    const tag = (held[0] as unknown as { tag: string }).tag;
+    const takenAt = Number(await raw.zscore('unacked_index', tag));
+    expect(takenAt).toBeGreaterThan(0);
     // Simulate the crash: drop the connections without settling anything.
     (doomed as unknown as { client: Redis }).client.disconnect();
-    await new Promise((resolve) => setTimeout(resolve, 1500));
-    const survivor = await broker(`${URL}?visibility_timeout=1`);
+    const survivor = (await broker(url)) as RedisBroker;
+    // Within the timeout, a restore leaves it where it is.
+    await survivor.restoreVisible();
+    expect(await raw.zscore('unacked_index', tag)).not.toBeNull();
+    // Let the timeout pass on Redis's record of when the message was taken (kombu's index holds
+    // the time each one was taken), instead of waiting a minute.
+    await raw.zadd('unacked_index', takenAt - 61, tag);
     const got: Delivery[] = [];
     await survivor.consume([queue], (d) => got.push(d), { prefetch: 1 });
-    await until(() => got.length === 1, 10_000);
+    await until(() => got.length === 1, 15_000, 'the restore to give the message back');
     expect(got[0]!.message.headers['task']).toBe('x.lost');
     expect(got[0]!.redelivered).toBe(true);
     await got[0]!.ack();
@@ -163,7 +180,7 @@ describe('RedisBroker on kombu\'s layout', () => {
     const timer = setInterval(() => void other.restoreVisible().then((n) => (restored += n)), 200);
     try {
       expect(await result.get({ timeout: 10 })).toBe(1);
-      await new Promise((resolve) => setTimeout(resolve, 1_000));
+      await new Promise((resolve) => setTimeout(resolve, 1_000)); // fixed: a window of five more restores in which a second run must NOT come
     } finally {
       clearInterval(timer);
     }
@@ -204,7 +221,10 @@ describe('RedisBroker on kombu\'s layout', () => {
     consumerSide.on('warning', ({ message }) => warnings.push(message));
     const got: Delivery[] = [];
     const consumer = await consumerSide.consume([queue], (d) => got.push(d), { prefetch: 5 });
-    await new Promise((resolve) => setTimeout(resolve, 300)); // it is waiting for messages
+    await until(async () => {
+      const ours = new Set(proxy.upstreamAddresses());
+      return (await clients()).some((client) => ours.has(client['addr']!) && client['cmd'] === 'blmove' && client['flags']!.includes('b'));
+    }, 5_000, 'the consumer to block on BLMOVE through the proxy');
     proxy.freeze();
     await (await broker()).publish(queue, message(app, 'x.after-freeze'));
     await until(() => got.length === 1, 20_000, 'the message to reach the reconnected consumer');
@@ -243,8 +263,16 @@ describe('RedisBackend subscriptions', () => {
 
     proxy.delayToServer(1, 500);
     const id = randomUUID();
+    const get = waiter.get.bind(waiter);
+    const readEmpty = new Promise<void>((resolve) => {
+      waiter.get = async (taskId) => {
+        const meta = await get(taskId);
+        if (taskId === id && meta === null) resolve();
+        return meta;
+      };
+    });
     const ready = waitForReady(waiter, id);
-    await new Promise((resolve) => setTimeout(resolve, 100)); // the read came back empty; SUBSCRIBE is still on its way
+    await within(readEmpty, 3_000); // the read came back empty; SUBSCRIBE is still on its way
     await writer.store(stored(id)); // published before Redis knows anyone listens
     expect((await within(ready, 3_000)).result).toBe(id);
   });
@@ -253,10 +281,18 @@ describe('RedisBackend subscriptions', () => {
     const waiter = await openBackend(`${URL}?poll_interval=0.2`);
     opened.push(waiter);
     const id = randomUUID();
+    const key = `celery-task-meta-${id}`;
+    // A first state written without a publish: the read made once subscribed reports it.
+    await raw.set(key, JSON.stringify({ ...stored(id), status: 'STARTED', result: null, date_done: null }), 'EX', 60);
+    const seen: string[] = [];
+    const unwatch = waiter.watch(id, (meta) => seen.push(meta.status));
     const ready = waitForReady(waiter, id);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-    await raw.set(`celery-task-meta-${id}`, JSON.stringify(stored(id)), 'EX', 60);
+    const subscribed = async (): Promise<boolean> => Number(((await raw.pubsub('NUMSUB', key)) as Array<string | number>)[1]) === 1;
+    await until(async () => seen.includes('STARTED') && (await subscribed()), 5_000, 'the subscription and the read after it');
+    // Subscribed and read: only the poll can find the next state, written without a publish too.
+    await raw.set(key, JSON.stringify(stored(id)), 'EX', 60);
     expect((await within(ready, 3_000)).result).toBe(id);
+    unwatch();
   });
 
   it('shares one subscriber connection and leaves no subscription behind', async () => {
@@ -297,7 +333,7 @@ describe('a Redis restart in the middle of 20,000 tasks', () => {
         if (start === 4_000) {
           restart = (async () => {
             await server.stop();
-            await new Promise((resolve) => setTimeout(resolve, 1_000));
+            await new Promise((resolve) => setTimeout(resolve, 1_000)); // fixed: paces the scenario (Redis stays down for a second)
             await server.start();
           })();
         }

@@ -137,7 +137,7 @@ export function describeCanvasInterop(name: string, setup: CanvasInteropSetup): 
         const seen: Seen = { errbacks: [], doubled: 0 };
         const { queue } = await tsSide(seen);
         expect(await harness.pythonClient('chord_failure', queue, randomUUID())).toEqual(['FAILURE ChordError', 'errback got the body id']);
-        await sleep(SETTLE_MS);
+        await sleep(SETTLE_MS); // fixed: a window in which a second errback must NOT come
         expect(seen.errbacks).toHaveLength(1);
       });
 
@@ -198,7 +198,7 @@ export function describeCanvasInterop(name: string, setup: CanvasInteropSetup): 
         expect(error).toMatchObject({ excType: 'ChordError' });
         expect(await result.state()).toBe('FAILURE');
         expect(await celeriac.asyncResult(errback.id!).get({ timeout: 10 })).toBe(result.id);
-        await sleep(SETTLE_MS);
+        await sleep(SETTLE_MS); // fixed: a window in which a second errback must NOT come
         expect(await counter(`canvas-errback-${result.id}`)).toBe('1');
       });
 
@@ -261,7 +261,7 @@ export function describeCanvasInterop(name: string, setup: CanvasInteropSetup): 
         expect(await result.get({ timeout: 10 })).toEqual(values.map((i) => 2 * i));
         expect(seen.doubled).toBeGreaterThan(0);
         expect(seen.doubled).toBeLessThan(size);
-        await sleep(SETTLE_MS);
+        await sleep(SETTLE_MS); // fixed: a window in which a second run of the body must NOT come
         expect(await counter(runs)).toBe('1');
       });
     });

@@ -7,6 +7,7 @@
 import { spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { Redis } from 'ioredis';
 import { Celeriac, createBroker, gather, TaskRevokedError, type Delivery } from '../../src/index.js';
 import { until } from '../helpers/wait.js';
 import { interopHarness } from './harness.js';
@@ -45,6 +46,13 @@ export function describeCeleryInterop(name: string, setup: InteropSetup): void {
     },
   });
   const { pythonWorker, pythonClient, app, tsWorker } = harness;
+
+  /** A plain connection to the Redis broker, to read and adjust kombu's unacked bookkeeping. */
+  function kombuRedis(url: string): Redis {
+    const redis = new Redis(url.replace(/\?.*$/, ''));
+    harness.defer(async () => redis.disconnect());
+    return redis;
+  }
 
   /** celeriac's side of the Python client's scenarios. */
   function tsTasks(celeriac: Celeriac, ran: string[] = []): void {
@@ -111,9 +119,12 @@ export function describeCeleryInterop(name: string, setup: InteropSetup): void {
     it("celeriac's revoke reaches a Python worker", async () => {
       const queue = `interop-py-revoke-${randomUUID()}`;
       await pythonWorker(queue);
-      const waiting = app().sendTask('py.stamp', [], {}, { queue, countdown: 3 });
+      const celeriac = app();
+      const waiting = celeriac.sendTask('py.stamp', [], {}, { queue, countdown: 3 });
       await waiting.sent;
-      await new Promise((resolve) => setTimeout(resolve, 500));
+      // The Python worker holds it, waiting for its countdown, when the revoke comes.
+      const broker = await celeriac.broker();
+      await until(async () => (await broker.queueLength(queue)) === 0, 10_000, 'Python to take the task');
       await waiting.revoke();
       await expect(waiting.get({ timeout: 30 })).rejects.toBeInstanceOf(TaskRevokedError);
     });
@@ -137,7 +148,8 @@ export function describeCeleryInterop(name: string, setup: InteropSetup): void {
       expect(ran).toEqual(['high', 'high', 'high', 'low', 'low', 'low']);
     });
 
-    it.runIf(setup.exchanges)('a TypeScript call through a topic exchange reaches a Python worker bound to it', async () => {
+    it('a TypeScript call through a topic exchange reaches a Python worker bound to it', async ({ skip }) => {
+      skip(!setup.exchanges, `${name} routes without exchanges`);
       const id = randomUUID().slice(0, 8);
       const [queue, exchange] = [`interop-images-${id}`, `interop-media-${id}`];
       await pythonWorker(queue, { CELERIAC_TEST_TOPIC_QUEUE: `${queue}:${exchange}:image.#` });
@@ -145,7 +157,8 @@ export function describeCeleryInterop(name: string, setup: InteropSetup): void {
       expect(await product.get({ timeout: 30 })).toBe(42);
     });
 
-    it.runIf(setup.exchanges)('a Python call through a topic exchange reaches a TypeScript worker bound to it', async () => {
+    it('a Python call through a topic exchange reaches a TypeScript worker bound to it', async ({ skip }) => {
+      skip(!setup.exchanges, `${name} routes without exchanges`);
       const id = randomUUID().slice(0, 8);
       const [queue, exchange] = [`interop-images-${id}`, `interop-media-${id}`];
       const celeriac = app({ queues: [{ name: queue, exchange, exchangeType: 'topic', routingKey: 'image.#' }] });
@@ -154,7 +167,8 @@ export function describeCeleryInterop(name: string, setup: InteropSetup): void {
       expect(await pythonClient('routed', exchange, 'image.add')).toEqual(['5']);
     });
 
-    it.runIf(setup.shortVisibilityBroker)('a TypeScript worker restores and runs what a killed Python worker held', async () => {
+    it('a TypeScript worker restores and runs what a killed Python worker held', async ({ skip }) => {
+      skip(!setup.shortVisibilityBroker, `${name} gives back what a dead worker held as soon as its connection goes (no visibility timeout to restore after)`);
       const queue = `interop-lost-py-${randomUUID()}`;
       const python = await pythonWorker(queue);
       const celeriac = app({ broker: setup.shortVisibilityBroker! });
@@ -162,13 +176,16 @@ export function describeCeleryInterop(name: string, setup: InteropSetup): void {
       const result = celeriac.sendTask<string>('shared.slow', ['x'], {}, { queue });
       const broker = await celeriac.broker();
       await until(async () => (await broker.queueLength(queue)) === 0, 10_000, 'Python to take the task');
-      await new Promise((resolve) => setTimeout(resolve, 500)); // and record it as unacked
+      // kombu takes a message off the list first and records it as unacked just after.
+      const redis = kombuRedis(setup.broker);
+      await until(async () => (await redis.hvals('unacked')).some((entry) => entry.includes(result.id)), 10_000, 'Python to record the task as unacked');
       python.kill('SIGKILL');
       await tsWorker(celeriac, queue);
       expect(await result.get({ timeout: 20 })).toBe('ts:x');
     });
 
-    it.runIf(setup.shortVisibilityBroker)('a Python worker restores and runs what a dead TypeScript consumer held', async () => {
+    it('a Python worker restores and runs what a dead TypeScript consumer held', async ({ skip }) => {
+      skip(!setup.shortVisibilityBroker, `${name} gives back what a dead consumer held as soon as its connection goes (no visibility timeout to restore after)`);
       const queue = `interop-lost-ts-${randomUUID()}`;
       const celeriac = app();
       const result = celeriac.sendTask<number>('shared.echo', [7], {}, { queue });
@@ -180,10 +197,15 @@ export function describeCeleryInterop(name: string, setup: InteropSetup): void {
       const taken: Delivery[] = [];
       await doomed.consume([queue], (delivery) => taken.push(delivery), { prefetch: 1 });
       await until(() => taken.length === 1, 10_000, 'the doomed consumer to take the task');
+      const tag = (taken[0] as unknown as { tag: string }).tag;
       (doomed as unknown as { client: { disconnect(): void } }).client.disconnect();
-      // kombu restores when its consumer starts (then every 10th 10-second tick): let the entry
-      // outlive Python's 2 s visibility timeout first.
-      await new Promise((resolve) => setTimeout(resolve, 2_500));
+      // kombu restores when its consumer starts (then every 10th 10-second tick), what was taken
+      // longer ago than its visibility timeout: move the time it was taken back past Python's 2 s
+      // rather than wait for them to pass.
+      const redis = kombuRedis(setup.broker);
+      const takenAt = Number(await redis.zscore('unacked_index', tag));
+      expect(takenAt).toBeGreaterThan(0);
+      await redis.zadd('unacked_index', takenAt - 3, tag);
       await pythonWorker(queue, { CELERIAC_TEST_VISIBILITY: '2' });
       expect(await result.get({ timeout: 30 })).toBe(7);
     });

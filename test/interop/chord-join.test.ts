@@ -131,7 +131,7 @@ describe.skipIf(missing !== null)(`the Redis chord join shared with Python Celer
     for (let index = 0; index < size; index += 2) {
       const parts = await join.addPart(part(groupId, `t${index}`, index, index));
       if (parts) ours.push(parts);
-      await sleep(1); // paces our members to interleave with Python's (about one per millisecond)
+      await sleep(1); // fixed: paces our members to interleave with Python's (about one per millisecond)
     }
     await racer.done;
 

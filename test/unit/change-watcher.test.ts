@@ -5,7 +5,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ExternalChangeWatcher, openDatabase, type Database } from '../../src/transports/sqlite/connection.js';
 import { Celeriac } from '../../src/index.js';
 
@@ -25,6 +25,7 @@ function countPragmas(db: Database): { count: () => number } {
 }
 
 describe('ExternalChangeWatcher', () => {
+  // Its polls are plain timers: fake time (vitest's timers) moves them, so no real second passes.
   it('backs off while the file is quiet, and hears another connection commit', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'celeriac-watch-'));
     dirs.push(dir);
@@ -34,17 +35,31 @@ describe('ExternalChangeWatcher', () => {
     writer.exec('CREATE TABLE t (x)');
     const counter = countPragmas(watching);
     let changes = 0;
-    const watcher = new ExternalChangeWatcher(watching, () => changes++, 2, 100);
-    watcher.start();
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-    // 2, 4, ... 64, then 100 ms steps: about 13 checks in a quiet second, not hundreds.
-    expect(counter.count()).toBeLessThan(20);
-    writer.prepare('INSERT INTO t VALUES (1)').run();
-    await new Promise((resolve) => setTimeout(resolve, 250));
-    expect(changes).toBe(1);
-    watcher.stop();
-    watching.close();
-    writer.close();
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const watcher = new ExternalChangeWatcher(watching, () => changes++, 2, 100);
+      watcher.start();
+      vi.advanceTimersByTime(1000);
+      // One read to start, then checks at 2, 6, 14, 30, 62 and 126 ms (the wait doubling from
+      // 2 ms), then every 100 ms: 15 reads in a quiet second, not hundreds.
+      expect(counter.count()).toBe(15);
+      expect(changes).toBe(0);
+      writer.prepare('INSERT INTO t VALUES (1)').run();
+      // The next check, at 1026 ms, hears the commit.
+      vi.advanceTimersByTime(25);
+      expect(changes).toBe(0);
+      vi.advanceTimersByTime(1);
+      expect(changes).toBe(1);
+      // Having heard a change it polls fast again: the next check comes 2 ms later.
+      expect(counter.count()).toBe(16);
+      vi.advanceTimersByTime(2);
+      expect(counter.count()).toBe(17);
+      watcher.stop();
+    } finally {
+      vi.useRealTimers();
+      watching.close();
+      writer.close();
+    }
   });
 });
 

@@ -78,10 +78,29 @@ def timing(queue):
     print_refusal('expires', expired)
 
 
+def waiting_on(queue):
+    """How many messages wait on `queue` (kombu's Redis transport knows no queue left empty)."""
+    from kombu.exceptions import ChannelError
+    with app.connection_for_write() as connection:
+        try:
+            return connection.default_channel.queue_declare(queue=queue, passive=True).message_count
+        except ChannelError:
+            return 0
+
+
+def wait_until_taken(queue, timeout=10):
+    """Returns once no message waits on `queue`: a worker has taken what was sent."""
+    deadline = time.time() + timeout
+    while waiting_on(queue):
+        if time.time() > deadline:
+            raise RuntimeError('no worker took the task from %s within %s s' % (queue, timeout))
+        time.sleep(0.02)  # a poll interval, not a wait for a fixed time
+
+
 def revoke(queue):
-    """`control.revoke` of a task waiting for its countdown: it never runs."""
+    """`control.revoke` of a task a worker holds for its countdown: it never runs."""
     waiting = app.send_task('ts.stamp', queue=queue, countdown=3)
-    time.sleep(0.5)
+    wait_until_taken(queue)
     app.control.revoke(waiting.id)
     print_refusal('revoke', waiting)
 
