@@ -11,6 +11,16 @@ describe('RevokedSet', () => {
     expect(set.ids(61_000)).toEqual([]);
   });
 
+  it('lists only the ids still revoked, in the order they were revoked', () => {
+    const set = new RevokedSet(10, 60);
+    set.add('old', 1_000);
+    set.add('newer', 30_000);
+    set.add('newest', 40_000);
+    expect(set.ids(60_999)).toEqual(['old', 'newer', 'newest']);
+    expect(set.ids(61_000)).toEqual(['newer', 'newest']);
+    expect(set.ids(100_000)).toEqual([]);
+  });
+
   it('keeps at most maxSize ids, dropping the oldest, and a re-added id counts as new', () => {
     const set = new RevokedSet(3, 60);
     for (const [i, id] of ['a', 'b', 'c'].entries()) set.add(id, i);

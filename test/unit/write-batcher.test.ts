@@ -27,20 +27,30 @@ describe('WriteBatcher', () => {
     const { batcher, commits } = await setup();
     const insert = db.prepare('INSERT INTO t (v) VALUES (?)');
     const seen: boolean[] = [];
-    const results = await Promise.all([1, 2, 3].map((v) => batcher.enqueue(() => (seen.push(db.inTransaction), insert.run(v).changes))));
-    expect(results).toEqual([1, 1, 1]);
+    const results = await Promise.all([10, 20, 30].map((v) => batcher.enqueue(() => (seen.push(db.inTransaction), Number(insert.run(v).lastInsertRowid) * 100 + v))));
+    expect(results).toEqual([110, 220, 330]);
     expect(seen).toEqual([true, true, true]);
     expect(commits()).toBe(1);
     expect(db.prepare('SELECT count(*) AS n FROM t').get()).toEqual({ n: 3 });
   });
 
+  it('keeps committing: a write queued once a batch is done gets a batch of its own', async () => {
+    const { batcher, commits } = await setup();
+    const insert = db.prepare('INSERT INTO t (v) VALUES (?)');
+    const later = await batcher.enqueue(() => insert.run(1)).then(() => batcher.enqueue(() => insert.run(2).changes));
+    expect(later).toBe(1);
+    expect(commits()).toBe(2);
+    expect(db.prepare('SELECT v FROM t ORDER BY v').all()).toEqual([{ v: 1 }, { v: 2 }]);
+  });
+
   it('retries each write alone when the batch fails, so only the bad one is refused', async () => {
-    const { batcher } = await setup();
+    const { batcher, commits } = await setup();
     const insert = db.prepare('INSERT INTO t (v) VALUES (?)');
     const outcomes = await Promise.allSettled([1, 1, 2].map((v) => batcher.enqueue(() => insert.run(v))));
     expect(outcomes.map((o) => o.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     expect(String((outcomes[1] as PromiseRejectedResult).reason)).toMatch(/UNIQUE constraint failed/);
     expect(db.prepare('SELECT v FROM t ORDER BY v').all()).toEqual([{ v: 1 }, { v: 2 }]);
+    expect(commits()).toBe(1);
   });
 
   it('drained() resolves once everything queued is committed', async () => {
@@ -56,6 +66,10 @@ describe('WriteBatcher', () => {
     const closed = new WriteBatcher(() => {
       throw new Error('not connected');
     });
-    await expect(Promise.all([closed.enqueue(() => 1), closed.enqueue(() => 2)])).rejects.toThrow('not connected');
+    const outcomes = await Promise.allSettled([closed.enqueue(() => 1), closed.enqueue(() => 2)]);
+    expect(outcomes).toEqual([
+      { status: 'rejected', reason: new Error('not connected') },
+      { status: 'rejected', reason: new Error('not connected') },
+    ]);
   });
 });
