@@ -89,6 +89,12 @@ export interface ConsumeOptions {
 export interface Consumer {
   /** Stops delivering; deliveries already handed out remain the caller's to settle. */
   cancel(): Promise<void>;
+  /**
+   * Changes how many deliveries may be unsettled at once, from now on: a worker raises it by
+   * one for each task it holds back (an ETA, a rate limit), as Celery's worker does, so held
+   * tasks do not stop others from arriving.
+   */
+  setPrefetch?(count: number): void;
 }
 
 /** A message the broker moved aside, with the reason. */

@@ -79,6 +79,8 @@ export interface WorkerStats {
 const PROGRESS_INTERVAL_MS = 200;
 /** Tasks at once on the event loop for `runIn: 'event'` tasks of a worker whose pool is threads or processes. */
 const DEFAULT_EVENT_CONCURRENCY = 10;
+/** Held tasks raise the prefetch by at most this many times its own value. */
+const HELD_MAX_FACTOR = 10;
 /** The pool of each `runIn` placement. */
 const POOL_OF = { event: 'event', thread: 'threads', process: 'processes' } as const satisfies Record<string, PoolKind>;
 /** An ETA task due within this many ms waits in worker memory rather than a broker round trip. */
@@ -101,6 +103,9 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   readonly #revoked: RevokedSet;
   readonly #executors = new Map<PoolKind, Executor>();
   readonly #rateGates: RateGates<Job>;
+  /** The consumer's prefetch now: the option's, plus one per held task. */
+  #prefetch: number;
+  #prefetchSyncDue = false;
   #idle: (() => void) | undefined;
   #stopping: Promise<void> | undefined;
   readonly #logWarning = ({ message }: { message: string }): void => this.options.logger.warning(message);
@@ -111,8 +116,17 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   ) {
     super();
     this.options = resolveWorkerOptions(options, app.defaultQueue, createLogger('info'));
+    this.#prefetch = this.options.prefetch;
     this.#revoked = new RevokedSet(this.options.revokedMax, this.options.revokedExpires);
-    this.#rateGates = new RateGates<Job>(app.clock, (job) => this.#admitNow(job), () => this.#broker?.rateLimits, this.options.logger);
+    this.#rateGates = new RateGates<Job>(
+      app.clock,
+      (job) => {
+        this.#syncPrefetch();
+        this.#admitNow(job);
+      },
+      () => this.#broker?.rateLimits,
+      this.options.logger,
+    );
     attachLogging(this, this.options.logger);
   }
 
@@ -357,6 +371,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   #admit(job: Job): void {
     if (this.#state === 'running' && this.#rateGates.limits(job.task)) {
       this.#rateGates.admit(job); // comes back through #admitNow when its rate allows
+      this.#syncPrefetch();
       return;
     }
     this.#admitNow(job);
@@ -390,10 +405,12 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     }
     const timer = this.#clock.setTimeout(() => {
       this.#held.delete(delivery);
+      this.#syncPrefetch();
       const task = this.app.tasks.get(request.task);
       if (task) this.#accept(delivery, request, task);
     }, eta - this.#clock.now());
     this.#held.set(delivery, timer);
+    this.#syncPrefetch();
   }
 
   #run(job: Job): void {
@@ -631,6 +648,25 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     } catch (error) {
       this.options.logger.warning(`ignored a rate_limit command: ${describeError(error)}`);
     }
+  }
+
+  /**
+   * Raises the consumer's prefetch by one for each task held back (ETA, rate limit), as
+   * Celery's worker does, so they do not keep other tasks out; at most {@link HELD_MAX_FACTOR}
+   * times the prefetch, so a long backlog of held tasks is not all pulled into memory. Once per
+   * turn, whatever changed in it.
+   */
+  #syncPrefetch(): void {
+    if (this.#prefetchSyncDue) return;
+    this.#prefetchSyncDue = true;
+    queueMicrotask(() => {
+      this.#prefetchSyncDue = false;
+      const base = this.options.prefetch;
+      const wanted = base + Math.min(this.#held.size + this.#rateGates.held, base * HELD_MAX_FACTOR);
+      if (wanted === this.#prefetch) return;
+      this.#prefetch = wanted;
+      this.#consumer?.setPrefetch?.(wanted);
+    });
   }
 
   /** Tracks background work so shutdown can wait for it; reports its failure. */

@@ -312,9 +312,15 @@ class AmqpConsumer implements Consumer {
     private readonly session: AmqpSession,
     private readonly queues: readonly string[],
     private readonly onDelivery: (delivery: Delivery) => void,
-    private readonly prefetch: number,
+    private prefetch: number,
     private readonly quorum: boolean,
   ) {}
+
+  setPrefetch(count: number): void {
+    this.prefetch = count;
+    // basic.qos again on the open channel; a channel opened later starts with the new count.
+    this.#channel?.prefetch(count, this.queues.length > 1 && !this.quorum).catch(() => undefined);
+  }
 
   /** Opens the channel on `connection` and consumes, unless that is done already. */
   readonly setup = (connection: ChannelModel): Promise<void> => {

@@ -91,8 +91,13 @@ class MemoryConsumer implements Consumer {
     readonly owner: MemoryBroker,
     private readonly queues: readonly string[],
     private readonly onDelivery: (delivery: Delivery) => void,
-    private readonly prefetch: number,
+    private prefetch: number,
   ) {}
+
+  setPrefetch(count: number): void {
+    this.prefetch = count;
+    this.namespace.schedulePump();
+  }
 
   pump(): void {
     while (!this.cancelled && this.unsettled < this.prefetch) {

@@ -396,10 +396,17 @@ class RedisConsumer implements Consumer {
     private readonly waiters: readonly RedisClient[],
     private readonly queues: readonly string[],
     private readonly onDelivery: (delivery: Delivery) => void,
-    private readonly prefetch: number,
+    private prefetch: number,
     private readonly stallMs: number,
   ) {
     this.#batch = Math.max(1, Math.floor(prefetch / 4));
+  }
+
+  setPrefetch(count: number): void {
+    this.prefetch = count;
+    const wake = this.#slotFreed;
+    this.#slotFreed = undefined;
+    wake?.();
   }
 
   /** Gives back, on the next turn, what was recorded as held but never handed out. */

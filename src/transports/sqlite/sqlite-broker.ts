@@ -288,8 +288,13 @@ class SqliteConsumer implements Consumer {
     readonly broker: SqliteBroker,
     private readonly queues: readonly string[],
     private readonly onDelivery: (delivery: Delivery) => void,
-    private readonly prefetch: number,
+    private prefetch: number,
   ) {}
+
+  setPrefetch(count: number): void {
+    this.prefetch = count;
+    this.schedulePump();
+  }
 
   schedulePump(): void {
     if (this.#pumpScheduled || this.#cancelled) return;
