@@ -1,11 +1,11 @@
 /** Opening connected brokers and backends from URLs, for the conformance files. */
 import { createBackend, type BackendContext } from '../../src/backends/index.js';
-import { createBroker } from '../../src/brokers/index.js';
+import { createBroker, type BrokerContext } from '../../src/brokers/index.js';
 import type { Broker } from '../../src/brokers/broker.js';
 import type { ResultBackend } from '../../src/backends/backend.js';
 
-export async function openBroker(url: string): Promise<Broker> {
-  const broker = await createBroker(url);
+export async function openBroker(url: string, context?: BrokerContext): Promise<Broker> {
+  const broker = await createBroker(url, context);
   await broker.connect();
   return broker;
 }
