@@ -51,6 +51,7 @@ import { defineScripts, type ScriptedClient } from './scripts.js';
 import { aliveKeyOf, HELD_PREFIX, heldKeyOf } from './consumer-lease.js';
 import { LeaseKeeper } from '../lease-keeper.js';
 import type { RedisKeeperSettings } from './lease-keeper-thread.js';
+import { RedisRateLimits } from './rate-limits.js';
 
 /** How often lost messages are looked for: every 10 s, or twice per visibility timeout if shorter. */
 const RESTORE_INTERVAL_MS = 10_000;
@@ -79,6 +80,7 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
   readonly capabilities: BrokerCapabilities = { delayedDelivery: false, priorities: false, durable: true, shared: true, exchanges: false };
   readonly displayUrl: string;
   readonly control: RedisPidbox;
+  readonly rateLimits = new RedisRateLimits(() => this.client);
   readonly #visibilitySeconds: number;
   readonly #stallMs: number;
   /** @internal How long a consumer's lease lasts without renewal. */

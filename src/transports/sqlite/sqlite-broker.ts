@@ -48,6 +48,7 @@ import type {
 import { CONTROL_REPLAY_MS } from '../../brokers/control-log.js';
 import { clampPriority } from '../../brokers/priority.js';
 import { createBrokerSchema, prepareBrokerStatements, type BrokerStatements, type MessageRow } from './schema.js';
+import { SqliteRateLimits } from './rate-limits.js';
 
 const HEARTBEAT_MS = 2_000;
 /** The shortest heartbeat interval, whatever the timeouts. */
@@ -61,6 +62,7 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
   readonly displayUrl: string;
   readonly path: string;
   readonly control: ControlChannel;
+  readonly rateLimits: SqliteRateLimits;
   readonly #visibilityMs: number;
   readonly #consumerTimeoutMs: number;
   readonly #synchronous: Synchronous;
@@ -92,6 +94,7 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
     this.#keeper = new LeaseKeeper('transports/sqlite/lease-keeper-thread.js', settings, (message) => this.emit('warning', { message }));
     this.#writes = new WriteBatcher(() => this.#database(), () => announceChange(this.path, 'messages'));
     this.control = new SqliteControlChannel(this);
+    this.rateLimits = new SqliteRateLimits(() => this.#database(), (run) => this.write(run));
   }
 
   async connect(): Promise<void> {
