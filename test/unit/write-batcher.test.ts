@@ -72,4 +72,16 @@ describe('WriteBatcher', () => {
       { status: 'rejected', reason: new Error('not connected') },
     ]);
   });
+
+  it('drained() resolves when the writes it waited for were refused for want of a database', async () => {
+    dir = mkdtempSync(join(tmpdir(), 'celeriac-batcher-'));
+    const closed = new WriteBatcher(() => {
+      throw new Error('not connected');
+    });
+    const refused = closed.enqueue(() => 1).catch(() => 'refused');
+    const drained = closed.drained().then(() => 'drained');
+    const timeout = new Promise((resolve) => setTimeout(() => resolve('still waiting'), 1_000));
+    expect(await Promise.race([drained, timeout])).toBe('drained');
+    expect(await refused).toBe('refused');
+  });
 });

@@ -37,34 +37,39 @@ export class WriteBatcher {
     this.#scheduled = false;
     const batch = this.#pending;
     this.#pending = [];
-    if (batch.length > 0) {
-      let db: Database;
-      try {
-        db = this.db();
-      } catch (error) {
-        for (const write of batch) write.reject(error); // not connected: nothing can be written
-        return;
-      }
-      let results: unknown[] | undefined;
-      try {
-        results = db.transaction(() => batch.map((write) => write.run()))();
-      } catch {
-        results = undefined;
-      }
-      if (results) {
-        batch.forEach((write, i) => write.resolve(results![i] as never));
-      } else {
-        for (const write of batch) {
-          try {
-            write.resolve(db.transaction(write.run)() as never);
-          } catch (error) {
-            write.reject(error);
-          }
+    try {
+      if (batch.length > 0) this.#commit(batch);
+    } finally {
+      for (const resolve of this.#idle.splice(0)) resolve();
+    }
+  }
+
+  #commit(batch: PendingWrite[]): void {
+    let db: Database;
+    try {
+      db = this.db();
+    } catch (error) {
+      for (const write of batch) write.reject(error); // not connected: nothing can be written
+      return;
+    }
+    let results: unknown[] | undefined;
+    try {
+      results = db.transaction(() => batch.map((write) => write.run()))();
+    } catch {
+      results = undefined;
+    }
+    if (results) {
+      batch.forEach((write, i) => write.resolve(results![i] as never));
+    } else {
+      for (const write of batch) {
+        try {
+          write.resolve(db.transaction(write.run)() as never);
+        } catch (error) {
+          write.reject(error);
         }
       }
-      this.afterCommit();
     }
-    for (const resolve of this.#idle.splice(0)) resolve();
+    this.afterCommit();
   }
 
   /** Resolves once everything queued so far is committed. */
