@@ -13,6 +13,7 @@ import { createBackend, repliesToSender } from './backends/index.js';
 import type { Broker, PublishOptions, QueueDeclaration } from './brokers/broker.js';
 import { createBroker } from './brokers/index.js';
 import { Control } from './control.js';
+import { EventReceiver } from './monitor/receiver.js';
 import { ConfigurationError } from './errors.js';
 import { parseRate } from './rate-limit.js';
 import { encodeTaskMessage } from './protocol/encode.js';
@@ -80,6 +81,8 @@ export class Celeriac implements ResultSource {
   readonly clock: Clock;
   /** Commands to every worker on the broker: `app.control.rateLimit('tasks.fetch', '10/m')`. */
   readonly control = new Control(() => this.broker());
+  /** The broker's event stream: `for await (const event of await app.events.receive()) ...`. */
+  readonly events = new EventReceiver(() => this.broker());
   /** The app's queue declarations, given to the broker before it declares anything. */
   readonly queueDeclarations: readonly QueueDeclaration[];
   readonly #router: Router;

@@ -11,7 +11,17 @@ export type RejectReason = 'oversized' | 'undecodable' | 'unsupported-content-ty
 export interface WorkerEventMap {
   'worker-online': { hostname: string; queues: string[] };
   'worker-offline': { hostname: string };
-  'task-received': { id: string; name: string; args: unknown[]; kwargs: Record<string, unknown>; eta: Date | null; retries: number };
+  'task-received': {
+    id: string;
+    name: string;
+    args: unknown[];
+    kwargs: Record<string, unknown>;
+    eta: Date | null;
+    expires: Date | null;
+    retries: number;
+    rootId: string;
+    parentId: string | null;
+  };
   'task-started': { id: string; name: string };
   'task-progress': { id: string; name: string; current: number; total: number | null };
   'task-succeeded': { id: string; name: string; result: unknown; runtime: number };

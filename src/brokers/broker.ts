@@ -106,22 +106,72 @@ export interface DeadLetter {
   at: number;
 }
 
+/** Where a control command's replies go: kombu's `reply_to`. */
+export interface ReplyAddress {
+  exchange: string;
+  routingKey: string;
+}
+
 /** A command broadcast to every worker (revoke, shutdown, ...), in Celery's pidbox shape. */
 export interface ControlCommand {
   method: string;
   arguments: Record<string, unknown>;
   /** Node names to address, or null for every worker. */
   destination: string[] | null;
+  /** Set when replies are wanted: where they go, and the ticket they carry. */
+  replyTo?: ReplyAddress | undefined;
+  ticket?: string | undefined;
+  /** Workers drop the command after this time (ms since the epoch): kombu's `expires` header. */
+  expiresAt?: number | undefined;
 }
 
-/** Broadcast of control commands to every worker sharing the broker. */
+/** The replies to this client's commands, as they arrive. */
+export interface ReplyInbox {
+  /** The address to put in a command's `replyTo`. */
+  readonly address: ReplyAddress;
+  /** Calls `onReply` with each reply's ticket and body (`{"<node>": payload}`). */
+  listen(onReply: (ticket: string, body: Record<string, unknown>) => void): void;
+  close(): Promise<void>;
+}
+
+/** Broadcast of control commands to every worker sharing the broker, and their replies. */
 export interface ControlChannel {
+  /** True when a new subscriber also hears recent commands (a late worker still gets a revoke). */
+  readonly replaysRecent?: boolean;
   broadcast(command: ControlCommand): Promise<void>;
   /**
    * Calls `onCommand` for each command broadcast from now on. Brokers that keep commands
    * durably (SQLite) also replay recent ones, so a worker started late still hears a revoke.
    */
   subscribe(onCommand: (command: ControlCommand) => void): Promise<Consumer>;
+  /** Sends a worker's reply to a command that asked for one, where the channel carries replies. */
+  reply?(to: ReplyAddress, ticket: string, body: Record<string, unknown>): Promise<void>;
+  /** Opens an inbox for replies to this client's commands (kombu's `<oid>.reply.celery.pidbox`). */
+  openInbox?(): Promise<ReplyInbox>;
+}
+
+/** One event in Celery's form: `{type, hostname, timestamp, clock, ...}`. */
+export type CeleryEvent = Record<string, unknown> & { type: string };
+
+/** Celery's event stream (`celeryev`): what workers and clients report, for monitors. */
+export interface EventChannel {
+  /**
+   * Publishes one event, or several task events as one `task.multi` message (a JSON list),
+   * with routing key `routingKey` (`worker.heartbeat`, `task.multi`, ...).
+   */
+  publish(routingKey: string, events: CeleryEvent | readonly CeleryEvent[], hostname: string): Promise<void>;
+  /**
+   * Calls `onEvent` for every event published from now on whose routing key matches
+   * `pattern` (`#` all, `worker.#` workers only); a `task.multi` list arrives one event at a
+   * time. Malformed messages are counted in `dropped` and skipped.
+   */
+  subscribe(onEvent: (event: CeleryEvent) => void, pattern?: string): Promise<EventSubscription>;
+}
+
+/** A running event subscription. */
+export interface EventSubscription extends Consumer {
+  /** Messages that were not events (malformed, oversized), skipped. */
+  readonly dropped: number;
 }
 
 /** A message broker. */
@@ -156,6 +206,8 @@ export interface Broker {
   listDeadLetters?(limit?: number): Promise<DeadLetter[]>;
   /** The control channel, where the broker has one. */
   readonly control?: ControlChannel;
+  /** The event stream, where the broker has one. */
+  readonly events?: EventChannel;
   /** Where rate limits shared by every worker are kept, where the broker can keep them. */
   readonly rateLimits?: SharedRateStore;
   /**

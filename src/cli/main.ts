@@ -4,6 +4,7 @@ import { CeleriacError } from '../errors.js';
 import { runCall, runPurge, runQueues, runResult, runRevoke } from './commands.js';
 import { runDemo } from './demo.js';
 import { runWorker } from './worker-command.js';
+import { VERSION } from '../version.js';
 
 /** Runs the CLI with `argv` (without `node` and the script); resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -42,7 +43,7 @@ function withConnection(command: Command): Command {
 function buildProgram(): Command {
   const program = new Command('celeriac')
     .description('Distributed task queue for TypeScript, wire-compatible with Python Celery.')
-    .version('0.1.0')
+    .version(VERSION)
     .exitOverride()
     .showHelpAfterError('(add --help for usage)')
     .addHelpText(
@@ -76,6 +77,8 @@ Result backends: the same, plus rpc:// (results over the broker's RabbitMQ).`,
     .addOption(new Option('-l, --loglevel <level>', 'log level').choices(['debug', 'info', 'warning', 'error', 'critical']).default('info'))
     .option('-n, --hostname <name>', 'node name (default: celeriac.<pid>@<host>)')
     .option('--grace <seconds>', 'on SIGINT/SIGTERM, how long running tasks may finish', nonNegative, 30)
+    .option('-E, --task-events', 'send task events for monitors (celery events, Flower, celeriac events), as Celery\'s -E')
+    .option('--without-mingle', "don't ask the other workers for revoked tasks at start-up")
     .option('--no-track-children', "don't follow handlers across await to record the tasks they send as children (faster)")
     .addHelpText(
       'after',

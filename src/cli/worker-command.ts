@@ -11,6 +11,8 @@ interface WorkerCommandOptions extends AppOptions {
   concurrency?: number;
   autoscale?: [number, number];
   autoscaleIdle?: number;
+  taskEvents?: boolean;
+  withoutMingle?: boolean;
   maxTasksPerChild?: number;
   maxMemoryPerChild?: number;
   threads?: number;
@@ -36,6 +38,8 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
     logger,
     shutdownGrace: options.grace,
     trackChildren: options.trackChildren,
+    taskEvents: options.taskEvents === true,
+    mingle: options.withoutMingle !== true,
     ...(options.app ? { module: resolve(options.app), moduleOverrides: { broker: options.broker, backend: options.backend } } : {}),
     ...definedOnly({
       queues: options.queues,

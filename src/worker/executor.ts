@@ -69,6 +69,12 @@ export interface Executor {
   run(run: RunRequest): Execution;
   /** Stops it; runs still going are terminated. */
   close(): Promise<void>;
+  /** Grows (or shrinks, `by` < 0) its capacity; false when it cannot. */
+  resize?(by: number): boolean;
+  /** Sets its autoscale bounds; false when it does not autoscale. */
+  autoscale?(max: number, min: number): boolean;
+  /** Its threads' ids or child processes' pids. */
+  slotIds?(): number[];
 }
 
 /**

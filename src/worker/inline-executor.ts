@@ -23,6 +23,11 @@ export class InlineExecutor implements Executor {
     return this.options.concurrency;
   }
 
+  resize(by: number): boolean {
+    this.options.concurrency = Math.max(1, this.options.concurrency + by);
+    return true;
+  }
+
   get busy(): number {
     return this.#busy;
   }

@@ -70,6 +70,17 @@ export interface WorkerOptions {
   trackChildren: boolean;
   /** Retries at once, without their countdown, as an eager app's own worker does. Default false. */
   eager: boolean;
+  /**
+   * Send task events (`task-received` … `task-failed`) for monitors, as Celery's `-E`; the
+   * `enable_events`/`disable_events` commands switch them at run time. Worker events
+   * (online, heartbeat, offline) are always sent. Default false.
+   */
+  taskEvents: boolean;
+  /**
+   * At start-up, ask the other workers which tasks they know to be revoked (Celery's mingle;
+   * up to a second, on brokers whose control messages are not kept). Default true.
+   */
+  mingle: boolean;
 }
 
 /** What `app.worker()` takes: any option may be left out, and the logger may be a foreign one. */
@@ -125,5 +136,7 @@ export function resolveWorkerOptions(given: WorkerSettings, defaultQueue: string
     revokedExpires: given.revokedExpires ?? 10_800,
     trackChildren: given.trackChildren ?? true,
     eager: given.eager ?? false,
+    taskEvents: given.taskEvents ?? false,
+    mingle: given.mingle ?? true,
   };
 }

@@ -63,6 +63,11 @@ export class RateGates<J extends GatedJob> {
     return this.#rateOf(task) !== null;
   }
 
+  /** The jobs held now, gate by gate in arrival order. */
+  waiting(): J[] {
+    return [...this.#gates.values()].flatMap((gate) => gate.waiting);
+  }
+
   /** Holds `job` until its rate lets it go (at once, if it does now). */
   admit(job: J): void {
     const gate = this.#gateFor(job);

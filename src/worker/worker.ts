@@ -6,7 +6,7 @@
  */
 import type { Clock, ClockTimer } from '../clock.js';
 import type { ResultBackend, ResultTuple } from '../backends/backend.js';
-import type { Broker, ControlCommand, Consumer, Delivery } from '../brokers/broker.js';
+import type { Broker, Consumer, Delivery } from '../brokers/broker.js';
 import { ConfigurationError, describeError, EncodeError, InvalidArguments, NotRegistered, ProtocolError, SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded, type RevokeReason } from '../errors.js';
 import { TypedEmitter, type RejectReason, type WorkerEventMap } from '../events.js';
 import { createLogger } from '../logger.js';
@@ -26,6 +26,8 @@ import { resolveWorkerOptions, type WorkerOptions, type WorkerSettings } from '.
 import { PoolExecutor } from './pool/pool-executor.js';
 import { buildResultMeta } from './result-meta.js';
 import { RateGates } from './rate-gates.js';
+import type { RequestInfo } from './remote/control-commands.js';
+import { WorkerRemote, type RemoteWorker } from './remote/worker-remote.js';
 import { RevokedSet } from './revoked-set.js';
 
 /** What a worker needs of its app. */
@@ -55,6 +57,8 @@ interface Job {
   stopping?: boolean;
   handedBack?: boolean;
   lastProgressAt?: number;
+  /** When it started, in Unix seconds (for `active`). */
+  startedAt?: number;
 }
 
 /** How a run ended. */
@@ -95,10 +99,18 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   #backend!: ResultBackend;
   #continuation!: Continuation;
   #consumer: Consumer | undefined;
-  #control: Consumer | undefined;
+  #remote: WorkerRemote | undefined;
+  /** Time limits set at run time (`time_limit`), by task name. */
+  readonly #timeLimits = new Map<string, { hard: number | null; soft: number | null }>();
+  /** Consumers added at run time (`add_consumer`), by queue. */
+  readonly #addedConsumers = new Map<string, Consumer>();
+  /** Tasks started, by name: `stats().total`. */
+  readonly #totals = new Map<string, number>();
+  #startedAt = 0;
   readonly #active = new Set<Job>();
   readonly #reserved: Job[] = [];
-  readonly #held = new Map<Delivery, ClockTimer>();
+  /** ETA tasks this worker holds until they are due. */
+  readonly #held = new Map<Delivery, { timer: ClockTimer; request: TaskMessage }>();
   readonly #settling = new Set<Promise<void>>();
   readonly #revoked: RevokedSet;
   readonly #executors = new Map<PoolKind, Executor>();
@@ -155,12 +167,13 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     try {
       await this.#connect();
     } catch (error) {
-      await this.#control?.cancel().catch(() => undefined);
-      this.#control = undefined;
+      await this.#remote?.stop().catch(() => undefined);
+      this.#remote = undefined;
       await this.#closeExecutors();
       this.#state = 'new';
       throw error;
     }
+    this.#startedAt = Date.now();
     this.emit('worker-online', { hostname: this.options.hostname, queues: this.options.queues });
   }
 
@@ -170,7 +183,13 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     this.#checkSharedRateLimits();
     this.#continuation = new Continuation(this.app, this.#backend, { hostname: this.options.hostname, queue: this.options.queues[0] ?? this.app.defaultQueue });
     this.#broker.on('warning', this.#logWarning);
-    if (this.#broker.control) this.#control = await this.#broker.control.subscribe((command) => this.#onControl(command));
+    this.#remote = new WorkerRemote(this.#broker, this.#controlTarget(), this, {
+      hostname: this.options.hostname,
+      taskEvents: this.options.taskEvents,
+      mingle: this.options.mingle && !this.#broker.control?.replaysRecent,
+      logger: this.options.logger,
+    });
+    await this.#remote.start();
     this.#consumer = await this.#broker.consume(this.options.queues, (delivery) => this.#onDelivery(delivery), {
       prefetch: this.options.prefetch,
     });
@@ -248,9 +267,12 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
 
   async #shutDown(graceSeconds: number): Promise<void> {
     this.#state = 'stopping';
-    await this.#consumer?.cancel().catch((error: unknown) => this.emit('error', { error, during: 'cancelling the consumer' }));
+    for (const consumer of [this.#consumer, ...this.#addedConsumers.values()]) {
+      await consumer?.cancel().catch((error: unknown) => this.emit('error', { error, during: 'cancelling a consumer' }));
+    }
+    this.#addedConsumers.clear();
     for (const job of [...this.#reserved.splice(0), ...this.#rateGates.drain()]) this.#handBack(job);
-    for (const [delivery, timer] of this.#held) {
+    for (const [delivery, { timer }] of this.#held) {
       this.#clock.clearTimeout(timer);
       this.#settle(delivery.reject(true), 'handing back a held ETA task');
     }
@@ -269,7 +291,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     }
     await Promise.allSettled([...this.#settling]);
     await this.#closeExecutors();
-    await this.#control?.cancel().catch(() => undefined);
+    await this.#remote?.stop().catch(() => undefined);
     this.#broker.off('warning', this.#logWarning);
     this.#state = 'stopped';
     this.emit('worker-offline', { hostname: this.options.hostname });
@@ -305,8 +327,8 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     }
     this.stats.received++;
     if (this.listens('task-received')) {
-      const { id, task: name, args, kwargs, eta, retries } = request;
-      this.emit('task-received', { id, name, args, kwargs, eta, retries });
+      const { id, task: name, args, kwargs, eta, expires, retries, rootId, parentId } = request;
+      this.emit('task-received', { id, name, args, kwargs, eta, expires, retries, rootId, parentId });
     }
     const task = this.app.tasks.get(request.task);
     if (!task) {
@@ -409,7 +431,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       const task = this.app.tasks.get(request.task);
       if (task) this.#accept(delivery, request, task);
     }, eta - this.#clock.now());
-    this.#held.set(delivery, timer);
+    this.#held.set(delivery, { timer, request });
     this.#syncPrefetch();
   }
 
@@ -423,9 +445,11 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       return;
     }
     if (job.task.options.acksLate === false) this.#settle(job.delivery.ack(), 'acking early');
+    this.#totals.set(request.task, (this.#totals.get(request.task) ?? 0) + 1);
     if (this.listens('task-started')) this.emit('task-started', { id: request.id, name: request.task });
     if (job.task.options.trackStarted) this.#settle(this.#store(job, STARTED, { pid: process.pid, hostname: this.options.hostname }, null), 'storing STARTED');
     const startedAt = performance.now();
+    job.startedAt = Date.now() / 1000;
     const execution = job.executor.run({
       request,
       message: job.delivery.message,
@@ -449,8 +473,9 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
    * (a thread or child is killed and replaced).
    */
   #applyTimeLimits(job: Job, execution: Execution): ClockTimer[] | undefined {
-    const hard = job.request.timeLimit[0] ?? job.task.options.timeLimit;
-    const soft = job.request.timeLimit[1] ?? job.task.options.softTimeLimit;
+    const set = this.#timeLimits.get(job.task.name);
+    const hard = job.request.timeLimit[0] ?? (set ? set.hard : job.task.options.timeLimit);
+    const soft = job.request.timeLimit[1] ?? (set ? set.soft : job.task.options.softTimeLimit);
     if (!hard && !soft) return undefined;
     const timers: ClockTimer[] = [];
     if (soft) timers.push(this.#clock.setTimeout(() => execution.signal(new SoftTimeLimitExceeded(soft)), soft * 1000));
@@ -615,16 +640,50 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     if (this.#active.size === 0) this.#idle?.();
   }
 
-  #onControl(command: ControlCommand): void {
-    if (command.destination && !command.destination.includes(this.options.hostname)) return;
-    if (command.method === 'rate_limit') {
-      this.#changeRateLimit(command.arguments);
-      return;
-    }
-    if (command.method !== 'revoke') return;
-    const raw = command.arguments['task_id'];
-    const ids = (Array.isArray(raw) ? raw : [raw]).filter((id): id is string => typeof id === 'string');
-    const terminate = command.arguments['terminate'] === true;
+  /** What remote control reads and changes of this worker. */
+  #controlTarget(): RemoteWorker {
+    const describe = (job: Pick<Job, 'request' | 'delivery' | 'startedAt'>, acknowledged: boolean): RequestInfo => describeRequest(job, this.options.hostname, acknowledged);
+    return {
+      hostname: this.options.hostname,
+      clock: () => this.#remote?.clock.value ?? 0,
+      processed: () => this.stats.succeeded + this.stats.failed + this.stats.retried + this.stats.revoked,
+      activeCount: () => this.#active.size,
+      active: () => [...this.#active].map((job) => describe(job, job.task.options.acksLate === false)),
+      reserved: () => [...this.#reserved, ...this.#rateGates.waiting()].map((job) => describe(job, false)),
+      scheduled: () =>
+        [...this.#held].map(([delivery, { request }]) => ({ eta: request.eta!.toISOString(), priority: request.priority, request: describe({ request, delivery }, false) })),
+      revokedIds: () => this.#revoked.ids(this.#clock.now()),
+      registered: () => [...this.app.tasks.values()].map((task) => ({ name: task.name, rateLimit: task.options.rateLimit === undefined ? null : String(task.options.rateLimit) })),
+      activeQueues: () => [...this.options.queues, ...this.#addedConsumers.keys()],
+      stats: () => this.#statsReply(),
+      conf: () => ({ broker_url: this.#broker.displayUrl, worker_concurrency: this.options.concurrency, worker_prefetch_multiplier: this.options.prefetch / this.options.concurrency, worker_pool: this.options.pool, task_default_queue: this.app.defaultQueue }),
+      revoke: (ids, terminate) => this.#revoke(ids, terminate),
+      mergeRevoked: (ids) => {
+        for (const id of ids) this.#revoked.add(id, this.#clock.now());
+      },
+      setRateLimit: (taskName, rate) => {
+        this.#rateGates.setRate(taskName, rate);
+        this.options.logger.info(`rate limit of ${taskName} set to ${rate === null || rate === 0 || rate === '0' ? 'none' : rate}`);
+      },
+      setTimeLimit: (taskName, hard, soft) => void this.#timeLimits.set(taskName, { hard, soft }),
+      hasTask: (taskName) => this.app.tasks.has(taskName),
+      shutdown: (reason) => {
+        this.options.logger.warning(`${reason}: warm shutdown`);
+        void this.stop();
+      },
+      resizePool: (by) => this.#executors.get(this.options.pool)?.resize?.(by) ?? false,
+      autoscale: (max, min) => this.#executors.get(this.options.pool)?.autoscale?.(max, min) ?? false,
+      addConsumer: (queue) => this.#addConsumer(queue),
+      cancelConsumer: (queue) => this.#cancelConsumer(queue),
+      setTaskEvents: (on) => {
+        if (this.#remote) this.#remote.taskEvents = on;
+      },
+      heartbeat: () => this.#remote?.heartbeat(),
+    };
+  }
+
+  /** Revokes `ids`: they will not start here; with `terminate`, running ones are stopped. */
+  #revoke(ids: string[], terminate: boolean): void {
     for (const id of ids) this.#revoked.add(id, this.#clock.now());
     if (!terminate) return;
     for (const job of this.#active) {
@@ -634,20 +693,47 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     }
   }
 
-  /** Celery's `rate_limit` command: `{task_name, rate_limit}`, `'0'` or null lifting the limit. */
-  #changeRateLimit(args: Record<string, unknown>): void {
-    const name = args['task_name'];
-    const rate = args['rate_limit'];
-    if (typeof name !== 'string' || !(rate === null || typeof rate === 'string' || typeof rate === 'number')) {
-      this.options.logger.warning(`ignored a rate_limit command without a task name and a rate: ${JSON.stringify(args)}`);
-      return;
+  #statsReply(): Record<string, unknown> {
+    const executor = this.#executors.get(this.options.pool);
+    const usage = process.resourceUsage();
+    return {
+      total: Object.fromEntries(this.#totals),
+      pid: process.pid,
+      clock: String(this.#remote?.clock.value ?? 0),
+      uptime: Math.round((Date.now() - this.#startedAt) / 1000),
+      pool: { implementation: `celeriac:${this.options.pool}`, 'max-concurrency': executor?.capacity ?? 0, 'max-tasks-per-child': this.options.maxTasksPerChild ?? 'N/A', processes: executor?.slotIds?.() ?? [process.pid], timeouts: [0, 0] },
+      broker: { transport: this.#broker.displayUrl.split(':')[0], hostname: this.#broker.displayUrl },
+      prefetch_count: this.#prefetch,
+      rusage: { utime: usage.userCPUTime / 1e6, stime: usage.systemCPUTime / 1e6, maxrss: usage.maxRSS, minflt: usage.minorPageFault, majflt: usage.majorPageFault, nvcsw: usage.voluntaryContextSwitches, nivcsw: usage.involuntaryContextSwitches },
+      celeriac: { ...this.stats, controlDropped: this.#remote?.dropped ?? 0 },
+    };
+  }
+
+  /** Starts consuming one more queue (`add_consumer`); false when it already does. */
+  async #addConsumer(queue: string): Promise<boolean> {
+    if (this.options.queues.includes(queue) || this.#addedConsumers.has(queue) || this.#state !== 'running') return false;
+    this.#addedConsumers.set(queue, await this.#broker.consume([queue], (delivery) => this.#onDelivery(delivery), { prefetch: this.options.prefetch }));
+    this.options.logger.info(`now consuming from ${queue}`);
+    return true;
+  }
+
+  /** Stops consuming a queue (`cancel_consumer`); false when it did not. */
+  async #cancelConsumer(queue: string): Promise<boolean> {
+    const added = this.#addedConsumers.get(queue);
+    if (added) {
+      this.#addedConsumers.delete(queue);
+      await added.cancel();
+    } else if (this.options.queues.includes(queue) && this.#state === 'running') {
+      const remaining = this.options.queues.filter((name) => name !== queue);
+      const previous = this.#consumer;
+      this.options.queues = remaining;
+      this.#consumer = remaining.length > 0 ? await this.#broker.consume(remaining, (delivery) => this.#onDelivery(delivery), { prefetch: this.#prefetch }) : undefined;
+      await previous?.cancel();
+    } else {
+      return false;
     }
-    try {
-      this.#rateGates.setRate(name, rate);
-      this.options.logger.info(`rate limit of ${name} set to ${rate === null || rate === 0 || rate === '0' ? 'none' : rate}`);
-    } catch (error) {
-      this.options.logger.warning(`ignored a rate_limit command: ${describeError(error)}`);
-    }
+    this.options.logger.info(`no longer consuming from ${queue}`);
+    return true;
   }
 
   /**
@@ -697,3 +783,20 @@ function stackOf(error: unknown): string | null {
   return error instanceof Error ? (error.stack ?? null) : null;
 }
 
+
+/** A task as Celery's `active`/`reserved`/`scheduled` replies describe it. */
+function describeRequest(job: Pick<Job, 'request' | 'delivery' | 'startedAt'>, hostname: string, acknowledged: boolean): RequestInfo {
+  const { request, delivery } = job;
+  return {
+    id: request.id,
+    name: request.task,
+    args: request.args,
+    kwargs: request.kwargs,
+    type: request.task,
+    hostname,
+    time_start: job.startedAt ?? null,
+    acknowledged,
+    delivery_info: { exchange: '', routing_key: delivery.queue, priority: request.priority, redelivered: delivery.redelivered },
+    worker_pid: job.startedAt === undefined ? null : process.pid,
+  };
+}

@@ -443,7 +443,8 @@ class PidboxChannel implements ControlChannel {
     const channel = await connection.createConfirmChannel();
     try {
       await channel.assertExchange(PIDBOX_EXCHANGE, 'fanout', { durable: false, autoDelete: false });
-      channel.publish(PIDBOX_EXCHANGE, '', encodeControlCommand(command), { contentType: 'application/json', contentEncoding: 'utf-8', deliveryMode: 1 });
+      const { headers, body } = encodeControlCommand(command);
+      channel.publish(PIDBOX_EXCHANGE, '', body, { headers, contentType: 'application/json', contentEncoding: 'utf-8', deliveryMode: 1 });
       await channel.waitForConfirms();
     } finally {
       await channel.close().catch(() => undefined);
@@ -463,7 +464,7 @@ class PidboxChannel implements ControlChannel {
       await channel.consume(
         queue,
         (message) => {
-          const command = message && decodeControlCommand(message.content);
+          const command = message && decodeControlCommand(message.content, (message.properties.headers ?? {}) as Record<string, unknown>);
           if (command) onCommand(command);
         },
         { noAck: true },

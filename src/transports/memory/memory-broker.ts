@@ -4,6 +4,7 @@
  * timers, priorities 0–9 (9 first) are honoured, and unsettled deliveries of a closed broker go
  * back to their queue.
  */
+import { randomUUID } from 'node:crypto';
 import { systemClock, type Clock } from '../../clock.js';
 import { OnceSettledDelivery, type Settlement } from '../../brokers/delivery.js';
 import { TypedEmitter, type BrokerEventMap } from '../../events.js';
@@ -12,15 +13,22 @@ import type { TransportMessage } from '../../protocol/message.js';
 import type {
   Broker,
   BrokerCapabilities,
+  CeleryEvent,
   ConsumeOptions,
   Consumer,
   ControlChannel,
   ControlCommand,
   DeadLetter,
   Delivery,
+  EventChannel,
+  EventSubscription,
   PublishOptions,
+  ReplyAddress,
+  ReplyInbox,
 } from '../../brokers/broker.js';
 import { CONTROL_REPLAY_MS } from '../../brokers/control-log.js';
+import { topicMatches } from '../../brokers/event-message.js';
+import { PIDBOX_REPLY_EXCHANGE } from '../../brokers/pidbox-message.js';
 import { clampPriority } from '../../brokers/priority.js';
 import { Fifo } from './fifo.js';
 
@@ -58,6 +66,9 @@ class MemoryNamespace {
   readonly deadLetters: DeadLetter[] = [];
   readonly controlLog: Array<{ at: number; command: ControlCommand }> = [];
   readonly controlListeners = new Set<(command: ControlCommand) => void>();
+  /** Reply inboxes by routing key. */
+  readonly inboxes = new Map<string, (ticket: string, body: Record<string, unknown>) => void>();
+  readonly eventListeners = new Set<{ pattern: string; onEvent: (event: CeleryEvent) => void }>();
   #pumpScheduled = false;
 
   queue(name: string): MemoryQueue {
@@ -180,6 +191,7 @@ export class MemoryBroker extends TypedEmitter<BrokerEventMap> implements Broker
   readonly outstanding = new Set<MemoryDelivery>();
   readonly #consumers = new Set<MemoryConsumer>();
   readonly control: ControlChannel;
+  readonly events: EventChannel;
 
   constructor(
     url: ParsedUrl,
@@ -195,6 +207,7 @@ export class MemoryBroker extends TypedEmitter<BrokerEventMap> implements Broker
     }
     this.namespace = namespace;
     this.control = this.#controlChannel();
+    this.events = this.#eventChannel();
   }
 
   async connect(): Promise<void> {}
@@ -261,6 +274,7 @@ export class MemoryBroker extends TypedEmitter<BrokerEventMap> implements Broker
   #controlChannel(): ControlChannel {
     const namespace = this.namespace;
     return {
+      replaysRecent: true,
       async broadcast(command: ControlCommand): Promise<void> {
         const now = Date.now();
         namespace.controlLog.push({ at: now, command });
@@ -274,6 +288,35 @@ export class MemoryBroker extends TypedEmitter<BrokerEventMap> implements Broker
         for (const entry of namespace.controlLog) if (entry.at >= since) onCommand(entry.command);
         namespace.controlListeners.add(onCommand);
         return { cancel: async () => void namespace.controlListeners.delete(onCommand) };
+      },
+      async reply(to: ReplyAddress, ticket: string, body: Record<string, unknown>): Promise<void> {
+        // A copy, as a broker would hand over: the replier may change its objects later.
+        namespace.inboxes.get(to.routingKey)?.(ticket, structuredClone(body));
+      },
+      async openInbox(): Promise<ReplyInbox> {
+        const routingKey = randomUUID();
+        return {
+          address: { exchange: PIDBOX_REPLY_EXCHANGE, routingKey },
+          listen: (onReply) => void namespace.inboxes.set(routingKey, onReply),
+          close: async () => void namespace.inboxes.delete(routingKey),
+        };
+      },
+    };
+  }
+
+  #eventChannel(): EventChannel {
+    const namespace = this.namespace;
+    return {
+      async publish(routingKey: string, events: CeleryEvent | readonly CeleryEvent[]): Promise<void> {
+        const list = structuredClone(Array.isArray(events) ? events : [events]) as CeleryEvent[];
+        for (const listener of namespace.eventListeners) {
+          if (topicMatches(listener.pattern, routingKey)) for (const event of list) listener.onEvent(event);
+        }
+      },
+      async subscribe(onEvent: (event: CeleryEvent) => void, pattern = '#'): Promise<EventSubscription> {
+        const listener = { pattern, onEvent };
+        namespace.eventListeners.add(listener);
+        return { dropped: 0, cancel: async () => void namespace.eventListeners.delete(listener) };
       },
     };
   }

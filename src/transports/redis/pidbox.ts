@@ -1,14 +1,20 @@
 /**
- * Celery's control channel ("pidbox") on Redis: kombu sends fanout messages with PUBLISH to
- * `/{db}.celery.pidbox`, as the same JSON envelope a queue holds, and every worker listens with
- * PSUBSCRIBE. So `celery control revoke` from Python reaches celeriac workers, and a revoke
- * from celeriac reaches Python workers. Like Celery's, it is not durable: a worker that is not
- * listening when a command is sent does not hear it.
+ * Celery's control channel ("pidbox") on Redis, as kombu lays it out: commands are fanout
+ * messages sent with PUBLISH to `/{db}.celery.pidbox` in the JSON envelope a queue holds, and
+ * every worker listens with PSUBSCRIBE; a client that wants replies binds its queue
+ * `<oid>.reply.celery.pidbox` to the `reply.celery.pidbox` exchange (`_kombu.binding.…`), and
+ * workers LPUSH their replies to the queues bound under the command's routing key. So `celery
+ * inspect` reaches celeriac workers, and celeriac's inspect reaches Python workers. Like
+ * Celery's, commands are not durable: a worker not listening when one is sent does not hear it.
  */
+import { randomUUID } from 'node:crypto';
 import type { RedisClient } from './client.js';
-import type { Consumer, ControlChannel, ControlCommand } from '../../brokers/broker.js';
-import { decodeControlCommand, encodeControlCommand, PIDBOX_EXCHANGE } from '../../brokers/pidbox-message.js';
-import { fromEnvelope, toEnvelope, type Envelope } from './kombu-layout.js';
+import type { Consumer, ControlChannel, ControlCommand, ReplyAddress, ReplyInbox } from '../../brokers/broker.js';
+import { decodeControlCommand, decodeControlReply, encodeControlCommand, encodeControlReply, PIDBOX_EXCHANGE, PIDBOX_REPLY_EXCHANGE, type ControlMessage } from '../../brokers/pidbox-message.js';
+import { fromEnvelope, queueKeys, SEP, toEnvelope, type Envelope } from './kombu-layout.js';
+
+/** kombu's binding set of an exchange. */
+const bindingKey = (exchange: string): string => `_kombu.binding.${exchange}`;
 
 export class RedisPidbox implements ControlChannel {
   /** kombu's fanout channel for the exchange, prefixed with the database number. */
@@ -22,10 +28,7 @@ export class RedisPidbox implements ControlChannel {
   }
 
   async broadcast(command: ControlCommand): Promise<void> {
-    const body = encodeControlCommand(command);
-    const envelope = toEnvelope('', { headers: {}, properties: {}, contentType: 'application/json', contentEncoding: 'utf-8', body }, 0);
-    envelope.properties.delivery_info = { exchange: PIDBOX_EXCHANGE, routing_key: '' };
-    await this.client().publish(this.channel, JSON.stringify(envelope));
+    await this.client().publish(this.channel, JSON.stringify(envelopeOf(encodeControlCommand(command), PIDBOX_EXCHANGE, '', 2)));
   }
 
   async subscribe(onCommand: (command: ControlCommand) => void): Promise<Consumer> {
@@ -42,12 +45,74 @@ export class RedisPidbox implements ControlChannel {
       },
     };
   }
+
+  /** LPUSHes the reply to every queue bound to the reply exchange under its routing key, as kombu routes it. */
+  async reply(to: ReplyAddress, ticket: string, body: Record<string, unknown>): Promise<void> {
+    const client = this.client();
+    const queues = (await client.smembers(bindingKey(to.exchange)))
+      .map((member) => member.split(SEP))
+      .filter(([routingKey]) => routingKey === to.routingKey)
+      .map(([, , queue]) => queue!);
+    if (queues.length === 0) return; // nobody waits for it any more
+    const text = JSON.stringify(envelopeOf(encodeControlReply(ticket, body), to.exchange, to.routingKey, 1));
+    await Promise.all(queues.map((queue) => client.lpush(queue, text)));
+  }
+
+  async openInbox(): Promise<ReplyInbox> {
+    const oid = randomUUID();
+    const queue = `${oid}.reply.celery.pidbox`;
+    const address: ReplyAddress = { exchange: PIDBOX_REPLY_EXCHANGE, routingKey: oid };
+    const member = `${oid}${SEP}${SEP}${queue}`;
+    const client = this.client();
+    await client.sadd(bindingKey(PIDBOX_REPLY_EXCHANGE), member);
+    const reader = client.duplicate();
+    reader.on('error', () => undefined);
+    let closed = false;
+    let listener: ((ticket: string, body: Record<string, unknown>) => void) | undefined;
+    const read = async (): Promise<void> => {
+      while (!closed) {
+        const popped = await reader.brpop(...queueKeys(queue), 1).catch(() => null);
+        const reply = popped && parseReply(popped[1]);
+        if (reply) listener?.(reply.ticket, reply.body);
+      }
+    };
+    return {
+      address,
+      listen(onReply) {
+        listener = onReply;
+        void read();
+      },
+      async close() {
+        closed = true;
+        reader.disconnect();
+        await client.srem(bindingKey(PIDBOX_REPLY_EXCHANGE), member).catch(() => undefined);
+        await client.del(...queueKeys(queue)).catch(() => undefined);
+      },
+    };
+  }
+}
+
+/** A control message in kombu's envelope, as published to `exchange` with `routingKey`. */
+function envelopeOf(message: ControlMessage, exchange: string, routingKey: string, deliveryMode: 1 | 2): Envelope {
+  const envelope = toEnvelope('', { headers: message.headers, properties: { delivery_mode: deliveryMode }, contentType: 'application/json', contentEncoding: 'utf-8', body: message.body }, 0);
+  envelope.properties.delivery_info = { exchange, routing_key: routingKey };
+  return envelope;
 }
 
 /** The command inside a pidbox envelope; anything malformed is not a command. */
 function parseCommand(text: string): ControlCommand | null {
   try {
-    return decodeControlCommand(fromEnvelope(JSON.parse(text) as Envelope).body);
+    const message = fromEnvelope(JSON.parse(text) as Envelope);
+    return decodeControlCommand(message.body, message.headers);
+  } catch {
+    return null;
+  }
+}
+
+function parseReply(text: string): { ticket: string; body: Record<string, unknown> } | null {
+  try {
+    const message = fromEnvelope(JSON.parse(text) as Envelope);
+    return decodeControlReply(message.body, message.headers);
   } catch {
     return null;
   }

@@ -52,6 +52,7 @@ import { aliveKeyOf, HELD_PREFIX, heldKeyOf } from './consumer-lease.js';
 import { LeaseKeeper } from '../lease-keeper.js';
 import type { RedisKeeperSettings } from './lease-keeper-thread.js';
 import { RedisRateLimits } from './rate-limits.js';
+import { RedisEvents } from './events.js';
 
 /** How often lost messages are looked for: every 10 s, or twice per visibility timeout if shorter. */
 const RESTORE_INTERVAL_MS = 10_000;
@@ -80,6 +81,7 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
   readonly capabilities: BrokerCapabilities = { delayedDelivery: false, priorities: false, durable: true, shared: true, exchanges: false };
   readonly displayUrl: string;
   readonly control: RedisPidbox;
+  readonly events: RedisEvents;
   readonly rateLimits = new RedisRateLimits(() => this.client);
   readonly #visibilitySeconds: number;
   readonly #stallMs: number;
@@ -108,6 +110,7 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
     };
     this.#keeper = new LeaseKeeper('transports/redis/lease-keeper-thread.js', settings, (message) => this.emit('warning', { message }));
     this.control = new RedisPidbox(() => this.client, databaseOf(url));
+    this.events = new RedisEvents(() => this.client, databaseOf(url));
   }
 
   /** Called with a warning the user should see (a stalled consumer being reconnected...). */

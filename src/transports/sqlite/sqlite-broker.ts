@@ -389,6 +389,7 @@ class SqliteDelivery extends OnceSettledDelivery {
 
 /** Control commands kept in a table, so a worker that starts late still hears recent revokes. */
 class SqliteControlChannel implements ControlChannel {
+  readonly replaysRecent = true;
   readonly #subscriptions = new Set<{ deliver: () => void; stop: () => void }>();
 
   constructor(private readonly broker: SqliteBroker) {}

@@ -75,6 +75,7 @@ export class PoolExecutor implements Executor {
   #reaper: NodeJS.Timeout | undefined;
   #restartDelayMs = 0;
   #restartTimer: NodeJS.Timeout | undefined;
+  #autoscaled: boolean;
   readonly #exited = new Map<SlotState, () => void>();
 
   constructor(
@@ -84,6 +85,7 @@ export class PoolExecutor implements Executor {
     this.kind = kind;
     this.#slotKind = kind === 'threads' ? 'thread' : 'process';
     this.#moduleForSlots = options.module;
+    this.#autoscaled = options.min < options.max;
   }
 
   get capacity(): number {
@@ -92,6 +94,31 @@ export class PoolExecutor implements Executor {
 
   get busy(): number {
     return this.#runs.size;
+  }
+
+  /** Grows or shrinks the pool by `by` slots (the minimum too, unless autoscaled). */
+  resize(by: number): boolean {
+    const max = Math.max(1, this.options.max + by);
+    const min = this.#autoscaled ? Math.min(this.options.min, max) : max;
+    return this.autoscale(max, min, false);
+  }
+
+  /** Sets the bounds the pool grows and shrinks within. */
+  autoscale(max: number, min: number, autoscaled = true): boolean {
+    this.options.max = max;
+    this.options.min = min;
+    this.#autoscaled ||= autoscaled;
+    if (min < max && !this.#reaper) {
+      this.#reaper = setInterval(() => this.#retireIdle(), Math.max(100, this.options.keepaliveMs / 2));
+      this.#reaper.unref();
+    }
+    this.#retireIdle();
+    this.#dispatch();
+    return true;
+  }
+
+  slotIds(): number[] {
+    return [...this.#slots].filter((state) => !state.retiring).map((state) => state.slot.id);
   }
 
   /**
@@ -326,7 +353,9 @@ export class PoolExecutor implements Executor {
     let live = before;
     for (const state of this.#slots) {
       if (live <= this.options.min) break;
-      if (state.retiring || state.run || !state.ready || now - state.idleSince < this.options.keepaliveMs) continue;
+      if (state.retiring || state.run || !state.ready) continue;
+      // Above the maximum (the pool was shrunk) a slot goes as soon as it is idle.
+      if (live <= this.options.max && now - state.idleSince < this.options.keepaliveMs) continue;
       void this.#exit(state);
       live--;
     }
