@@ -12,6 +12,8 @@ import { fromDict, Signature, type AnySignature, type SignatureOptions } from '.
 import { createBackend, repliesToSender } from './backends/index.js';
 import type { Broker, PublishOptions, QueueDeclaration } from './brokers/broker.js';
 import { createBroker } from './brokers/index.js';
+import { Beat } from './beat/beat.js';
+import type { ScheduleDefinition, ScheduleEntry } from './beat/entry.js';
 import { Control } from './control.js';
 import { EventReceiver } from './monitor/receiver.js';
 import { ConfigurationError } from './errors.js';
@@ -83,6 +85,12 @@ export class Celeriac implements ResultSource {
   readonly control = new Control(() => this.broker());
   /** The broker's event stream: `for await (const event of await app.events.receive()) ...`. */
   readonly events = new EventReceiver(() => this.broker());
+  /**
+   * Periodic tasks: entries defined with {@link schedule}, entries stored and changed at run
+   * time (`app.beat.add/remove/pause/resume/list`), and the scheduler (`app.beat.start()`, or
+   * `celeriac beat`).
+   */
+  readonly beat: Beat = new Beat(this);
   /** The app's queue declarations, given to the broker before it declares anything. */
   readonly queueDeclarations: readonly QueueDeclaration[];
   readonly #router: Router;
@@ -142,6 +150,22 @@ export class Celeriac implements ResultSource {
     const task = new Task<A, R>(name, handler, { ...(this.taskDefaults as TaskOptions<A>), ...options }, this);
     this.tasks.set(name, task as unknown as Task<never, unknown>);
     return task;
+  }
+
+  /**
+   * Runs a task periodically: every beat process that loads this module sends it when due
+   * (`celeriac beat -A ./tasks.ts`, or a worker with `-B`), one leader at a time. `every` is an
+   * interval (seconds, `{ minutes: 5 }`), a crontab (`'30 2 * * *'`, read in `timezone`), or a
+   * date (once). Checked now: a bad crontab, interval or time zone throws, naming the field.
+   *
+   * @example
+   * ```ts
+   * app.schedule('cleanup', { task: cleanup, every: 300 });
+   * app.schedule('report', { task: 'reports.daily', args: ['eu'], every: '30 2 * * mon-fri', timezone: 'Europe/Paris' });
+   * ```
+   */
+  schedule<A extends unknown[]>(name: string, definition: ScheduleDefinition<A>): ScheduleEntry {
+    return this.beat.define(name, definition);
   }
 
   /**

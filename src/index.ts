@@ -41,6 +41,11 @@ export {
   type SignatureOptions,
 } from './canvas/signature.js';
 export type { SignatureDict, Embed } from './protocol/message.js';
+export { Beat, type BeatSettings, type BeatStartOptions, type BeatEntryInfo, type BeatAppHost } from './beat/beat.js';
+export { crontab, type Schedule, type IntervalSchedule, type CrontabSchedule, type OnceSchedule, type Every, type IntervalParts, type CrontabOptions, type ScheduleSpec } from './beat/schedule.js';
+export type { ScheduleDefinition, ScheduleEntry, ScheduleSendOptions, MissedPolicy } from './beat/entry.js';
+export { BeatService, type BeatEventMap, type BeatHost } from './beat/scheduler.js';
+export type { BeatStore, LeaderInfo } from './beat/store.js';
 export { Worker, type WorkerStats } from './worker/worker.js';
 export type { WorkerOptions, WorkerSettings } from './worker/options.js';
 export type { WorkerEventMap, RejectReason } from './events.js';
