@@ -3,6 +3,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { CeleriacError } from '../errors.js';
 import { runCall, runPurge, runQueues, runResult, runRevoke } from './commands.js';
 import { runDemo } from './demo.js';
+import { registerMonitorCommands } from './monitor-commands.js';
 import { runWorker } from './worker-command.js';
 import { VERSION } from '../version.js';
 
@@ -54,6 +55,10 @@ Examples:
   $ celeriac call tasks.add '[2, 3]' --wait        send a task and print its result
   $ celeriac result 5f1c...                        show a task's state and result
   $ celeriac queues                                show how many messages wait
+  $ celeriac status                                list the workers online
+  $ celeriac inspect active                        ask every worker what it runs
+  $ celeriac control rate_limit tasks.fetch 10/m   change workers at run time
+  $ celeriac events                                watch workers and tasks live
   $ celeriac demo                                  run the demo on the embedded broker
 
 With no broker configured, everything uses the embedded SQLite file .celeriac/celeriac.db.
@@ -120,6 +125,8 @@ redelivers whatever was not acked).`,
     .argument('<task-ids...>', 'ids to revoke')
     .option('--terminate', 'also fire the AbortSignal of tasks already running')
     .action(runRevoke);
+
+  registerMonitorCommands(program, withConnection);
 
   withConnection(program.command('purge'))
     .description('Delete every waiting message from queues.')
