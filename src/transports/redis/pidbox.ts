@@ -5,13 +5,19 @@
  * `<oid>.reply.celery.pidbox` to the `reply.celery.pidbox` exchange (`_kombu.binding.…`), and
  * workers LPUSH their replies to the queues bound under the command's routing key. So `celery
  * inspect` reaches celeriac workers, and celeriac's inspect reaches Python workers. Like
- * Celery's, commands are not durable: a worker not listening when one is sent does not hear it.
+ * Celery's, commands are not durable — a worker not listening when one is sent does not hear it
+ * — except revokes sent through celeriac, which are also kept (`celeriac.revoked`) for the
+ * workers that start later.
  */
 import { randomUUID } from 'node:crypto';
+import { CONTROL_REPLAY_MS } from '../../brokers/control-log.js';
 import type { RedisClient } from './client.js';
 import type { Consumer, ControlChannel, ControlCommand, ReplyAddress, ReplyInbox } from '../../brokers/broker.js';
 import { decodeControlCommand, decodeControlReply, encodeControlCommand, encodeControlReply, PIDBOX_EXCHANGE, PIDBOX_REPLY_EXCHANGE, type ControlMessage } from '../../brokers/pidbox-message.js';
 import { fromEnvelope, queueKeys, SEP, toEnvelope, type Envelope } from './kombu-layout.js';
+
+/** Ids revoked through celeriac, scored by when they stop mattering (ms since the epoch). */
+const REVOKED_KEY = 'celeriac.revoked';
 
 /** kombu's binding set of an exchange. */
 const bindingKey = (exchange: string): string => `_kombu.binding.${exchange}`;
@@ -28,9 +34,16 @@ export class RedisPidbox implements ControlChannel {
   }
 
   async broadcast(command: ControlCommand): Promise<void> {
-    await this.client().publish(this.channel, JSON.stringify(envelopeOf(encodeControlCommand(command), PIDBOX_EXCHANGE, '', 2)));
+    const client = this.client();
+    if (command.method === 'revoke') await this.#keepRevoked(client, command);
+    await client.publish(this.channel, JSON.stringify(envelopeOf(encodeControlCommand(command), PIDBOX_EXCHANGE, '', 2)));
   }
 
+  /**
+   * Calls `onCommand` for each command published from now on, after a `revoke` of the ids
+   * revoked through celeriac in the last {@link CONTROL_REPLAY_MS} (kept in
+   * {@link REVOKED_KEY}), so a worker that was not running at the time still honours them.
+   */
   async subscribe(onCommand: (command: ControlCommand) => void): Promise<Consumer> {
     const subscriber = this.client().duplicate();
     subscriber.on('error', () => undefined);
@@ -39,11 +52,27 @@ export class RedisPidbox implements ControlChannel {
       if (command) onCommand(command);
     });
     await subscriber.psubscribe(this.channel);
+    const revoked = await this.client().zrangebyscore(REVOKED_KEY, Date.now(), '+inf');
+    if (revoked.length > 0) onCommand({ method: 'revoke', arguments: { task_id: revoked, terminate: false }, destination: null });
     return {
       cancel: async () => {
         subscriber.disconnect();
       },
     };
+  }
+
+  /** Records a revoke's ids until they expire, dropping those already expired. */
+  async #keepRevoked(client: RedisClient, command: ControlCommand): Promise<void> {
+    const raw = command.arguments['task_id'];
+    const ids = (Array.isArray(raw) ? raw : [raw]).filter((id): id is string => typeof id === 'string');
+    if (ids.length === 0) return;
+    const now = Date.now();
+    await client
+      .multi()
+      .zadd(REVOKED_KEY, ...ids.flatMap((id) => [now + CONTROL_REPLAY_MS, id]))
+      .zremrangebyscore(REVOKED_KEY, '-inf', now)
+      .pexpire(REVOKED_KEY, CONTROL_REPLAY_MS)
+      .exec();
   }
 
   /** LPUSHes the reply to every queue bound to the reply exchange under its routing key, as kombu routes it. */
