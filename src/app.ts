@@ -16,6 +16,7 @@ import { Beat } from './beat/beat.js';
 import type { ScheduleDefinition, ScheduleEntry } from './beat/entry.js';
 import { Control } from './control.js';
 import { EventReceiver } from './monitor/receiver.js';
+import { SentEvents } from './monitor/sent-events.js';
 import { ConfigurationError } from './errors.js';
 import { parseRate } from './rate-limit.js';
 import { encodeTaskMessage } from './protocol/encode.js';
@@ -46,6 +47,8 @@ export interface CeleriacConfig {
   backend?: string | ResultBackend;
   /** Queue for tasks that name none. Default `celery`, as in Celery. */
   defaultQueue?: string;
+  /** Send a `task-sent` event for every task published, for monitors (Celery's `task_send_sent_event`). Default false. */
+  taskSentEvents?: boolean;
   /** Defaults for every task defined on this app. */
   taskDefaults?: TaskOptions;
   /**
@@ -101,6 +104,8 @@ export class Celeriac implements ResultSource {
   #backend: Promise<ResultBackend> | undefined;
   #eager = false;
   #eagerWorker: Promise<Worker> | undefined;
+  /** `task-sent` events, when the app sends them. */
+  readonly #sentEvents: SentEvents | undefined;
   #brokerInstance: Broker | undefined;
   #backendInstance: ResultBackend | undefined;
   /** Whether a send waits for the backend (`rpc://`); found on the first send. */
@@ -127,6 +132,7 @@ export class Celeriac implements ResultSource {
     this.backendUrl =
       typeof backend === 'object' ? backend.displayUrl : (backend ?? process.env['CELERIAC_RESULT_BACKEND'] ?? (this.#brokerInstance ? DEFAULT_URL : this.brokerUrl));
     this.defaultQueue = config.defaultQueue ?? 'celery';
+    if (config.taskSentEvents) this.#sentEvents = new SentEvents();
     this.clock = config.clock ?? systemClock;
     this.taskDefaults = config.taskDefaults ?? {};
     this.queueDeclarations = config.queues ?? [];
@@ -373,6 +379,7 @@ export class Celeriac implements ResultSource {
     const wire = encodeTaskMessage(message);
     const publishOptions = { ...publishOptionsOf(message), ...exchangeOptionsFor(destination, broker) };
     await withPublishRetry(options, () => broker.publish(destination.queue, wire, publishOptions));
+    this.#sentEvents?.sent(broker, message, destination);
   }
 
   /**
@@ -389,6 +396,7 @@ export class Celeriac implements ResultSource {
       options: { ...publishOptionsOf(message), ...exchangeOptionsFor(destination, broker) },
     }));
     await withPublishRetry(options, () => broker.publishMany(items));
+    if (this.#sentEvents) for (const { message, destination } of batch) this.#sentEvents.sent(broker, message, destination);
   }
 
   /** The connected broker (connected on first use). */
@@ -425,6 +433,7 @@ export class Celeriac implements ResultSource {
 
   /** Closes the broker and backend connections this app opened. */
   async close(): Promise<void> {
+    await this.#sentEvents?.drain();
     const eagerWorker = this.#eagerWorker;
     this.#eagerWorker = undefined;
     await eagerWorker?.then((worker) => worker.stop(0), () => undefined);

@@ -17,9 +17,9 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-async function fleet(options: Parameters<Celeriac['worker']>[0] = {}): Promise<{ app: Celeriac; worker: Worker; node: string }> {
+async function fleet(options: Parameters<Celeriac['worker']>[0] = {}, taskSentEvents = false): Promise<{ app: Celeriac; worker: Worker; node: string }> {
   const url = `memory://${randomUUID()}`;
-  const app = new Celeriac({ broker: url, backend: url });
+  const app = new Celeriac({ broker: url, backend: url, taskSentEvents });
   app.task('rc.sleep', async (ctx, ms: number) => {
     await sleep(ms, undefined, { signal: ctx.signal }).catch(() => undefined);
     return ms;
@@ -155,6 +155,21 @@ describe('events', () => {
     await expect(failing.get({ timeout: 5 })).rejects.toThrow();
     await until(() => state.tasks.get(failing.id)?.state === 'FAILURE', 5_000, 'FAILURE in the State');
     expect(state.tasks.get(failing.id)!.exception).toBe("ValueError('bad input')");
+    await stream.close();
+    await reading;
+  });
+
+  it('sends task-sent from the producer when the app asks (taskSentEvents)', async () => {
+    const { app } = await fleet({}, true);
+    const stream = await app.events.receive({ pattern: 'task.#' });
+    const state = new State();
+    const reading = (async () => {
+      for await (const event of stream) state.event(event);
+    })();
+    const result = app.sendTask('rc.add', [1, 2]);
+    await result.get({ timeout: 5 });
+    await until(() => state.tasks.get(result.id)?.timeline.PENDING !== undefined, 5_000, 'task-sent in the State');
+    expect(state.tasks.get(result.id)).toMatchObject({ name: 'rc.add', args: '[1, 2]' });
     await stream.close();
     await reading;
   });
