@@ -234,7 +234,7 @@ export class BeatService extends TypedEmitter<BeatEventMap> {
       if (!this.lease.held) return Math.min(maxIntervalMs, wait + 5);
       this.#runs = new Map((await store.runs()).map((run) => [run.name, run]));
       for (const slot of this.#slots.values()) delete slot.after;
-      this.#s.logger.info(`beat: leader now (epoch ${this.lease.epoch}, ${this.#slots.size} entries, lease ${this.#s.leaseMs / 1000}s, store ${store.displayUrl})`);
+      this.#s.logger.info(`beat: leader now (epoch ${this.lease.epoch}, ${plural(this.#slots.size, 'entry', 'entries')}, lease ${this.#s.leaseMs / 1000}s, store ${store.displayUrl})`);
       this.emit('leader', { epoch: this.lease.epoch });
     }
     const records: RunRecord[] = [];
@@ -362,7 +362,7 @@ export class BeatService extends TypedEmitter<BeatEventMap> {
     }
     if (first) {
       const lines = [...slots.values()].map(({ entry }) => `  ${entry.name}: ${entry.task} ${describeSchedule(entry.schedule, this.#s.timezone)}${paused.has(entry.name) ? ' (paused)' : ''}${entry.source === 'store' ? ' [stored]' : ''}`);
-      logger.info(`beat: ${slots.size} entries (store version ${snapshot.version})${lines.length > 0 ? `\n${lines.join('\n')}` : ''}`);
+      logger.info(`beat: ${plural(slots.size, 'entry', 'entries')} (store version ${snapshot.version})${lines.length > 0 ? `\n${lines.join('\n')}` : ''}`);
       return;
     }
     const parts = (['added', 'changed', 'removed', 'paused', 'resumed'] as const).filter((key) => change[key].length > 0).map((key) => `${key} ${change[key].join(', ')}`);
@@ -404,6 +404,10 @@ function sameEntry(a: ScheduleEntry, b: ScheduleEntry): boolean {
 function sendOptions(entry: ScheduleEntry, id: string, scheduledAt: number): ApplyOptions {
   const { headers, ...rest } = entry.options;
   return { ...rest, taskId: id, headers: { ...headers, beat_entry: entry.name, beat_scheduled_at: iso(scheduledAt) } };
+}
+
+function plural(count: number, one: string, many: string): string {
+  return `${count} ${count === 1 ? one : many}`;
 }
 
 function iso(ms: number): string {

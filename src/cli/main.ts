@@ -5,6 +5,7 @@ import { runCall, runPurge, runQueues, runResult, runRevoke } from './commands.j
 import { runDemo } from './demo.js';
 import { registerMonitorCommands } from './monitor-commands.js';
 import { runWorker } from './worker-command.js';
+import { registerBeatCommand } from './beat-command.js';
 import { VERSION } from '../version.js';
 
 /** Runs the CLI with `argv` (without `node` and the script); resolves to the exit code. */
@@ -46,6 +47,8 @@ function buildProgram(): Command {
     .description('Distributed task queue for TypeScript, wire-compatible with Python Celery.')
     .version(VERSION)
     .exitOverride()
+    // Options after a subcommand's name are that subcommand's (`beat list -A x` is list's -A, not beat's).
+    .enablePositionalOptions()
     .showHelpAfterError('(add --help for usage)')
     .addHelpText(
       'after',
@@ -59,6 +62,7 @@ Examples:
   $ celeriac inspect active                        ask every worker what it runs
   $ celeriac control rate_limit tasks.fetch 10/m   change workers at run time
   $ celeriac events                                watch workers and tasks live
+  $ celeriac beat -A ./tasks.ts                    send the periodic tasks in tasks.ts when due
   $ celeriac demo                                  run the demo on the embedded broker
 
 With no broker configured, everything uses the embedded SQLite file .celeriac/celeriac.db.
@@ -85,6 +89,8 @@ Result backends: the same, plus rpc:// (results over the broker's RabbitMQ).`,
     .option('-E, --task-events', 'send task events for monitors (celery events, Flower, celeriac events), as Celery\'s -E')
     .option('--without-mingle', "don't ask the other workers for revoked tasks at start-up")
     .option('--no-track-children', "don't follow handlers across await to record the tasks they send as children (faster)")
+    .option('-B, --beat', 'also run beat (the periodic task scheduler) in this worker; see celeriac beat --help')
+    .option('--lock <url>', 'with -B: where beat keeps its lease and last runs (default: the broker, else the result backend)')
     .addHelpText(
       'after',
       `
@@ -138,6 +144,8 @@ redelivers whatever was not acked).`,
     .description('Show how many messages wait in each queue.')
     .option('-Q, --queues <names>', 'comma-separated queues (default: every queue the broker knows)', splitList)
     .action(runQueues);
+
+  registerBeatCommand(program, withConnection);
 
   program
     .command('demo')

@@ -3,6 +3,7 @@ import { resolve } from 'node:path';
 import { ConfigurationError } from '../errors.js';
 import { createLogger, parseLogLevel } from '../logger.js';
 import type { PoolKind } from '../worker/executor.js';
+import { startBeat } from './beat-command.js';
 import { loadApp, type AppOptions } from './load-app.js';
 
 interface WorkerCommandOptions extends AppOptions {
@@ -22,6 +23,9 @@ interface WorkerCommandOptions extends AppOptions {
   hostname?: string;
   grace: number;
   trackChildren: boolean;
+  /** -B: run beat in this worker too. */
+  beat?: boolean;
+  lock?: string;
 }
 
 /** Starts the worker and resolves once it has shut down. */
@@ -58,6 +62,8 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
   const pool = worker.options.pool === 'event' ? `event loop, ${worker.options.concurrency} at once` : `${worker.options.pool}, ${worker.options.autoscale ? `${worker.options.autoscale[1]}-${worker.options.autoscale[0]}` : worker.options.concurrency} slots`;
   logger.info(`celeriac worker: ${own.length} tasks [${own.join(', ')}], broker ${(await app.broker()).displayUrl}, pool ${pool}`);
 
+  if (options.lock !== undefined && !options.beat) throw new ConfigurationError('--lock is for beat: pass -B too');
+  let stopBeat: (() => Promise<void>) | undefined;
   let stopping: Promise<void> | undefined;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopping) {
@@ -65,16 +71,19 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
       process.exit(1);
     }
     logger.warning(`${signal}: warm shutdown (running tasks have ${options.grace}s); send it again to stop at once`);
+    void stopBeat?.();
     stopping = worker.stop();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
     await worker.start();
+    if (options.beat) stopBeat = await startBeat(app, logger, options.lock);
     await new Promise<void>((resolve) => worker.once('worker-offline', () => resolve()));
   } finally {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
+    await stopBeat?.();
     await app.close();
   }
 }

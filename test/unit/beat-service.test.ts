@@ -94,7 +94,7 @@ describe('one beat', () => {
   test('a crontab in New York across spring forward: 02:30 runs once on each day, at 03:30 EDT on the day of the jump', async () => {
     const clock = new ManualClock(Date.parse('2026-03-07T00:00:00Z'));
     const { app, start } = makeApp(clock, randomUUID(), (a) => a.schedule('nightly', { task: 'jobs.tick', every: '30 2 * * *', timezone: 'America/New_York' }));
-    await start();
+    await start({ lease: 600 }); // renewed every 200 s: the clock moves a minute at a time here
     await advance(clock, 3 * 86_400_000, 60_000);
     expect((await drain(app)).map((s) => s.scheduledAt)).toEqual(['2026-03-07T07:30:00.000Z', '2026-03-08T07:30:00.000Z', '2026-03-09T06:30:00.000Z']);
   });
@@ -181,6 +181,33 @@ describe('several beats', () => {
     const due = Math.floor((clock.now() - T0) / 1000);
     expect(times).toEqual(Array.from({ length: due }, (_, i) => T0 + (i + 1) * 1000));
     expect(leader.lines.join('\n')).toMatch(/no longer the leader: the lease lapsed before it could be renewed/);
+  });
+
+  test('a leader that stalled past its lease is fenced out when it wakes: it sends nothing the new leader sent', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'celeriac-beat-'));
+    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    const lock = `sqlite://${join(dir, 'beat.db')}`;
+    const name = randomUUID();
+    // Each process has its own clock: the stalled one's stands still while the other's runs on.
+    const stalledClock = new ManualClock(T0);
+    const otherClock = new ManualClock(T0);
+    const stalled = makeApp(stalledClock, name, (a) => a.schedule('tick', { task: 'jobs.tick', every: 1 }));
+    await stalled.start({ lock });
+    const other = makeApp(otherClock, name, (a) => a.schedule('tick', { task: 'jobs.tick', every: 1 }));
+    await other.start({ lock });
+    for (let i = 0; i < 20; i++) {
+      stalledClock.advance(250);
+      otherClock.advance(250);
+      await flush();
+    }
+    expect(stalled.app.beat.service!.isLeader).toBe(true);
+    await advance(otherClock, 15_000); // the leader is stalled (a long pause) for 15 s
+    expect(other.app.beat.service!.isLeader).toBe(true);
+    await advance(stalledClock, 3_000); // it wakes, still sure of its lease by its own clock
+    const times = (await drain(other.app)).map((s) => Date.parse(s.scheduledAt));
+    expect(times).toEqual(Array.from({ length: 20 }, (_, i) => T0 + (i + 1) * 1000)); // none twice, none lost
+    expect(stalled.app.beat.service!.isLeader).toBe(false);
+    expect(stalled.lines.join('\n')).toMatch(/no longer the leader: another beat holds the lease/);
   });
 
   test('a beat that stops gives the lease up: another leads within a tick', async () => {
