@@ -138,7 +138,11 @@ export interface ReplyInbox {
 export interface ControlChannel {
   /** True when a new subscriber also hears recent commands (a late worker still gets a revoke). */
   readonly replaysRecent?: boolean;
-  broadcast(command: ControlCommand): Promise<void>;
+  /**
+   * Sends a command to every worker listening; resolves with how many listeners it reached,
+   * where the broker can tell (Redis), so a sender knows how many replies to expect.
+   */
+  broadcast(command: ControlCommand): Promise<number | void>;
   /**
    * Calls `onCommand` for each command broadcast from now on. Brokers that keep commands
    * durably (SQLite) also replay recent ones, so a worker started late still hears a revoke.

@@ -33,10 +33,11 @@ export class RedisPidbox implements ControlChannel {
     this.channel = `/${db}.${PIDBOX_EXCHANGE}`;
   }
 
-  async broadcast(command: ControlCommand): Promise<void> {
+  /** Publishes the command; resolves with how many subscribers (workers, ours and Python's) got it. */
+  async broadcast(command: ControlCommand): Promise<number> {
     const client = this.client();
     if (command.method === 'revoke') await this.#keepRevoked(client, command);
-    await client.publish(this.channel, JSON.stringify(envelopeOf(encodeControlCommand(command), PIDBOX_EXCHANGE, '', 2)));
+    return client.publish(this.channel, JSON.stringify(envelopeOf(encodeControlCommand(command), PIDBOX_EXCHANGE, '', 2)));
   }
 
   /**

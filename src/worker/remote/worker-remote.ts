@@ -125,6 +125,8 @@ export class WorkerRemote {
     const inbox = await control.openInbox();
     const ticket = randomUUID();
     let heard = 0;
+    let expected = Number.POSITIVE_INFINITY;
+    let allHeard: (() => void) | undefined;
     inbox.listen((replyTicket, body) => {
       if (replyTicket !== ticket) return;
       for (const [node, payload] of Object.entries(body)) {
@@ -134,9 +136,10 @@ export class WorkerRemote {
         if (typeof revoked === 'object' && revoked !== null) this.worker.mergeRevoked(Object.keys(revoked));
         this.clock.adjust(clock);
       }
+      if (heard >= expected) allHeard?.();
     });
     try {
-      await control.broadcast({
+      const reached = await control.broadcast({
         method: 'hello',
         arguments: { from_node: this.options.hostname, revoked: {} },
         destination: null,
@@ -144,7 +147,17 @@ export class WorkerRemote {
         ticket,
         expiresAt: Date.now() + MINGLE_TIMEOUT_MS,
       });
-      await new Promise((resolve) => setTimeout(resolve, MINGLE_TIMEOUT_MS));
+      // Where the broker says how many workers heard it (this one among them), stop once all replied.
+      if (typeof reached === 'number') expected = reached - 1;
+      if (heard < expected) {
+        await new Promise<void>((resolve) => {
+          const timer = setTimeout(resolve, MINGLE_TIMEOUT_MS);
+          allHeard = () => {
+            clearTimeout(timer);
+            resolve();
+          };
+        });
+      }
       if (heard > 0) this.options.logger.info(`mingle: heard from ${heard} other worker${heard === 1 ? '' : 's'}`);
     } finally {
       await inbox.close();
