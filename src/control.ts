@@ -2,7 +2,8 @@
  * Remote control of the workers sharing a broker, in Celery's pidbox form, so Python workers
  * obey and answer too: `app.control.inspect().active()`, `app.control.rateLimit(...)`,
  * `app.control.shutdown()`. Commands that wait for replies collect them for `timeout` seconds
- * (default 1, as Celery's) or until `limit` workers have answered.
+ * (default 1, as Celery's), until `limit` workers have answered, or, where the broker tells how
+ * many workers heard the command (Redis), until all of them have.
  */
 import { randomUUID } from 'node:crypto';
 import type { Broker, ControlChannel } from './brokers/broker.js';
@@ -137,19 +138,28 @@ export class Control {
     const inbox = await control.openInbox();
     const ticket = randomUUID();
     const replies: Replies<T> = {};
+    // Where the broker says how many workers heard the command, all of them having replied ends the wait.
+    let limit = options.limit ?? Number.POSITIVE_INFINITY;
     try {
       await new Promise<void>((resolve, reject) => {
         const timer = setTimeout(resolve, timeoutMs);
+        const settleIfDone = (): void => {
+          if (Object.keys(replies).length < limit) return;
+          clearTimeout(timer);
+          resolve();
+        };
         inbox.listen((replyTicket, body) => {
           if (replyTicket !== ticket) return; // a late reply to another command
           Object.assign(replies, body);
-          if (options.limit !== undefined && Object.keys(replies).length >= options.limit) {
-            clearTimeout(timer);
-            resolve();
-          }
+          settleIfDone();
         });
         control
           .broadcast({ method, arguments: args, destination: options.destination ?? null, replyTo: inbox.address, ticket, expiresAt: Date.now() + timeoutMs })
+          .then((reached) => {
+            if (typeof reached !== 'number') return;
+            limit = Math.min(limit, reached, options.destination?.length ?? reached);
+            settleIfDone();
+          })
           .catch((error: unknown) => {
             clearTimeout(timer);
             reject(error);
