@@ -175,6 +175,19 @@ export function toStored(entry: ScheduleEntry, since: number): StoredEntry {
   };
 }
 
+/**
+ * Parses a stored entry's JSON: undefined when it is not JSON or not an object with a name (the
+ * fields are checked by {@link fromStored}).
+ */
+export function readEntry(json: string): StoredEntry | undefined {
+  try {
+    const value: unknown = JSON.parse(json);
+    return isPlainObject(value) && typeof value['name'] === 'string' ? (value as unknown as StoredEntry) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The entry a stored JSON form holds; null (with the reason) when it no longer checks. */
 export function fromStored(stored: StoredEntry): { entry: ScheduleEntry } | { error: string } {
   try {

@@ -200,9 +200,10 @@ export class BeatService extends TypedEmitter<BeatEventMap> {
     this.#stopped = true;
     if (this.#timer) this.#s.clock.clearTimeout(this.#timer);
     this.#timer = undefined;
-    await this.#running;
+    // A tick waiting on an unreachable store is not waited for longer than a lease.
+    await waitAtMost(this.#running, this.#s.leaseMs);
     const leading = this.lease.held;
-    await this.lease.release();
+    await waitAtMost(this.lease.release(), this.#s.leaseMs);
     if (leading) this.#s.logger.info('beat: gave up the lease');
   }
 
@@ -339,6 +340,7 @@ export class BeatService extends TypedEmitter<BeatEventMap> {
       const previous = this.#slots.get(stored.name);
       slots.set(stored.name, previous && sameEntry(previous.entry, read.entry) ? previous : { entry: read.entry });
     }
+    for (const name of snapshot.unreadable ?? []) this.#warnOnce(`unreadable:${name}:${snapshot.version}`, `beat: ignoring the stored entry ${name}: its JSON cannot be read`);
     const paused = new Set(snapshot.paused);
     const change = {
       version: snapshot.version,
@@ -404,6 +406,14 @@ function sameEntry(a: ScheduleEntry, b: ScheduleEntry): boolean {
 function sendOptions(entry: ScheduleEntry, id: string, scheduledAt: number): ApplyOptions {
   const { headers, ...rest } = entry.options;
   return { ...rest, taskId: id, headers: { ...headers, beat_entry: entry.name, beat_scheduled_at: iso(scheduledAt) } };
+}
+
+/** Waits for `promise`, or `ms` of real time, whichever comes first. */
+async function waitAtMost(promise: Promise<unknown> | undefined, ms: number): Promise<void> {
+  if (!promise) return;
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise, new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
 }
 
 function plural(count: number, one: string, many: string): string {

@@ -49,6 +49,8 @@ export interface StoreSnapshot {
   readonly version: number;
   readonly entries: readonly StoredEntry[];
   readonly paused: readonly string[];
+  /** Names of stored entries whose JSON could not be read (left out of `entries`). */
+  readonly unreadable?: readonly string[];
 }
 
 /** A beat store. Every method rejects with a ConnectionError when the store cannot be reached. */

@@ -175,6 +175,29 @@ describe.each(kinds)('%s beat store', (_kind, urlFor) => {
   });
 });
 
+describe('an entry whose stored JSON cannot be read', () => {
+  test.each(['sqlite', 'redis'] as const)('%s: is left out and named, the others still load', async (kind) => {
+    const namespace = randomUUID();
+    const url = kind === 'sqlite' ? `sqlite://${join(dir, `${randomUUID()}.db`)}` : REDIS;
+    const store = await createBeatStore(url, { clock: systemClock, namespace });
+    await store.connect();
+    opened.push(store);
+    await store.putEntry(entry('good'));
+    if (kind === 'redis') {
+      redisNamespaces.push(namespace);
+      await inspector.hset(`celeriac.beat.${namespace}.entries`, 'broken', '{"name": "broken", ');
+    } else {
+      const { default: Sqlite } = await import('better-sqlite3');
+      const db = new Sqlite(url.slice('sqlite://'.length));
+      db.prepare('INSERT INTO celeriac_beat_entries (ns, name, definition) VALUES (?, ?, ?)').run(namespace, 'broken', 'not json');
+      db.close();
+    }
+    const snapshot = await store.snapshot();
+    expect(snapshot.entries.map((e) => e.name)).toEqual(['good']);
+    expect(snapshot.unreadable).toEqual(['broken']);
+  });
+});
+
 function entry(name: string): StoredEntry {
   return { name, task: 'jobs.tick', args: [1], kwargs: {}, options: {}, schedule: { every: 30 }, missed: 'run-once', since: 1000 };
 }

@@ -9,7 +9,7 @@
  * `version` (counter).
  */
 import { randomUUID } from 'node:crypto';
-import type { StoredEntry } from '../../beat/entry.js';
+import { readEntry, type StoredEntry } from '../../beat/entry.js';
 import type { BeatStore, LeaderInfo, LeaseGrant, LeaseRefusal, RunRecord, StoreContext, StoreSnapshot } from '../../beat/store.js';
 import { NotConnectedError } from '../../errors.js';
 import type { ParsedUrl } from '../../url.js';
@@ -191,13 +191,16 @@ export class RedisBeatStore implements BeatStore {
 
   async snapshot(): Promise<StoreSnapshot> {
     const k = this.#keys;
-    const results = replies(await this.#redis().multi().get(k.version).hvals(k.entries).smembers(k.paused).exec());
-    const [version, entries, paused] = results as [string | null, string[], string[]];
-    return {
-      version: Number(version ?? 0),
-      entries: entries.map((json) => JSON.parse(json) as StoredEntry).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
-      paused,
-    };
+    const results = replies(await this.#redis().multi().get(k.version).hgetall(k.entries).smembers(k.paused).exec());
+    const [version, hash, paused] = results as [string | null, Record<string, string>, string[]];
+    const entries: StoredEntry[] = [];
+    const unreadable: string[] = [];
+    for (const [name, json] of Object.entries(hash).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
+      const entry = readEntry(json);
+      if (entry) entries.push(entry);
+      else unreadable.push(name);
+    }
+    return { version: Number(version ?? 0), entries, paused, ...(unreadable.length > 0 ? { unreadable } : {}) };
   }
 
   async putEntry(entry: StoredEntry): Promise<boolean> {

@@ -9,7 +9,7 @@ import { randomUUID } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
 import type { Clock } from '../../clock.js';
 import { ConfigurationError, NotConnectedError } from '../../errors.js';
-import type { StoredEntry } from '../../beat/entry.js';
+import { readEntry, type StoredEntry } from '../../beat/entry.js';
 import type { BeatStore, LeaderInfo, LeaseGrant, LeaseRefusal, RunRecord, StoreContext, StoreSnapshot } from '../../beat/store.js';
 import { pathOf, type ParsedUrl } from '../../url.js';
 import { absolutePath, openDatabase, synchronousOption, type Database, type Synchronous } from './connection.js';
@@ -184,11 +184,15 @@ export class SqliteBeatStore implements BeatStore {
     const db = this.#database();
     return db.transaction(() => {
       const version = (this.#sql('SELECT version FROM celeriac_beat_version WHERE ns = ?').get(this.#ns) as { version: number } | undefined)?.version ?? 0;
-      const entries = (this.#sql('SELECT definition FROM celeriac_beat_entries WHERE ns = ? ORDER BY name').all(this.#ns) as Array<{ definition: string }>).map(
-        (row) => JSON.parse(row.definition) as StoredEntry,
-      );
+      const entries: StoredEntry[] = [];
+      const unreadable: string[] = [];
+      for (const row of this.#sql('SELECT name, definition FROM celeriac_beat_entries WHERE ns = ? ORDER BY name').all(this.#ns) as Array<{ name: string; definition: string }>) {
+        const entry = readEntry(row.definition);
+        if (entry) entries.push(entry);
+        else unreadable.push(row.name);
+      }
       const paused = (this.#sql('SELECT name FROM celeriac_beat_paused WHERE ns = ?').all(this.#ns) as Array<{ name: string }>).map((row) => row.name);
-      return { version, entries, paused };
+      return { version, entries, paused, ...(unreadable.length > 0 ? { unreadable } : {}) };
     })();
   }
 
