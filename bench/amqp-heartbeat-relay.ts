@@ -34,6 +34,13 @@ const reset = async (system: System): Promise<void> => {
   await channel.purgeQueue(system.queue);
 };
 
+/** Deletes a task queue as celeriac declares it: the queue, its dead-letter queue, its exchange. */
+async function deleteQueue(queue: string): Promise<void> {
+  await channel.deleteQueue(queue);
+  await channel.deleteQueue(`${queue}.celeriac.dead`);
+  await channel.deleteExchange(queue);
+}
+
 /** Tasks/s draining `n` pre-filled no-op tasks, the consumers' connection open before the clock. */
 async function warmDrain(broker: string, queue: string, n: number, concurrency: number): Promise<number> {
   await results.flushdb();
@@ -86,7 +93,7 @@ try {
     opens.off.push(await openTime(OFF_URL));
     console.log(`warm round ${round + 1}`, { on: warm.on.map((d) => d.at(-1)), off: warm.off.map((d) => d.at(-1)), opens: [opens.on.at(-1), opens.off.at(-1)] });
   }
-  await channel.deleteQueue(warmQueue);
+  await deleteQueue(warmQueue);
   const median = (samples: number[]): number => percentile(samples, 0.5);
   const warmOn = warm.on.map(median);
   const warmOff = warm.off.map(median);
@@ -127,7 +134,7 @@ try {
   for (const [label, row, warmRounds] of [['on', on, warm.on], ['off', off, warm.off]] as const) {
     console.log(`relay ${label}: drain c=1 ${rounded(row.drainRounds[0]!)}; c=50 ${rounded(row.drainRounds[1]!)}; warm c=1 ${rounded(warmRounds[0]!)}; warm c=50 ${rounded(warmRounds[1]!)}`);
   }
-  for (const system of systems) await channel.deleteQueue(system.queue);
+  for (const system of systems) await deleteQueue(system.queue);
 } finally {
   await connection.close();
   results.disconnect();
