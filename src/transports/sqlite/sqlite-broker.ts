@@ -12,7 +12,9 @@
  *
  * URL options: `visibility_timeout` (s, default 300), `consumer_timeout` (s, default 60),
  * `synchronous` (`normal` default, or `full`). Heartbeats go every 2 s, or every quarter of the
- * shorter timeout when that is less.
+ * shorter timeout when that is less. Control commands and replies (control.ts) and events
+ * (events.ts; `event_retention` in s, default 3600, and `event_max_rows`, default 50000) have
+ * tables of their own.
  */
 import { OnceSettledDelivery, type Settlement } from '../../brokers/delivery.js';
 import { TypedEmitter, type BrokerEventMap } from '../../events.js';
@@ -39,16 +41,15 @@ import type {
   BrokerCapabilities,
   ConsumeOptions,
   Consumer,
-  ControlChannel,
-  ControlCommand,
   DeadLetter,
   Delivery,
   PublishOptions,
 } from '../../brokers/broker.js';
-import { CONTROL_REPLAY_MS } from '../../brokers/control-log.js';
 import { clampPriority } from '../../brokers/priority.js';
 import { createBrokerSchema, prepareBrokerStatements, type BrokerStatements, type MessageRow } from './schema.js';
 import { SqliteRateLimits } from './rate-limits.js';
+import { SqliteControlChannel } from './control.js';
+import { SqliteEvents } from './events.js';
 
 const HEARTBEAT_MS = 2_000;
 /** The shortest heartbeat interval, whatever the timeouts. */
@@ -61,7 +62,8 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
   readonly capabilities: BrokerCapabilities = { delayedDelivery: true, priorities: true, durable: true, shared: true, exchanges: false };
   readonly displayUrl: string;
   readonly path: string;
-  readonly control: ControlChannel;
+  readonly control: SqliteControlChannel;
+  readonly events: SqliteEvents;
   readonly rateLimits: SqliteRateLimits;
   readonly #visibilityMs: number;
   readonly #consumerTimeoutMs: number;
@@ -94,6 +96,10 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
     this.#keeper = new LeaseKeeper('transports/sqlite/lease-keeper-thread.js', settings, (message) => this.emit('warning', { message }));
     this.#writes = new WriteBatcher(() => this.#database(), () => announceChange(this.path, 'messages'));
     this.control = new SqliteControlChannel(this);
+    this.events = new SqliteEvents(this.path, () => this.#database(), {
+      maxAgeMs: numberOption(url.options, 'event_retention', 3600) * 1000,
+      maxRows: numberOption(url.options, 'event_max_rows', 50_000),
+    });
     this.rateLimits = new SqliteRateLimits(() => this.#database(), (run) => this.write(run));
   }
 
@@ -267,10 +273,16 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
       await consumer.cancel();
     }
     this.#stopConsuming();
-    await (this.control as SqliteControlChannel).close();
+    await this.control.close();
+    await this.events.close();
     announceChange(this.path, 'messages');
     this.#db = undefined;
     db.close();
+  }
+
+  /** @internal The open connection. */
+  database(): Database {
+    return this.#database();
   }
 
   #database(): Database {
@@ -384,63 +396,6 @@ class SqliteDelivery extends OnceSettledDelivery {
 
   protected done(): void {
     this.consumer.settled(this);
-  }
-}
-
-/** Control commands kept in a table, so a worker that starts late still hears recent revokes. */
-class SqliteControlChannel implements ControlChannel {
-  readonly replaysRecent = true;
-  readonly #subscriptions = new Set<{ deliver: () => void; stop: () => void }>();
-
-  constructor(private readonly broker: SqliteBroker) {}
-
-  async broadcast(command: ControlCommand): Promise<void> {
-    const now = Date.now();
-    await this.broker.write(() => {
-      this.broker.sql.pruneControl.run(now - CONTROL_REPLAY_MS);
-      this.broker.sql.insertControl.run(now, JSON.stringify(command));
-    });
-    announceChange(this.broker.path, 'control');
-  }
-
-  async subscribe(onCommand: (command: ControlCommand) => void): Promise<Consumer> {
-    const sql = this.broker.sql;
-    let lastId = 0;
-    const emit = (rows: Array<{ id: number; command: string }>): void => {
-      for (const row of rows) {
-        lastId = Math.max(lastId, row.id);
-        try {
-          onCommand(JSON.parse(row.command) as ControlCommand);
-        } catch {
-          // A malformed row is skipped; the next ones still arrive.
-        }
-      }
-    };
-    emit(sql.controlReplay.all(Date.now() - CONTROL_REPLAY_MS) as Array<{ id: number; command: string }>);
-    lastId = Math.max(lastId, (sql.lastControlId.get() as { id: number }).id);
-    const deliver = (): void => {
-      try {
-        emit(sql.controlSince.all(lastId) as Array<{ id: number; command: string }>);
-      } catch {
-        // Busy or closing; the next change delivers.
-      }
-    };
-    const unlisten = onLocalChange(this.broker.path, 'control', deliver);
-    const timer = setInterval(deliver, 250);
-    timer.unref();
-    const subscription = { deliver, stop: () => (unlisten(), clearInterval(timer)) };
-    this.#subscriptions.add(subscription);
-    return {
-      cancel: async () => {
-        subscription.stop();
-        this.#subscriptions.delete(subscription);
-      },
-    };
-  }
-
-  async close(): Promise<void> {
-    for (const subscription of this.#subscriptions) subscription.stop();
-    this.#subscriptions.clear();
   }
 }
 
