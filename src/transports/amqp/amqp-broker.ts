@@ -7,18 +7,17 @@
  *   publish whose confirm is lost with the connection is sent again on the next connection,
  *   then reported if that fails too; nothing is dropped in silence.
  * - Each consumer has its own channel with `basic.qos` set to its prefetch; acks are manual.
- *   Consumers (and the pidbox subscription) share a connection of their own, opened with the
- *   first of them, as a Celery worker keeps its consumer apart from its producers. That
+ *   Consumers (and the pidbox and event subscriptions) share a connection of their own, opened
+ *   with the first of them, as a Celery worker keeps its consumer apart from its producers. That
  *   connection's heartbeats are kept by a relay thread (see session.ts), so a task that blocks
  *   the event loop does not make RabbitMQ drop it and requeue what the worker runs; publishing
  *   stays one hop from the server (a blocked loop only makes it reconnect, and publishes retry).
  * - ETA messages go through the delay levels, so RabbitMQ, not worker memory, holds them.
  * - The connection reopens by itself; consumers and declarations come back with it.
+ * - Control commands and replies (pidbox.ts) and events (events.ts) use Celery's exchanges.
  */
 import { OnceSettledDelivery, type Settlement } from '../../brokers/delivery.js';
 import { TypedEmitter, type BrokerEventMap } from '../../events.js';
-import { randomUUID } from 'node:crypto';
-import { hostname } from 'node:os';
 import type { Channel, ChannelModel, ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
 import { ChannelSlot } from './channel-slot.js';
 import { AmqpSession } from './session.js';
@@ -30,14 +29,13 @@ import type {
   BrokerCapabilities,
   ConsumeOptions,
   Consumer,
-  ControlChannel,
-  ControlCommand,
   DeadLetter,
   Delivery,
   PublishOptions,
   QueueDeclaration,
 } from '../../brokers/broker.js';
-import { decodeControlCommand, encodeControlCommand, PIDBOX_EXCHANGE } from '../../brokers/pidbox-message.js';
+import { AmqpPidbox } from './pidbox.js';
+import { AmqpEvents } from './events.js';
 import { ChannelAcks, type Tracked } from './channel-acks.js';
 import { clampPriority } from '../../brokers/priority.js';
 import {
@@ -51,8 +49,6 @@ import {
   DELAY_ENTRY_EXCHANGE,
   delayedRoutingKey,
   isBrokerDeathHeader,
-  PIDBOX_QUEUE_ARGUMENTS,
-  pidboxQueue,
   type TaskQueueShape,
 } from './topology.js';
 
@@ -67,7 +63,8 @@ type PublishItem = { queue: string; message: TransportMessage; options?: Publish
 export class AmqpBroker extends TypedEmitter<BrokerEventMap> implements Broker {
   readonly capabilities: BrokerCapabilities;
   readonly displayUrl: string;
-  readonly control: ControlChannel;
+  readonly control: AmqpPidbox;
+  readonly events: AmqpEvents;
   readonly #session: AmqpSession;
   /** The consumers' connection (heartbeats kept by the relay thread), opened with the first of them. */
   #consumerSession: AmqpSession | undefined;
@@ -101,7 +98,8 @@ export class AmqpBroker extends TypedEmitter<BrokerEventMap> implements Broker {
       this.#topology.reset();
       this.#publisher.reset();
     };
-    this.control = new PidboxChannel(this.#session, () => this.consumerSession());
+    this.control = new AmqpPidbox(this.#session, () => this.consumerSession());
+    this.events = new AmqpEvents(this.#session, () => this.consumerSession());
   }
 
   /** @internal The consumers' connection, opened on first use. */
@@ -425,58 +423,6 @@ class AmqpDelivery extends OnceSettledDelivery {
 
   protected done(): void {
     this.consumer.settled(this);
-  }
-}
-
-/**
- * Celery's pidbox: commands fan out through `celery.pidbox` to each node's own queue. Commands
- * are sent over the broker's publishing connection and heard over its consumers' one.
- */
-class PidboxChannel implements ControlChannel {
-  constructor(
-    private readonly session: AmqpSession,
-    private readonly consumerSession: () => Promise<AmqpSession>,
-  ) {}
-
-  async broadcast(command: ControlCommand): Promise<void> {
-    const connection = await this.session.ready();
-    const channel = await connection.createConfirmChannel();
-    try {
-      await channel.assertExchange(PIDBOX_EXCHANGE, 'fanout', { durable: false, autoDelete: false });
-      const { headers, body } = encodeControlCommand(command);
-      channel.publish(PIDBOX_EXCHANGE, '', body, { headers, contentType: 'application/json', contentEncoding: 'utf-8', deliveryMode: 1 });
-      await channel.waitForConfirms();
-    } finally {
-      await channel.close().catch(() => undefined);
-    }
-  }
-
-  async subscribe(onCommand: (command: ControlCommand) => void): Promise<Consumer> {
-    const queue = pidboxQueue(`celeriac-${randomUUID().slice(0, 8)}@${hostname()}`);
-    const session = await this.consumerSession();
-    let channel: Channel | undefined;
-    const setup = async (connection: ChannelModel): Promise<void> => {
-      channel = await connection.createChannel();
-      channel.on('error', () => undefined);
-      await channel.assertExchange(PIDBOX_EXCHANGE, 'fanout', { durable: false, autoDelete: false });
-      await channel.assertQueue(queue, { durable: false, autoDelete: true, arguments: PIDBOX_QUEUE_ARGUMENTS });
-      await channel.bindQueue(queue, PIDBOX_EXCHANGE, '');
-      await channel.consume(
-        queue,
-        (message) => {
-          const command = message && decodeControlCommand(message.content, (message.properties.headers ?? {}) as Record<string, unknown>);
-          if (command) onCommand(command);
-        },
-        { noAck: true },
-      );
-    };
-    await session.addSetup(setup);
-    return {
-      cancel: async () => {
-        session.removeSetup(setup);
-        await channel?.close().catch(() => undefined);
-      },
-    };
   }
 }
 
