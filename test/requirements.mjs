@@ -33,6 +33,7 @@ const checks = [
     `${PROVISION} (or: apt-get install -y python3-celery python3-redis python3-amqp)`,
   ],
   ['openssl, for the TLS tests', () => runs('openssl', ['version']), `${PROVISION} (or: apt-get install -y openssl)`],
+  ["Chromium at /usr/bin/chromium, for the dashboard's browser tests", () => runs('/usr/bin/chromium', ['--headless', '--no-sandbox', '--version']), `${PROVISION} (or: apt-get install -y chromium)`],
 ];
 
 const results = await Promise.all(checks.map(async ([name, check, fix]) => ({ name, fix, ok: await check() })));
