@@ -83,6 +83,7 @@ export class Beat {
   readonly #code = new Map<string, ScheduleEntry>();
   #settings: BeatSettings = {};
   #service: BeatService | undefined;
+  #stopping: Promise<void> | undefined;
 
   constructor(host: BeatAppHost) {
     this.#host = host;
@@ -168,13 +169,19 @@ export class Beat {
     return service;
   }
 
-  /** Stops the scheduler this process runs (giving the lease up) and closes its store. */
-  async stop(): Promise<void> {
+  /**
+   * Stops the scheduler this process runs (giving the lease up) and closes its store. Calls made
+   * while it stops wait for the same stop.
+   */
+  stop(): Promise<void> {
     const service = this.#service;
+    if (!service) return this.#stopping ?? Promise.resolve();
     this.#service = undefined;
-    if (!service) return;
-    await service.stop();
-    await service.store.close();
+    this.#stopping = (async () => {
+      await service.stop();
+      await service.store.close();
+    })().finally(() => (this.#stopping = undefined));
+    return this.#stopping;
   }
 
   /** Every entry (in code and stored) with its schedule, pause, last and next run. */

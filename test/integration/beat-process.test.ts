@@ -96,8 +96,9 @@ describe.each(['sqlite', 'redis'] as const)('%s: entries changed from the CLI', 
     const admin = (...command: string[]) => runCliAsync(['beat', ...command, '--broker', url, ...args]);
     const seenBy = async (change: RegExp, endedAt: number): Promise<void> => {
       const seen = await Promise.all(beats.map((beat) => beat.waitFor(change, { since: endedAt - 5_000, timeoutMs: 5_000 })));
-      // One tick is a second at most; the change was in the store before the command ended.
-      for (const at of seen) expect(at - endedAt).toBeLessThanOrEqual(1_300);
+      // One tick is a second at most (the change was in the store before the command ended),
+      // plus the time to print and read a log line on a busy machine.
+      for (const at of seen) expect(at - endedAt).toBeLessThanOrEqual(1_500);
     };
 
     const added = await admin('add', 'poll', 'beatfx.tick', '["x"]', '--every', '1', '--queue', queue);
