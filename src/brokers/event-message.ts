@@ -3,7 +3,6 @@
  * `{hostname}`, transient; the routing key is the event type with `-` as `.`
  * (`task-succeeded` → `task.succeeded`). Shared by the brokers Python Celery also uses.
  */
-import { encodeJson } from '../protocol/kombu-json.js';
 import { decodeJson } from '../protocol/kombu-json.js';
 import type { CeleryEvent } from './broker.js';
 
@@ -17,9 +16,12 @@ export function eventRoutingKey(type: string): string {
   return type.replaceAll('-', '.');
 }
 
-/** The body of an event message. */
+/**
+ * The body of an event message. Event fields are strings, numbers, null and lists of them (a
+ * task's arguments and result travel as reprs), so plain JSON encodes them.
+ */
 export function encodeEvents(events: CeleryEvent | readonly CeleryEvent[]): Buffer {
-  return Buffer.from(encodeJson(events));
+  return Buffer.from(JSON.stringify(events));
 }
 
 /**

@@ -5,10 +5,11 @@
  * `/{db}.celeryev/*` (or `worker.*`). Not durable, as in Celery: a monitor hears what is sent
  * while it listens.
  */
+import { randomUUID } from 'node:crypto';
 import type { CeleryEvent, EventChannel, EventSubscription } from '../../brokers/broker.js';
 import { decodeEvents, encodeEvents, EVENT_EXCHANGE } from '../../brokers/event-message.js';
 import type { RedisClient } from './client.js';
-import { fromEnvelope, toEnvelope, type Envelope } from './kombu-layout.js';
+import { fromEnvelope, type Envelope } from './kombu-layout.js';
 
 export class RedisEvents implements EventChannel {
   readonly #prefix: string;
@@ -21,9 +22,7 @@ export class RedisEvents implements EventChannel {
   }
 
   async publish(routingKey: string, events: CeleryEvent | readonly CeleryEvent[], hostname: string): Promise<void> {
-    const envelope = toEnvelope('', { headers: { hostname }, properties: { delivery_mode: 1 }, contentType: 'application/json', contentEncoding: 'utf-8', body: encodeEvents(events) }, 0);
-    envelope.properties.delivery_info = { exchange: EVENT_EXCHANGE, routing_key: routingKey };
-    await this.client().publish(this.#prefix + routingKey, JSON.stringify(envelope));
+    await this.client().publish(this.#prefix + routingKey, eventEnvelope(routingKey, events, hostname));
   }
 
   async subscribe(onEvent: (event: CeleryEvent) => void, pattern = '#'): Promise<EventSubscription> {
@@ -49,6 +48,16 @@ export class RedisEvents implements EventChannel {
       },
     };
   }
+}
+
+/**
+ * kombu's envelope around an event message, written out rather than built and stringified: a
+ * busy worker sends one per turn, and its base64 body needs no escaping.
+ */
+function eventEnvelope(routingKey: string, events: CeleryEvent | readonly CeleryEvent[], hostname: string): string {
+  const body = encodeEvents(events).toString('base64');
+  const properties = `{"delivery_mode":1,"delivery_info":{"exchange":"${EVENT_EXCHANGE}","routing_key":${JSON.stringify(routingKey)}},"priority":0,"body_encoding":"base64","delivery_tag":"${randomUUID()}"}`;
+  return `{"body":"${body}","content-encoding":"utf-8","content-type":"application/json","headers":{"hostname":${JSON.stringify(hostname)}},"properties":${properties}}`;
 }
 
 function parse(text: string): CeleryEvent[] | null {

@@ -1,6 +1,6 @@
 /**
  * A worker's task events in Celery's form (`task-received` … `task-rejected`), sent through an
- * {@link EventDispatcher} while task events are on (`-E`, or `enable_events` at run time). The
+ * {@link EventDispatcher} while attached: while task events are on (`-E`, or `enable_events`). The
  * fields are the ones Celery's workers send, reprs included, so `celery events`, Flower and
  * Python's `events.State` read them as their own.
  */
@@ -9,16 +9,9 @@ import { serializeException } from '../../protocol/exceptions.js';
 import { pythonRepr } from '../../protocol/repr.js';
 import type { EventDispatcher } from '../../monitor/event-dispatcher.js';
 
-/** Whether task events are sent now. */
-export interface TaskEventSwitch {
-  readonly taskEvents: boolean;
-}
-
-/** Sends `worker`'s task events through `dispatcher` while `events.taskEvents` holds. */
-export function attachCeleryEvents(worker: TypedEmitter<WorkerEventMap>, dispatcher: EventDispatcher, events: TaskEventSwitch): () => void {
-  const send = (type: string, fields: Record<string, unknown>): void => {
-    if (events.taskEvents) dispatcher.sendTask(type, fields);
-  };
+/** Sends `worker`'s task events through `dispatcher` until the function it returns is called. */
+export function attachCeleryEvents(worker: TypedEmitter<WorkerEventMap>, dispatcher: EventDispatcher): () => void {
+  const send = (type: string, fields: Record<string, unknown>): void => dispatcher.sendTask(type, fields);
   const listeners: { [K in keyof WorkerEventMap]?: (payload: WorkerEventMap[K]) => void } = {
     'task-received': ({ id, name, args, kwargs, eta, expires, retries, rootId, parentId }) =>
       send('task-received', {

@@ -59,8 +59,15 @@ export class WorkerRemote {
     return this.#taskEvents;
   }
 
+  /** Task events on or off; off, the worker's task events have no listener here and cost nothing. */
   set taskEvents(on: boolean) {
     this.#taskEvents = on;
+    if (!this.#dispatcher) return;
+    if (on && !this.#detachEvents) this.#detachEvents = attachCeleryEvents(this.emitter, this.#dispatcher);
+    if (!on && this.#detachEvents) {
+      this.#detachEvents();
+      this.#detachEvents = undefined;
+    }
   }
 
   /** Subscribes to commands, mingles, and goes online; before the worker takes tasks. */
@@ -72,7 +79,7 @@ export class WorkerRemote {
       this.#dispatcher = new EventDispatcher(events, this.options.hostname, this.clock, (error) =>
         this.options.logger.debug(`an event could not be sent: ${describeError(error)}`),
       );
-      this.#detachEvents = attachCeleryEvents(this.emitter, this.#dispatcher, this);
+      this.taskEvents = this.#taskEvents;
       this.#heart = new Heart(this.#dispatcher, this.worker);
       await this.#heart.start().catch((error: unknown) => this.options.logger.warning(`worker-online could not be sent: ${describeError(error)}`));
     }
