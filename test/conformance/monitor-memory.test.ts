@@ -9,8 +9,6 @@ describeMonitorConformance(
   {
     sendMalformedEvent: 'memory:// hands events over as objects, never as bytes: nothing malformed can reach its stream',
     inboxLeftovers: async (address) => broker!.namespace.inboxes.has(address.routingKey),
-    // memory-broker.ts replays every command it keeps; filtering its replay with replayable()
-    // (src/brokers/control-log.ts), as sqlite:// does, makes this `true`.
-    replaysCommands: 'memory:// replays every command it keeps, requests and expired ones too',
+    replaysCommands: true,
   },
 );

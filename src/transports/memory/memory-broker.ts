@@ -26,7 +26,7 @@ import type {
   ReplyAddress,
   ReplyInbox,
 } from '../../brokers/broker.js';
-import { CONTROL_REPLAY_MS } from '../../brokers/control-log.js';
+import { CONTROL_REPLAY_MS, replayable } from '../../brokers/control-log.js';
 import { topicMatches } from '../../brokers/event-message.js';
 import { PIDBOX_REPLY_EXCHANGE } from '../../brokers/pidbox-message.js';
 import { clampPriority } from '../../brokers/priority.js';
@@ -284,8 +284,8 @@ export class MemoryBroker extends TypedEmitter<BrokerEventMap> implements Broker
         for (const listener of namespace.controlListeners) listener(command);
       },
       async subscribe(onCommand: (command: ControlCommand) => void): Promise<Consumer> {
-        const since = Date.now() - CONTROL_REPLAY_MS;
-        for (const entry of namespace.controlLog) if (entry.at >= since) onCommand(entry.command);
+        const now = Date.now();
+        for (const entry of namespace.controlLog) if (entry.at >= now - CONTROL_REPLAY_MS && replayable(entry.command, now)) onCommand(entry.command);
         namespace.controlListeners.add(onCommand);
         return { cancel: async () => void namespace.controlListeners.delete(onCommand) };
       },
