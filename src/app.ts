@@ -431,8 +431,9 @@ export class Celeriac implements ResultSource {
     await this.close();
   }
 
-  /** Closes the broker and backend connections this app opened. */
+  /** Stops its beat, if running, and closes the broker and backend connections this app opened. */
   async close(): Promise<void> {
+    await this.beat.stop();
     await this.#sentEvents?.drain();
     const eagerWorker = this.#eagerWorker;
     this.#eagerWorker = undefined;
