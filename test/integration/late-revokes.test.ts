@@ -1,7 +1,8 @@
 /**
- * A worker that starts after a revoke still honours it, on Redis, whose control messages are
- * not kept: through the revokes celeriac keeps in the broker, and through mingle (the other
- * workers' revoked ids) when the revoke was only heard by a worker that was running.
+ * A worker that starts after a revoke still honours it, on Redis and RabbitMQ, whose control
+ * messages are not kept: through the revokes celeriac keeps in the broker (a sorted set; a
+ * stream), and through mingle (the other workers' revoked ids) when the revoke was only heard
+ * by a worker that was running.
  */
 import { randomUUID } from 'node:crypto';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -15,8 +16,8 @@ afterEach(async () => {
   for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
 });
 
-function newApp(): Celeriac {
-  const app = new Celeriac({ broker: BROKER, backend: BROKER });
+function newApp(broker = BROKER): Celeriac {
+  const app = new Celeriac({ broker, backend: BROKER });
   app.task('late.add', (_ctx, a: number, b: number) => a + b);
   cleanups.push(() => app.close());
   return app;
@@ -37,9 +38,12 @@ async function revokeUnkept(app: Celeriac, id: string, node: string): Promise<vo
   redis.disconnect();
 }
 
-describe('a revoke sent before the worker started', () => {
-  it('is honoured when no worker was running at the time (kept in the broker)', async () => {
-    const app = newApp();
+describe.each([
+  { name: 'Redis', broker: BROKER },
+  { name: 'RabbitMQ', broker: 'amqp://guest:guest@127.0.0.1:5672//' },
+])('a revoke sent while no worker ran, on $name', ({ broker }) => {
+  it('is honoured by the next worker that starts (kept in the broker)', async () => {
+    const app = newApp(broker);
     const queue = `late-${randomUUID()}`;
     const result = app.sendTask('late.add', [1, 2], {}, { queue });
     await result.sent;
@@ -47,8 +51,10 @@ describe('a revoke sent before the worker started', () => {
     await startWorker(app, queue, { mingle: false });
     await expect(result.get({ timeout: 10 })).rejects.toThrow(/revoked/);
   });
+});
 
-  it('is learnt from the running workers by mingle when only they heard it', async () => {
+describe('a revoke only running workers heard, on Redis', () => {
+  it('is learnt from them by mingle', async () => {
     const app = newApp();
     const first = await startWorker(app, `late-a-${randomUUID()}`);
     const queue = `late-b-${randomUUID()}`;

@@ -13,6 +13,10 @@
  *   (non-durable, auto-delete, `x-message-ttl` 300000, `x-expires` 10000) bound with `<oid>`.
  *   A reply whose inbox is gone is dropped by RabbitMQ (no queue is bound under its key).
  *
+ * Revokes sent through celeriac also go to the stream `celeriac.revoked` (kept three hours),
+ * which every subscriber reads from its start: a worker that was not running when a task was
+ * revoked still honours the revoke (Celery has no such record: its late workers rely on mingle).
+ *
  * Commands and replies are sent over the broker's publishing connection. The subscription is
  * heard over the consumers' connection (whose heartbeats the relay thread keeps); an inbox, which
  * holds nothing a blocked event loop could lose, lives on the publishing connection, so a client
@@ -41,8 +45,13 @@ export const replyQueue = (oid: string): string => `${oid}.${PIDBOX_REPLY_EXCHAN
 
 type ReplyListener = (ticket: string, body: Record<string, unknown>) => void;
 
+/** A RabbitMQ stream of the revokes sent through celeriac, kept three hours (Celery's revoke lifetime). */
+const REVOKED_STREAM = 'celeriac.revoked';
+const REVOKED_STREAM_OPTIONS = { durable: true, arguments: { 'x-queue-type': 'stream', 'x-max-age': '3h' } };
+
 export class AmqpPidbox implements ControlChannel {
   readonly #publisher: ExchangePublisher;
+  #revokedStream: Promise<void> | undefined;
 
   constructor(
     private readonly session: AmqpSession,
@@ -53,7 +62,29 @@ export class AmqpPidbox implements ControlChannel {
 
   async broadcast(command: ControlCommand): Promise<void> {
     const { headers, body } = encodeControlCommand(command);
-    await this.#publisher.publish(COMMANDS, '', body, { headers, contentType: 'application/json', contentEncoding: 'utf-8', deliveryMode: 2 });
+    const options = { headers, contentType: 'application/json', contentEncoding: 'utf-8', deliveryMode: 2 };
+    if (command.method === 'revoke') {
+      await this.#declareRevokedStream();
+      await this.#publisher.publish('', REVOKED_STREAM, body, options);
+    }
+    await this.#publisher.publish(COMMANDS, '', body, options);
+  }
+
+  /** Declares the stream of celeriac's revokes (once per broker; a lost declaration is tried again). */
+  #declareRevokedStream(): Promise<void> {
+    this.#revokedStream ??= (async () => {
+      const channel = await (await this.session.ready()).createChannel();
+      channel.on('error', () => undefined);
+      try {
+        await channel.assertQueue(REVOKED_STREAM, REVOKED_STREAM_OPTIONS);
+      } finally {
+        await channel.close().catch(() => undefined);
+      }
+    })().catch((error: unknown) => {
+      this.#revokedStream = undefined;
+      throw error;
+    });
+    return this.#revokedStream;
   }
 
   async subscribe(onCommand: (command: ControlCommand) => void): Promise<Consumer> {
@@ -62,12 +93,30 @@ export class AmqpPidbox implements ControlChannel {
       const command = message && decodeControlCommand(message.content, headersOf(message));
       if (command) onCommand(command);
     };
-    return listen(await this.consumerSession(), async (channel) => {
+    const session = await this.consumerSession();
+    const commands = await listen(session, async (channel) => {
       await channel.assertExchange(COMMANDS.name, COMMANDS.type, { durable: COMMANDS.durable, autoDelete: false });
       await channel.assertQueue(queue, { durable: false, autoDelete: true, arguments: PIDBOX_QUEUE_ARGUMENTS });
       await channel.bindQueue(queue, COMMANDS.name, '');
       return { queue, consumerTag: (await channel.consume(queue, onMessage, { noAck: true })).consumerTag };
     });
+    // The revokes of the last three hours, from the stream's start: a worker that was not running
+    // when they were sent honours them too (revokes heard twice are merged).
+    const revokes = await listen(session, async (channel) => {
+      await channel.assertQueue(REVOKED_STREAM, REVOKED_STREAM_OPTIONS);
+      await channel.prefetch(100);
+      const onRevoke = (message: ConsumeMessage | null): void => {
+        if (!message) return;
+        onMessage(message);
+        channel.ack(message);
+      };
+      return { queue: REVOKED_STREAM, consumerTag: (await channel.consume(REVOKED_STREAM, onRevoke, { noAck: false, arguments: { 'x-stream-offset': 'first' } })).consumerTag };
+    });
+    return {
+      cancel: async () => {
+        await Promise.all([commands.cancel(), revokes.cancel()]);
+      },
+    };
   }
 
   /** Sends a reply to `to`; RabbitMQ drops it when no inbox is bound under its routing key. */
