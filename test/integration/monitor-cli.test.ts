@@ -1,16 +1,21 @@
 /**
- * The monitoring commands as an operator runs them, against a real worker process on Redis:
- * status, inspect, control (with Celery-shaped replies), events --dump, and shutdown.
+ * The monitoring commands as an operator runs them, against a real worker process on each
+ * broker: status, inspect, control (with Celery-shaped replies), events --dump, and shutdown.
  */
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Celeriac } from '../../src/index.js';
-import { CLI, runCli, startWorkerProcess, type WorkerProcess } from '../helpers/cli.js';
+import { CLI, runCli, startWorkerProcess, tempSqlite, type WorkerProcess } from '../helpers/cli.js';
 
-const BROKER = 'redis://127.0.0.1:6379/13';
+const BROKERS: Array<{ name: string; open: () => { url: string; cleanup?: () => void } }> = [
+  { name: 'Redis', open: () => ({ url: 'redis://127.0.0.1:6379/13' }) },
+  { name: 'SQLite', open: () => tempSqlite() },
+  { name: 'RabbitMQ', open: () => ({ url: 'amqp://guest:guest@127.0.0.1:5672//' }) },
+];
 
-describe('celeriac status, inspect, control and events', () => {
+describe.each(BROKERS)('celeriac status, inspect, control and events on $name', ({ open }) => {
+  const { url: BROKER, cleanup } = open();
   const node = `cli-${randomUUID().slice(0, 8)}@test`;
   const queue = `cli-${randomUUID()}`;
   let worker: WorkerProcess;
@@ -27,6 +32,7 @@ describe('celeriac status, inspect, control and events', () => {
     if (worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill('SIGKILL');
     await worker.exited;
     await app.close();
+    cleanup?.();
   });
 
   it('lists the worker with status, and inspects it readably or as JSON', () => {

@@ -33,10 +33,10 @@ function python(env: NodeJS.ProcessEnv, args: string[], timeoutMs = 30_000): Pro
 }
 
 /** The suite on one broker URL. */
-export function monitorInteropSuite(name: string, brokerUrl: string, modules: string[]): void {
+export function monitorInteropSuite(name: string, brokerUrl: string, modules: string[], backendUrl = brokerUrl): void {
   const missing = pythonCeleryMissing(modules);
   describe.skipIf(missing !== null)(`monitoring between celeriac and Python Celery on ${name}${missing ? ` (skipped: ${missing})` : ''}`, () => {
-    const env = { CELERIAC_TEST_BROKER: brokerUrl, CELERIAC_TEST_BACKEND: brokerUrl };
+    const env = { CELERIAC_TEST_BROKER: brokerUrl, CELERIAC_TEST_BACKEND: backendUrl };
     const queue = `mon-${randomUUID()}`;
     const tsNode = `ts-${randomUUID().slice(0, 8)}@interop`;
     const pyNode = `py-${randomUUID().slice(0, 8)}@interop`;
@@ -45,8 +45,8 @@ export function monitorInteropSuite(name: string, brokerUrl: string, modules: st
     let app: Celeriac;
 
     beforeAll(async () => {
-      app = new Celeriac({ broker: brokerUrl, backend: brokerUrl });
-      tsWorker = startWorkerProcess(brokerUrl, ['-Q', queue, '-n', tsNode, '-E', '--backend', brokerUrl]);
+      app = new Celeriac({ broker: brokerUrl, backend: backendUrl });
+      tsWorker = startWorkerProcess(brokerUrl, ['-Q', queue, '-n', tsNode, '-E', '--backend', backendUrl]);
       pyWorker = spawn('/usr/bin/python3', ['-m', 'celery', '-A', 'monitor_app', 'worker', '--pool=solo', '-E', '-Q', `${queue}-py`, '-n', pyNode, '-l', 'info'], {
         cwd: PYTHON_DIR,
         env: { ...process.env, ...env },
