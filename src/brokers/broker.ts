@@ -146,8 +146,9 @@ export interface ControlChannel {
   /**
    * Calls `onCommand` for each command broadcast from now on. Brokers that keep commands
    * durably (SQLite) also replay recent ones, so a worker started late still hears a revoke.
+   * A message that is not a command (malformed, oversized) is skipped, and `onDropped` told why.
    */
-  subscribe(onCommand: (command: ControlCommand) => void): Promise<Consumer>;
+  subscribe(onCommand: (command: ControlCommand) => void, onDropped?: (reason: string) => void): Promise<Consumer>;
   /** Sends a worker's reply to a command that asked for one, where the channel carries replies. */
   reply?(to: ReplyAddress, ticket: string, body: Record<string, unknown>): Promise<void>;
   /** Opens an inbox for replies to this client's commands (kombu's `<oid>.reply.celery.pidbox`). */

@@ -30,8 +30,12 @@ export function encodeControlCommand(command: ControlCommand, clock = 0): Contro
   return { headers, body: Buffer.from(encodeJson(body)) };
 }
 
-/** The command in a control message; null for anything that is not one. */
+/** Larger control messages are not read. */
+export const MAX_CONTROL_BYTES = 1024 * 1024;
+
+/** The command in a control message; null for anything that is not one (or too large to read). */
 export function decodeControlCommand(body: Buffer, headers: Record<string, unknown> = {}): ControlCommand | null {
+  if (body.length > MAX_CONTROL_BYTES) return null;
   const decoded = decodeJsonObject(body);
   if (!decoded || typeof decoded['method'] !== 'string') return null;
   const { method, arguments: args, destination, ticket, reply_to: replyTo } = decoded;

@@ -87,11 +87,13 @@ export class AmqpPidbox implements ControlChannel {
     return this.#revokedStream;
   }
 
-  async subscribe(onCommand: (command: ControlCommand) => void): Promise<Consumer> {
+  async subscribe(onCommand: (command: ControlCommand) => void, onDropped?: (reason: string) => void): Promise<Consumer> {
     const queue = pidboxQueue(`celeriac-${randomUUID().slice(0, 8)}@${hostname()}`);
     const onMessage = (message: ConsumeMessage | null): void => {
-      const command = message && decodeControlCommand(message.content, headersOf(message));
+      if (!message) return;
+      const command = decodeControlCommand(message.content, headersOf(message));
       if (command) onCommand(command);
+      else onDropped?.(`a message on ${queue} that is not a control command (${message.content.length} bytes)`);
     };
     const session = await this.consumerSession();
     const commands = await listen(session, async (channel) => {

@@ -45,12 +45,13 @@ export class RedisPidbox implements ControlChannel {
    * revoked through celeriac in the last {@link CONTROL_REPLAY_MS} (kept in
    * {@link REVOKED_KEY}), so a worker that was not running at the time still honours them.
    */
-  async subscribe(onCommand: (command: ControlCommand) => void): Promise<Consumer> {
+  async subscribe(onCommand: (command: ControlCommand) => void, onDropped?: (reason: string) => void): Promise<Consumer> {
     const subscriber = this.client().duplicate();
     subscriber.on('error', () => undefined);
     subscriber.on('pmessage', (_pattern: string, _channel: string, text: string) => {
       const command = parseCommand(text);
       if (command) onCommand(command);
+      else onDropped?.(`a message on ${this.channel} that is not a control command (${text.length} bytes)`);
     });
     await subscriber.psubscribe(this.channel);
     const revoked = await this.client().zrangebyscore(REVOKED_KEY, Date.now(), '+inf');

@@ -107,19 +107,16 @@ export class SqliteControlChannel implements ControlChannel {
     announceChange(this.store.path, 'control');
   }
 
-  async subscribe(onCommand: (command: ControlCommand) => void): Promise<Consumer> {
+  async subscribe(onCommand: (command: ControlCommand) => void, onDropped?: (reason: string) => void): Promise<Consumer> {
     const sql = this.store.sql;
     let lastId = 0;
     const emit = (rows: Array<{ id: number; command: string }>, replay: boolean): void => {
       const now = Date.now();
       for (const row of rows) {
         lastId = Math.max(lastId, row.id);
-        try {
-          const command = JSON.parse(row.command) as ControlCommand;
-          if (!replay || replayable(command, now)) onCommand(command);
-        } catch {
-          // A malformed row is skipped; the next ones still arrive.
-        }
+        const command = parseRow(row.command);
+        if (!command) onDropped?.(`control row ${row.id} is not a command`);
+        else if (!replay || replayable(command, now)) onCommand(command);
       }
     };
     emit(sql.controlReplay.all(Date.now() - CONTROL_REPLAY_MS) as Array<{ id: number; command: string }>, true);
@@ -228,5 +225,15 @@ function processAlive(pid: number): boolean {
     return true;
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** A stored command; null for a row that is not one (the next rows still arrive). */
+function parseRow(text: string): ControlCommand | null {
+  try {
+    const command = JSON.parse(text) as ControlCommand;
+    return typeof command === 'object' && command !== null && typeof command.method === 'string' ? command : null;
+  } catch {
+    return null;
   }
 }

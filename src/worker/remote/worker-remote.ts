@@ -73,7 +73,15 @@ export class WorkerRemote {
   /** Subscribes to commands, mingles, and goes online; before the worker takes tasks. */
   async start(): Promise<void> {
     const { control, events } = this.broker;
-    if (control) this.#control = await control.subscribe((command) => void this.#onCommand(command));
+    if (control) {
+      this.#control = await control.subscribe(
+        (command) => void this.#onCommand(command),
+        (reason) => {
+          this.dropped++;
+          this.options.logger.warning(`dropped ${reason}`);
+        },
+      );
+    }
     if (this.options.mingle) await this.#mingle();
     if (events) {
       this.#dispatcher = new EventDispatcher(events, this.options.hostname, this.clock, (error) =>
@@ -103,7 +111,7 @@ export class WorkerRemote {
     if (command.destination && !command.destination.includes(hostname)) return;
     if (command.expiresAt !== undefined && command.expiresAt < Date.now()) {
       this.dropped++;
-      this.options.logger.debug(`dropped an expired ${command.method} command`);
+      this.options.logger.warning(`dropped an expired ${command.method} command (it expired ${((Date.now() - command.expiresAt) / 1000).toFixed(1)} s ago)`);
       return;
     }
     const handler = controlCommand(command.method);
