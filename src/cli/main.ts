@@ -6,6 +6,7 @@ import { runDemo } from './demo.js';
 import { registerMonitorCommands } from './monitor-commands.js';
 import { runWorker } from './worker-command.js';
 import { registerBeatCommand } from './beat-command.js';
+import { registerDashboardCommand } from './dashboard-command.js';
 import { VERSION } from '../version.js';
 
 /** Runs the CLI with `argv` (without `node` and the script); resolves to the exit code. */
@@ -62,6 +63,7 @@ Examples:
   $ celeriac inspect active                        ask every worker what it runs
   $ celeriac control rate_limit tasks.fetch 10/m   change workers at run time
   $ celeriac events                                watch workers and tasks live
+  $ celeriac dashboard -A ./tasks.ts               the web dashboard on http://127.0.0.1:5555
   $ celeriac beat -A ./tasks.ts                    send the periodic tasks in tasks.ts when due
   $ celeriac demo                                  run the demo on the embedded broker
 
@@ -91,6 +93,8 @@ Result backends: the same, plus rpc:// (results over the broker's RabbitMQ).`,
     .option('--no-track-children', "don't follow handlers across await to record the tasks they send as children (faster)")
     .option('-B, --beat', 'also run beat (the periodic task scheduler) in this worker; see celeriac beat --help')
     .option('--lock <url>', 'with -B: where beat keeps its lease and last runs (default: the broker, else the result backend)')
+    .option('--dashboard [address]', 'also serve the web dashboard, on port or host:port (default 127.0.0.1:5555); see celeriac dashboard --help')
+    .option('--metrics-port <address>', 'serve this worker\'s Prometheus metrics at /metrics on port or host:port (127.0.0.1 unless given); beyond loopback set CELERIAC_DASHBOARD_AUTH or CELERIAC_DASHBOARD_TOKEN')
     .addHelpText(
       'after',
       `
@@ -146,6 +150,8 @@ redelivers whatever was not acked).`,
     .action(runQueues);
 
   registerBeatCommand(program, withConnection);
+
+  registerDashboardCommand(program, withConnection);
 
   program
     .command('demo')

@@ -4,9 +4,10 @@ import { ConfigurationError } from '../errors.js';
 import { createLogger, parseLogLevel } from '../logger.js';
 import type { PoolKind } from '../worker/executor.js';
 import { startBeat } from './beat-command.js';
+import { checkWorkerWeb, type WorkerWebOptions } from './dashboard-command.js';
 import { loadApp, type AppOptions } from './load-app.js';
 
-interface WorkerCommandOptions extends AppOptions {
+interface WorkerCommandOptions extends AppOptions, WorkerWebOptions {
   queues?: string[];
   pool: PoolKind;
   concurrency?: number;
@@ -31,6 +32,7 @@ interface WorkerCommandOptions extends AppOptions {
 /** Starts the worker and resolves once it has shut down. */
 export async function runWorker(options: WorkerCommandOptions): Promise<void> {
   const logger = createLogger(parseLogLevel(options.loglevel));
+  const startWeb = await checkWorkerWeb(options); // --dashboard, --metrics-port: refused before anything connects
   const app = await loadApp(options);
   if (app.brokerUrl.startsWith('memory:')) {
     throw new ConfigurationError(
@@ -64,6 +66,7 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
 
   if (options.lock !== undefined && !options.beat) throw new ConfigurationError('--lock is for beat: pass -B too');
   let stopBeat: (() => Promise<void>) | undefined;
+  let stopWeb: (() => Promise<void>) | undefined;
   let stopping: Promise<void> | undefined;
   const onSignal = (signal: NodeJS.Signals): void => {
     if (stopping) {
@@ -77,6 +80,7 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
+    stopWeb = await startWeb(app, worker, logger);
     await worker.start();
     if (options.beat) stopBeat = await startBeat(app, logger, options.lock);
     await new Promise<void>((resolve) => worker.once('worker-offline', () => resolve()));
@@ -84,6 +88,7 @@ export async function runWorker(options: WorkerCommandOptions): Promise<void> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     await stopBeat?.();
+    await stopWeb?.();
     await app.close();
   }
 }

@@ -73,7 +73,7 @@ describe('the packed package, installed into projects of their own', () => {
   it('ships its license, types and the sources its source maps name', () => {
     const installed = join(root, 'node_modules', 'celeriac');
     for (const file of ['LICENSE', 'dist/index.js', 'dist/index.d.ts', 'bin/celeriac.js']) expect(existsSync(join(installed, file)), file).toBe(true);
-    for (const entry of ['celeriac', 'celeriac/testing']) {
+    for (const entry of ['celeriac', 'celeriac/testing', 'celeriac/dashboard']) {
       const loaded = spawnSync(process.execPath, ['-e', `import(${JSON.stringify(entry)}).then((m) => console.log(Object.keys(m).length))`], { cwd: root, encoding: 'utf8' });
       expect(Number(loaded.stdout.trim()), `${entry}: ${loaded.stderr}`).toBeGreaterThan(0);
     }
