@@ -46,6 +46,11 @@ export interface RetryRequest {
 export interface Execution {
   /** Settles once with how the run ended; never rejects. */
   readonly outcome: Promise<RunOutcome>;
+  /**
+   * How the run ended, when it ended before `run` returned (a handler that returned a plain
+   * value or threw on the event loop): the worker records it at once, without a promise.
+   */
+  readonly immediate?: RunOutcome | undefined;
   /** Fires the task's AbortSignal with `reason` (soft time limit, revoke, shutdown); the run goes on. */
   signal(reason: Error): void;
   /**

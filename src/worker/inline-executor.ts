@@ -41,6 +41,15 @@ export class InlineExecutor implements Executor {
     const running: RunningTask | undefined = this.options.trackChildren ? { id: run.request.id, rootId: run.request.rootId, children: [] } : undefined;
     const children = (): ResultTuple[] => running?.children ?? [];
     const threw = (error: unknown): RunOutcome => ({ kind: 'threw', error, retry: retryRequestFor(run.task, run.request, error), children: children() });
+    let value: unknown;
+    try {
+      const handler = run.task.handler as (...args: unknown[]) => unknown;
+      value = running ? currentTask.run(running, () => handler(context, ...run.args)) : handler(context, ...run.args);
+    } catch (error) {
+      return settledExecution(threw(error), context);
+    }
+    if (!isPromiseLike(value)) return settledExecution({ kind: 'returned', value, children: children() }, context);
+    this.#busy++;
     let end!: (outcome: RunOutcome) => void;
     let ended = false;
     const outcome = new Promise<RunOutcome>((resolve) => {
@@ -51,21 +60,10 @@ export class InlineExecutor implements Executor {
         resolve(result);
       };
     });
-    this.#busy++;
-    try {
-      const handler = run.task.handler as (...args: unknown[]) => unknown;
-      const value = running ? currentTask.run(running, () => handler(context, ...run.args)) : handler(context, ...run.args);
-      if (isPromiseLike(value)) {
-        value.then(
-          (result) => end({ kind: 'returned', value: result, children: children() }),
-          (error: unknown) => end(threw(error)),
-        );
-      } else {
-        end({ kind: 'returned', value, children: children() });
-      }
-    } catch (error) {
-      end(threw(error));
-    }
+    value.then(
+      (result) => end({ kind: 'returned', value: result, children: children() }),
+      (error: unknown) => end(threw(error)),
+    );
     return {
       outcome,
       signal: (reason) => context.abort(reason),
@@ -75,6 +73,18 @@ export class InlineExecutor implements Executor {
       },
     };
   }
+}
+
+/** A run that ended before `run` returned: its outcome is there at once; signals have nothing left to stop. */
+function settledExecution(immediate: RunOutcome, context: ExecutionContext): Execution {
+  return {
+    immediate,
+    get outcome() {
+      return Promise.resolve(immediate);
+    },
+    signal: (reason) => context.abort(reason),
+    terminate: () => undefined,
+  };
 }
 
 function isPromiseLike(value: unknown): value is PromiseLike<unknown> {

@@ -460,6 +460,11 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       onProgress: (current, total, info) => this.#reportProgress(job, current, total, info),
     });
     job.execution = execution;
+    if (execution.immediate) {
+      job.children = execution.immediate.children;
+      this.#finish(job, this.#classify(job, execution.immediate), startedAt);
+      return;
+    }
     const timers = this.#applyTimeLimits(job, execution);
     void execution.outcome.then((outcome) => {
       if (timers) for (const timer of timers) this.#clock.clearTimeout(timer);
