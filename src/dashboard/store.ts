@@ -41,6 +41,11 @@ export interface TaskPage {
 
 /** What the index remembers of a task, to move its counts when it changes. */
 interface Indexed {
+  readonly uuid: string;
+  /** False once evicted. */
+  live: boolean;
+  /** Unix seconds of its latest event. */
+  timestamp: number;
   state: EventTaskState;
   name: string | null;
   worker: string | null;
@@ -64,8 +69,8 @@ export class TaskStore {
   tasksVersion = 0;
   workersVersion = 0;
   readonly #maxTasks: number;
-  /** Task ids in arrival order; the live ones start at `#head`. */
-  #order: string[] = [];
+  /** Tasks in arrival order; the live ones start at `#head`. */
+  #order: Indexed[] = [];
   #head = 0;
   readonly #indexed = new Map<string, Indexed>();
   readonly #byState = new Map<string, number>();
@@ -93,12 +98,10 @@ export class TaskStore {
     if (!task) return undefined;
     this.tasksVersion++;
     const before = this.#indexed.get(uuid);
-    if (!before) {
-      this.#order.push(uuid);
-      this.#evict();
-    }
+    const previous = before?.state ?? null;
+    if (!before) this.#evict();
     this.#reindex(task, before);
-    return { task, previous: before?.state ?? null };
+    return { task, previous };
   }
 
   /** A stored task, or undefined. */
@@ -153,47 +156,51 @@ export class TaskStore {
     }
     const tasks: TaskInfo[] = [];
     let total = 0;
-    for (let i = this.#order.length - 1; i >= this.#head; i--) {
-      const uuid = this.#order[i]!;
-      const entry = this.#indexed.get(uuid);
-      if (!entry) continue;
-      if (query.state && entry.state !== query.state) continue;
-      if (query.name && entry.name !== query.name) continue;
-      if (query.worker && entry.worker !== query.worker) continue;
-      if (search && !uuid.startsWith(search) && !entry.text.includes(search)) continue;
-      if (query.since !== undefined) {
-        const task = this.state.tasks.get(uuid);
-        if (!task || task.timestamp < query.since) continue;
-      }
-      if (total >= offset && tasks.length < limit) tasks.push(this.state.tasks.get(uuid)!);
+    const { state, name, worker, since } = query;
+    const order = this.#order;
+    for (let i = order.length - 1; i >= this.#head; i--) {
+      const entry = order[i]!;
+      if (!entry.live) continue;
+      if (state && entry.state !== state) continue;
+      if (name && entry.name !== name) continue;
+      if (worker && entry.worker !== worker) continue;
+      if (since !== undefined && entry.timestamp < since) continue;
+      if (search && !entry.text.includes(search) && !entry.uuid.startsWith(search)) continue;
+      if (total >= offset && tasks.length < limit) tasks.push(this.state.tasks.get(entry.uuid)!);
       total++;
     }
     return { tasks, total, offset, limit };
   }
 
-  /** Updates the index for `task`, which was indexed as `before` (or not at all). */
-  #reindex(task: TaskInfo, before: Indexed | undefined): void {
-    if (before && before.state === task.state && before.name === task.name && before.worker === task.worker && before.parentId === task.parentId && before.args === task.args && before.kwargs === task.kwargs) return;
-    if (before) this.#count(before, -1);
-    const entry: Indexed = {
-      state: task.state,
-      name: task.name,
-      worker: task.worker,
-      parentId: task.parentId,
-      args: task.args,
-      kwargs: task.kwargs,
-      text: before && before.args === task.args && before.kwargs === task.kwargs ? before.text : `${task.args ?? ''}\n${task.kwargs ?? ''}`.toLowerCase(),
-    };
+  /** Updates the index for `task`, which was indexed as `entry` (or not at all: a new arrival). */
+  #reindex(task: TaskInfo, entry: Indexed | undefined): void {
+    if (!entry) {
+      entry = { uuid: task.uuid, live: true, timestamp: task.timestamp, state: task.state, name: task.name, worker: task.worker, parentId: null, args: null, kwargs: null, text: '' };
+      this.#indexed.set(task.uuid, entry);
+      this.#order.push(entry);
+    } else {
+      entry.timestamp = task.timestamp;
+      if (entry.state === task.state && entry.name === task.name && entry.worker === task.worker && entry.parentId === task.parentId && entry.args === task.args && entry.kwargs === task.kwargs) return;
+      this.#count(entry, -1);
+    }
+    entry.state = task.state;
+    entry.name = task.name;
+    entry.worker = task.worker;
+    if (entry.args !== task.args || entry.kwargs !== task.kwargs || entry.text === '') {
+      entry.args = task.args;
+      entry.kwargs = task.kwargs;
+      entry.text = `${task.args ?? ''}\n${task.kwargs ?? ''}`.toLowerCase();
+    }
     this.#count(entry, 1);
-    if (entry.parentId !== before?.parentId) {
-      if (before?.parentId) this.#children.get(before.parentId)?.delete(task.uuid);
-      if (entry.parentId) {
-        let children = this.#children.get(entry.parentId);
-        if (!children) this.#children.set(entry.parentId, (children = new Set()));
+    if (entry.parentId !== task.parentId) {
+      if (entry.parentId) this.#children.get(entry.parentId)?.delete(task.uuid);
+      if (task.parentId) {
+        let children = this.#children.get(task.parentId);
+        if (!children) this.#children.set(task.parentId, (children = new Set()));
         children.add(task.uuid);
       }
+      entry.parentId = task.parentId;
     }
-    this.#indexed.set(task.uuid, entry);
   }
 
   #count(entry: Indexed, by: 1 | -1): void {
@@ -208,11 +215,11 @@ export class TaskStore {
   /** Drops from the index what the State let go (its oldest tasks), and compacts the order. */
   #evict(): void {
     while (this.#head < this.#order.length) {
-      const uuid = this.#order[this.#head]!;
+      const entry = this.#order[this.#head]!;
+      const uuid = entry.uuid;
       if (this.state.tasks.has(uuid)) break;
       this.#head++;
-      const entry = this.#indexed.get(uuid);
-      if (!entry) continue;
+      entry.live = false;
       this.#count(entry, -1);
       if (entry.parentId) {
         const siblings = this.#children.get(entry.parentId);
