@@ -19,14 +19,14 @@ import { FAILURE, PROGRESS, RETRY, REVOKED, STARTED, SUCCESS, type TaskState } f
 import type { Task } from '../task.js';
 import { parseArguments, type StandardSchema } from '../schema.js';
 import { fitArguments, type FittedArguments } from './arguments.js';
-import type { Execution, Executor, PoolKind, RunOutcome } from './executor.js';
-import { InlineExecutor } from './inline-executor.js';
+import type { Execution, Executor, RunOutcome } from './executor.js';
+import { Executors } from './executors.js';
 import { attachLogging } from './logging.js';
 import { resolveWorkerOptions, type WorkerOptions, type WorkerSettings } from './options.js';
-import { PoolExecutor } from './pool/pool-executor.js';
 import { buildResultMeta } from './result-meta.js';
 import { RateGates } from './rate-gates.js';
 import type { RequestInfo } from './remote/control-commands.js';
+import { describeRequest } from './remote/request-info.js';
 import { WorkerRemote, type RemoteWorker } from './remote/worker-remote.js';
 import { RevokedSet } from './revoked-set.js';
 
@@ -81,12 +81,9 @@ export interface WorkerStats {
 }
 
 const PROGRESS_INTERVAL_MS = 200;
-/** Tasks at once on the event loop for `runIn: 'event'` tasks of a worker whose pool is threads or processes. */
-const DEFAULT_EVENT_CONCURRENCY = 10;
 /** Held tasks raise the prefetch by at most this many times its own value. */
 const HELD_MAX_FACTOR = 10;
-/** The pool of each `runIn` placement. */
-const POOL_OF = { event: 'event', thread: 'threads', process: 'processes' } as const satisfies Record<string, PoolKind>;
+
 /** An ETA task due within this many ms waits in worker memory rather than a broker round trip. */
 const ETA_HOLD_MS = 1_000;
 
@@ -113,7 +110,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   readonly #held = new Map<Delivery, { timer: ClockTimer; request: TaskMessage }>();
   readonly #settling = new Set<Promise<void>>();
   readonly #revoked: RevokedSet;
-  readonly #executors = new Map<PoolKind, Executor>();
+  readonly #executors: Executors;
   readonly #rateGates: RateGates<Job>;
   /** The consumer's prefetch now: the option's, plus one per held task. */
   #prefetch: number;
@@ -129,6 +126,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     super();
     this.options = resolveWorkerOptions(options, app.defaultQueue, createLogger('info'));
     this.#prefetch = this.options.prefetch;
+    this.#executors = new Executors(this.options);
     this.#revoked = new RevokedSet(this.options.revokedMax, this.options.revokedExpires);
     this.#rateGates = new RateGates<Job>(
       app.clock,
@@ -178,7 +176,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   }
 
   async #connect(): Promise<void> {
-    await this.#startExecutors();
+    await this.#executors.start(this.app.tasks.values());
     [this.#broker, this.#backend] = await Promise.all([this.app.broker(), this.app.backend()]);
     this.#checkSharedRateLimits();
     this.#continuation = new Continuation(this.app, this.#backend, { hostname: this.options.hostname, queue: this.options.queues[0] ?? this.app.defaultQueue });
@@ -202,52 +200,6 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     if (shared.length > 0) {
       throw new ConfigurationError(`${shared.join(', ')} ${shared.length === 1 ? 'has' : 'have'} a global rate limit, which the broker ${this.#broker.displayUrl} cannot keep; use a redis:// or sqlite:// broker`);
     }
-  }
-
-  /** Starts the worker's pool, and the pools its tasks' `runIn` options ask for. */
-  async #startExecutors(): Promise<void> {
-    const { options } = this;
-    const kinds = new Set<PoolKind>([options.eager ? 'event' : options.pool]);
-    if (!options.eager) for (const task of this.app.tasks.values()) if (task.options.runIn) kinds.add(POOL_OF[task.options.runIn]);
-    for (const kind of kinds) this.#executors.set(kind, this.#createExecutor(kind));
-    await Promise.all([...this.#executors.values()].map((executor) => executor.start()));
-  }
-
-  #createExecutor(kind: PoolKind): Executor {
-    const { options } = this;
-    const main = kind === options.pool;
-    if (kind === 'event') return new InlineExecutor({ concurrency: main ? options.concurrency : DEFAULT_EVENT_CONCURRENCY, trackChildren: options.trackChildren });
-    if (!options.module) {
-      const placed = [...this.app.tasks.values()].filter((task) => task.options.runIn && POOL_OF[task.options.runIn] === kind).map((task) => task.name);
-      throw new ConfigurationError(
-        `the ${kind} pool${main ? '' : ` (for ${placed.join(', ')})`} loads the app's module in every ${kind === 'threads' ? 'thread' : 'child process'}; ` +
-          'tell the worker which module that is: app.worker({ module: import.meta.url }) (celeriac worker -A sets it)',
-      );
-    }
-    const size = main ? options.concurrency : kind === 'threads' ? options.threads : options.processes;
-    const [max, min] = main && options.autoscale ? options.autoscale : [size, size];
-    return new PoolExecutor(kind, {
-      max,
-      min,
-      module: options.module,
-      overrides: options.moduleOverrides,
-      trackChildren: options.trackChildren,
-      maxTasksPerChild: options.maxTasksPerChild,
-      maxMemoryPerChild: options.maxMemoryPerChild,
-      keepaliveMs: options.autoscaleIdle * 1000,
-      logger: options.logger,
-    });
-  }
-
-  async #closeExecutors(): Promise<void> {
-    await Promise.all([...this.#executors.values()].map((executor) => executor.close().catch((error: unknown) => this.emit('error', { error, during: `closing the ${executor.kind} pool` }))));
-    this.#executors.clear();
-  }
-
-  /** Where `task` runs: its `runIn`, else the worker's pool. */
-  #executorFor(task: Task<never, unknown>): Executor {
-    const placed = task.options.runIn && this.#executors.get(POOL_OF[task.options.runIn]);
-    return placed || this.#executors.get(this.options.eager ? 'event' : this.options.pool)!;
   }
 
   /**
@@ -366,7 +318,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
 
   /** Makes the job for a task whose arguments fit, then runs or reserves it. */
   #prepare(delivery: Delivery, request: TaskMessage, task: Task<never, unknown>, fitted: FittedArguments): void {
-    const job: Job = { delivery, request, task, args: fitted.args, kwargs: fitted.kwargs, executor: this.#executorFor(task) };
+    const job: Job = { delivery, request, task, args: fitted.args, kwargs: fitted.kwargs, executor: this.#executors.for(task) };
     if (delivery.redelivered) {
       this.#settle(this.#admitRedelivered(job), 'checking a redelivered task');
       return;
@@ -536,8 +488,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   }
 
   #hasRoom(): boolean {
-    for (const executor of this.#executors.values()) if (executor.busy < executor.capacity) return true;
-    return false;
+    return this.#executors.hasRoom();
   }
 
   async #record(job: Job, outcome: Outcome, runtime: number): Promise<void> {
@@ -676,8 +627,8 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
         this.options.logger.warning(`${reason}: warm shutdown`);
         void this.stop();
       },
-      resizePool: (by) => this.#executors.get(this.options.pool)?.resize?.(by) ?? false,
-      autoscale: (max, min) => this.#executors.get(this.options.pool)?.autoscale?.(max, min) ?? false,
+      resizePool: (by) => this.#executors.main?.resize?.(by) ?? false,
+      autoscale: (max, min) => this.#executors.main?.autoscale?.(max, min) ?? false,
       addConsumer: (queue) => this.#addConsumer(queue),
       cancelConsumer: (queue) => this.#cancelConsumer(queue),
       setTaskEvents: (on) => {
@@ -685,6 +636,10 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       },
       heartbeat: () => this.#remote?.heartbeat(),
     };
+  }
+
+  #closeExecutors(): Promise<void> {
+    return this.#executors.close((error, kind) => this.emit('error', { error, during: `closing the ${kind} pool` }));
   }
 
   /** Revokes `ids`: they will not start here; with `terminate`, running ones are stopped. */
@@ -699,7 +654,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   }
 
   #statsReply(): Record<string, unknown> {
-    const executor = this.#executors.get(this.options.pool);
+    const executor = this.#executors.main;
     const usage = process.resourceUsage();
     return {
       total: Object.fromEntries(this.#totals),
@@ -786,22 +741,4 @@ function headerString(delivery: Delivery, key: string): string | null {
 
 function stackOf(error: unknown): string | null {
   return error instanceof Error ? (error.stack ?? null) : null;
-}
-
-
-/** A task as Celery's `active`/`reserved`/`scheduled` replies describe it. */
-function describeRequest(job: Pick<Job, 'request' | 'delivery' | 'startedAt'>, hostname: string, acknowledged: boolean): RequestInfo {
-  const { request, delivery } = job;
-  return {
-    id: request.id,
-    name: request.task,
-    args: request.args,
-    kwargs: request.kwargs,
-    type: request.task,
-    hostname,
-    time_start: job.startedAt ?? null,
-    acknowledged,
-    delivery_info: { exchange: '', routing_key: delivery.queue, priority: request.priority, redelivered: delivery.redelivered },
-    worker_pid: job.startedAt === undefined ? null : process.pid,
-  };
 }
