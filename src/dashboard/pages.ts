@@ -257,7 +257,7 @@ ${!task && meta === null ? html`<div class="flash">No events and no stored resul
     <dt>Args</dt><dd class="mono" id="task-args">${task?.args ?? (meta?.args ? JSON.stringify(meta.args) : '-')}</dd>
     <dt>Kwargs</dt><dd class="mono" id="task-kwargs">${task?.kwargs ?? (meta?.kwargs ? JSON.stringify(meta.kwargs) : '-')}</dd>
     <dt>Retries</dt><dd>${task?.retries ?? meta?.retries ?? 0}</dd>
-    <dt>Runtime</dt><dd>${task?.runtime !== null && task?.runtime !== undefined ? formatSeconds(task.runtime) : '-'}</dd>
+    <dt>Runtime</dt><dd>${runtimeOf(task)}</dd>
     <dt>Done</dt><dd>${meta?.date_done ?? '-'}</dd>
     <dt>Root</dt><dd class="mono">${task?.rootId && task.rootId !== id ? html`<a href="/tasks/${encodeURIComponent(task.rootId)}">${task.rootId}</a>` : '-'}</dd>
     <dt>Parent</dt><dd class="mono">${parentLink(task?.parentId ?? meta?.parent_id ?? null, view.parent)}</dd>
@@ -347,7 +347,7 @@ function exceptionText(result: Record<string, unknown>): string | null {
   if (typeof type !== 'string') return null;
   const message = result['exc_message'];
   const text = Array.isArray(message) ? message.map((part) => (typeof part === 'string' ? part : JSON.stringify(part))).join(', ') : typeof message === 'string' ? message : JSON.stringify(message);
-  return `${typeof result['exc_module'] === 'string' && result['exc_module'] !== 'builtins' ? `${result['exc_module']}.` : ''}${type}: ${text}`;
+  return `${type}: ${text}`;
 }
 
 function stringify(value: unknown): string {
@@ -360,6 +360,15 @@ function stringify(value: unknown): string {
 
 function seconds(value: number | null): string {
   return value === null ? '-' : formatSeconds(value);
+}
+
+/** The run time the worker reported, else from the timeline (a failure reports none). */
+function runtimeOf(task: TaskInfo | undefined): string {
+  if (!task) return '-';
+  if (task.runtime !== null) return formatSeconds(task.runtime);
+  const started = task.timeline.STARTED;
+  const ended = task.timeline.FAILURE ?? task.timeline.SUCCESS ?? task.timeline.RETRY;
+  return started !== undefined && ended !== undefined && ended >= started ? `${formatSeconds(ended - started)} (from events)` : '-';
 }
 
 function firstTime(task: TaskInfo): number | undefined {
