@@ -39,7 +39,7 @@ export function workersPage(
   <td class="num">${info?.processed ?? '-'}</td>
   <td class="num">${details?.failed ?? '-'}</td>
   <td class="mono">${info?.loadavg ? info.loadavg.map((load) => load.toFixed(2)).join(' ') : '-'}</td>
-  <td>${details?.pool ?? '-'}${details?.poolSize !== null && details?.poolSize !== undefined ? html` <span class="muted">(${details.poolSize})</span>` : ''}</td>
+  <td>${details?.pool ?? (details?.poolSize === null || details?.poolSize === undefined ? '-' : '')}${details?.poolSize !== null && details?.poolSize !== undefined ? html` <span class="muted" data-field="pool-size">(${details.poolSize})</span>` : ''}</td>
   <td>${details?.queues ? details.queues.join(', ') : '-'}</td>
   <td class="muted">${info?.software ?? ''}</td>
 </tr>`;
