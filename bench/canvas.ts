@@ -14,9 +14,8 @@
  *
  * Run: npm run bench -- canvas (about 9 minutes), or npx tsx bench/canvas.ts after npm run build (the worker runs dist/).
  */
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { constants } from 'node:os';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -24,6 +23,7 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { Celeriac, chain, chord, group } from '../src/index.js';
 import { machine, percentile, table, writeSection } from './lib.js';
+import { killOnExit, track, WorkerProcess, type WorkerSpec } from './processes.js';
 import { met, ms, ratio, ROUNDS, uniqueQueue } from './redis.js';
 
 const REDIS = { host: '127.0.0.1', port: 6379 };
@@ -68,83 +68,10 @@ interface System {
   workers: { parallel: WorkerSpec[]; serial: WorkerSpec[] };
 }
 
-interface WorkerSpec {
-  /** How the table names it: `-c 50`, `prefork -c 2`... */
-  label: string;
-  command: string;
-  args: string[];
-  cwd?: string;
-  env: NodeJS.ProcessEnv;
-}
-
 const redisUrl = (db: number): string => `redis://${REDIS.host}:${REDIS.port}/${db}`;
 
 // ---------------------------------------------------------------------------------------------
 // Worker processes.
-
-/** The processes this script started that still run (workers, Python producers), each with how to kill it. */
-const running = new Map<ChildProcess, () => void>();
-
-/** Kills `child` on any way out of the script while it runs (an error, a signal, exit). */
-function track(child: ChildProcess, kill: () => void): void {
-  running.set(child, kill);
-  child.once('exit', () => running.delete(child));
-}
-
-const killAll = (): void => running.forEach((kill) => kill());
-const onSignal = (signal: NodeJS.Signals): void => {
-  killAll();
-  process.exit(128 + constants.signals[signal]);
-};
-
-/** A worker in a process group of its own, its output kept for error messages. */
-class WorkerProcess {
-  readonly exited: Promise<number | null>;
-  #output = '';
-  readonly #child: ChildProcess;
-
-  constructor(readonly spec: WorkerSpec) {
-    this.#child = spawn(spec.command, spec.args, { cwd: spec.cwd, env: spec.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
-    const keep = (chunk: Buffer): void => void (this.#output = (this.#output + chunk.toString()).slice(-8000));
-    this.#child.stdout!.on('data', keep);
-    this.#child.stderr!.on('data', keep);
-    this.exited = new Promise((resolve) => this.#child.once('exit', (code) => resolve(code)));
-    track(this.#child, () => this.kill());
-  }
-
-  /** Rejects, with the worker's last output, if it exits before `work` settles. */
-  guard<T>(work: Promise<T>, during: string): Promise<T> {
-    const died = this.exited.then((code) => {
-      throw new Error(`${this.spec.label} worker exited (code ${code}) ${during}; its last output:\n${this.#output}`);
-    });
-    return Promise.race([work, died]);
-  }
-
-  /**
-   * Warm shutdown (SIGTERM), then SIGKILL to the process group: at once after the worker exits
-   * (for anything it left behind), or after TIMEOUT.stop if it has not.
-   */
-  async stop(): Promise<void> {
-    this.#signal('SIGTERM', false);
-    const timer = setTimeout(() => this.kill(), TIMEOUT.stop * 1000);
-    await this.exited;
-    clearTimeout(timer);
-    this.kill();
-  }
-
-  /** SIGKILL to the process group (a prefork pool's children included). */
-  kill(): void {
-    this.#signal('SIGKILL', true);
-  }
-
-  #signal(signal: NodeJS.Signals, group: boolean): void {
-    try {
-      process.kill(group ? -this.#child.pid! : this.#child.pid!, signal);
-    } catch {
-      // already gone
-    }
-  }
-}
 
 /**
  * Flushes the system's db, starts a worker and waits until it has run a ping task, runs
@@ -152,7 +79,7 @@ class WorkerProcess {
  */
 async function withWorker<T>(system: System, spec: WorkerSpec, measure: () => Promise<T>): Promise<T> {
   await flush(system.db);
-  const worker = new WorkerProcess(spec);
+  const worker = new WorkerProcess(spec, TIMEOUT.stop);
   try {
     await worker.guard(ping(system), 'before it was ready');
     return await worker.guard(measure(), 'during the measurement');
@@ -530,7 +457,7 @@ chain per step ≤ 2× celeriac's enqueue→start latency — ${met(ourStep <= 2
 }
 
 /** The commit measured, and which files under src/ differ from it. */
-async function codeState(): Promise<string> {
+export async function codeState(): Promise<string> {
   const git = async (...args: string[]): Promise<string> => (await run('git', args, { cwd: path('..') })).stdout;
   try {
     const commit = (await git('rev-parse', '--short', 'HEAD')).trim();
@@ -541,16 +468,14 @@ async function codeState(): Promise<string> {
   }
 }
 
-async function redisVersion(): Promise<string> {
+export async function redisVersion(): Promise<string> {
   const { stdout } = await run('redis-cli', ['-p', String(REDIS.port), 'info', 'server']);
   return /redis_version:(\S+)/.exec(stdout)?.[1] ?? '?';
 }
 
 export async function runCanvasBench(): Promise<void> {
   if (!existsSync(path('../dist/index.js'))) throw new Error('the celeriac worker runs the build: run `npm run build` first');
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
-  process.once('exit', killAll);
+  const stopKilling = killOnExit();
   const code = await codeState(); // now: the build the workers run was made from this tree
   const celeriac = celeriacSystem();
   const celery = await celerySystem();
@@ -566,10 +491,7 @@ export async function runCanvasBench(): Promise<void> {
     const measured = await measureAll([celeriac, celery]);
     writeSection('canvas', report(measured, celeriac, celery, counts, await redisVersion(), code));
   } finally {
-    killAll();
-    process.off('SIGINT', onSignal);
-    process.off('SIGTERM', onSignal);
-    process.off('exit', killAll);
+    stopKilling();
     // A failed cleanup must not hide the error that ended the run.
     for (const system of [celeriac, celery]) await flush(system.db).catch((error: unknown) => console.error(`could not flush db ${system.db}:`, error));
   }
