@@ -17,7 +17,7 @@
  * store). celeriac's worker uses Redis db 2, Celery's db 3, the staging db is 10; each is flushed
  * before every measurement. Rounds take turns between the workers.
  *
- * Run: npm run bench -- pools (about 6 minutes), or npx tsx bench/pools.ts after npm run build (the worker runs dist/).
+ * Run: npm run bench -- pools (15-20 minutes: it waits for a quiet machine), or npx tsx bench/pools.ts after npm run build (the worker runs dist/).
  */
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
