@@ -299,6 +299,11 @@ export class Dashboard {
     r.post('/workers/:hostname/shutdown', (req, res) => this.#shutdown(req, res));
     for (const action of ['pool-grow', 'pool-shrink', 'rate-limit', 'add-consumer', 'cancel-consumer'] as const) r.post(`/workers/:hostname/${action}`, (req, res) => this.#workerAction(action, req, res));
     r.get('/queues', async (req, res) => {
+      const wanted = req.url.searchParams.get('queue')?.trim();
+      if (wanted) {
+        redirect(res, `/queues/${encodeURIComponent(wanted)}`);
+        return;
+      }
       const broker = await this.host.broker();
       sendHtml(res, 200, queuesPage(req.page, { queues: await this.fleet.queues(), broker: broker.displayUrl, listsDeadLetters: broker.listDeadLetters !== undefined }));
     });

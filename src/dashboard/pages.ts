@@ -139,7 +139,11 @@ export function queuesPage(context: PageContext, view: { queues: QueueInfo[]; br
   <thead><tr><th>Queue</th><th class="num">Waiting</th><th class="num">Dead letters</th><th>Consumers</th><th></th></tr></thead>
   <tbody>${rows}</tbody>
 </table>
-${view.listsDeadLetters ? '' : html`<p class="muted">This broker cannot list its dead letters.</p>`}`;
+${view.listsDeadLetters ? '' : html`<p class="muted">This broker cannot list its dead letters.</p>`}
+<form class="card row" method="get" action="/queues">
+  <label>Another queue (one no worker consumes is not always listed)<input name="queue" required placeholder="queue name" size="40"></label>
+  <button type="submit">Show</button>
+</form>`;
   return layout(context, { title: 'Queues', section: 'queues', liveOn: ['tasks'], liveMin: 2000 }, content);
 }
 

@@ -221,6 +221,8 @@ export class TaskStore {
       this.#head++;
       entry.live = false;
       this.#count(entry, -1);
+      entry.text = ''; // what a dead entry holds until the order is compacted
+      entry.args = entry.kwargs = null;
       if (entry.parentId) {
         const siblings = this.#children.get(entry.parentId);
         siblings?.delete(uuid);
@@ -229,7 +231,7 @@ export class TaskStore {
       this.#children.delete(uuid);
       this.#indexed.delete(uuid);
     }
-    if (this.#head > 10_000 && this.#head * 2 > this.#order.length) {
+    if (this.#head > 10_000 && this.#head * 4 > this.#order.length) {
       this.#order = this.#order.slice(this.#head);
       this.#head = 0;
     }
