@@ -52,6 +52,10 @@ async function runDashboard(options: DashboardCommandOptions): Promise<void> {
   const auth = authFromOptions(options);
   assertSafeListen(options.host, auth); // before connecting to anything
   const app = await loadApp(options);
+  if (app.brokerUrl.startsWith('memory:')) {
+    const { ConfigurationError } = await import('../errors.js');
+    throw new ConfigurationError(`the broker ${app.brokerUrl} lives inside one process, so a dashboard started on its own would never see a worker; use sqlite:// (the default), redis:// or amqp:// (or startDashboard(app) in the process itself)`);
+  }
   const { createLogger } = await import('../logger.js');
   const logger = createLogger('info');
   try {
