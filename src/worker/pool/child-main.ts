@@ -26,6 +26,7 @@ const post: (message: ChildMessage) => void = isMainThread ? (message) => proces
 let app: Celeriac | undefined;
 let executor: InlineExecutor | undefined;
 let logLevels: readonly LogLevel[] = [];
+let reportMemory = false;
 const running = new Map<number, Execution>();
 
 function onMessage(message: ParentMessage): void {
@@ -55,6 +56,7 @@ async function init(message: Extract<ParentMessage, { type: 'init' }>): Promise<
   }
   executor = new InlineExecutor({ concurrency: 1, trackChildren: message.trackChildren });
   logLevels = message.logLevels;
+  reportMemory = message.reportMemory;
   post({ type: 'ready', pid: process.pid });
 }
 
@@ -67,7 +69,7 @@ async function run(runId: number, raw: TransportMessage): Promise<void> {
     // Checked by the worker before it was sent here; only a module that differs gets here.
     outcome = { kind: 'threw', error, retry: null, children: [] };
   }
-  post({ type: 'done', runId, outcome: encodeOutcome(outcome), children: outcome.children, memoryKiB: memoryKiB() });
+  post({ type: 'done', runId, outcome: encodeOutcome(outcome), children: outcome.children, memoryKiB: reportMemory ? memoryKiB() : null });
 }
 
 async function execute(runId: number, message: TransportMessage): Promise<RunOutcome> {

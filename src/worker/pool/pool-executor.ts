@@ -192,6 +192,7 @@ export class PoolExecutor implements Executor {
       overrides: this.options.overrides,
       trackChildren: this.options.trackChildren,
       logLevels: LOG_LEVELS.filter((level) => this.options.logger.enabled(level)),
+      reportMemory: this.options.maxMemoryPerChild !== null,
     });
     return state;
   }
@@ -251,7 +252,7 @@ export class PoolExecutor implements Executor {
     const { maxTasksPerChild, maxMemoryPerChild } = this.options;
     if (maxTasksPerChild !== null && state.tasksRun >= maxTasksPerChild) {
       this.#retire(state, `after ${state.tasksRun} tasks (max tasks per child)`);
-    } else if (maxMemoryPerChild !== null && message.memoryKiB > maxMemoryPerChild) {
+    } else if (maxMemoryPerChild !== null && message.memoryKiB !== null && message.memoryKiB > maxMemoryPerChild) {
       this.#retire(state, `using ${message.memoryKiB} KiB, over the limit of ${maxMemoryPerChild} KiB (max memory per child)`);
     }
     this.#dispatch();
