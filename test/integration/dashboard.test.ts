@@ -52,7 +52,8 @@ describe.each(BROKERS)('the dashboard on $name', ({ key, open }) => {
     worker = startWorkerProcess(BROKER, ['-n', node, '-Q', queue, '-c', '2', '-E', '--metrics-port', '0']);
     await worker.waitFor('ready; consuming');
     metricsUrl = /metrics: (http:\/\/\S+)/.exec(worker.log())![1]!;
-    dashboard = await startDashboardProcess(['--broker', BROKER], { CELERIAC_DASHBOARD_AUTH: CREDENTIALS });
+    // The worker has -E; --no-enable-events leaves alone the workers of other test runs sharing the server.
+    dashboard = await startDashboardProcess(['--broker', BROKER, '--no-enable-events'], { CELERIAC_DASHBOARD_AUTH: CREDENTIALS });
     const [user, password] = CREDENTIALS.split(':') as [string, string];
     context = await browser.newContext({ baseURL: dashboard.url, httpCredentials: { username: user, password }, viewport: { width: 1400, height: 900 } });
   }, 60_000);
@@ -309,16 +310,23 @@ describe('the dashboard with a token', () => {
 });
 
 describe('celeriac worker --dashboard', () => {
-  it('serves the dashboard from inside the worker, which sees itself', async () => {
+  it('serves the dashboard from inside the worker, which sees itself and turns its task events on', async () => {
     const { url: broker, cleanup } = tempSqlite();
     const node = `embedded-${randomUUID().slice(0, 8)}@test`;
     const worker = await startServing(['worker', '-A', FIXTURE_TASKS, '--broker', broker, '-n', node, '--dashboard', '0'], /dashboard: (http:\/\/\S+)/);
+    const app = new Celeriac({ broker });
     try {
       const page = await browser.newPage();
       await page.goto(worker.url);
       await page.locator(`tr[data-worker="${node}"] .badge.online`).waitFor({ timeout: 10_000 });
+      // Started without -E: the dashboard asked it for task events (enable_events), as Flower does.
+      const result = app.sendTask<number>('fx.add', [2, 2]);
+      expect(await result.get({ timeout: 10 })).toBe(4);
+      await page.goto(`${worker.url}/tasks`);
+      await page.locator(`tr[data-task-id="${result.id}"][data-state="SUCCESS"]`).waitFor({ timeout: 10_000 });
       await page.close();
     } finally {
+      await app.close();
       await worker.stop();
       cleanup();
     }

@@ -28,7 +28,7 @@ describe.skipIf(missing !== null)(`the dashboard with a Python Celery worker on 
 
   beforeAll(async () => {
     app = new Celeriac({ broker: BROKER });
-    dashboard = await startDashboard(app, { port: 0 });
+    dashboard = await startDashboard(app, { port: 0, enableEvents: false }); // the worker has -E
     python = spawn('/usr/bin/python3', ['-m', 'celery', '-A', 'monitor_app', 'worker', '--pool=solo', '-E', '-Q', queue, '-n', pyNode, '-l', 'info'], {
       cwd: PYTHON_DIR,
       env: { ...process.env, CELERIAC_TEST_BROKER: BROKER, CELERIAC_TEST_BACKEND: BROKER },
