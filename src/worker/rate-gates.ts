@@ -16,11 +16,20 @@ const SWEEP_EVERY = 1_000;
 /** A rate shared by every worker: the broker's store of when each key may next run. */
 export interface SharedRateStore {
   /**
-   * Lets one run of `key` go if its rate allows: resolves 0 and records it, or resolves the ms
-   * until one may go (recording nothing).
+   * Lets up to `count` runs of `key` go: those whose slots (spaced at the rate) start within
+   * the next {@link SLOT_HORIZON_MS}, recorded as taken. `waitMs` says how long until the next
+   * slot when none was granted.
    */
-  acquire(key: string, perSecond: number): Promise<number>;
+  acquire(key: string, perSecond: number, count: number): Promise<{ granted: number; waitMs: number }>;
 }
+
+/**
+ * Slots of a shared rate that start within this many ms are granted at once: a fast rate is
+ * taken many runs per round trip, and no window longer than this runs ahead of the rate.
+ */
+export const SLOT_HORIZON_MS = 1;
+/** At most this many runs are asked for in one round trip. */
+const SHARED_BATCH = 1_000;
 
 /** What a held job must offer. */
 export interface GatedJob {
@@ -158,26 +167,25 @@ export class RateGates<J extends GatedJob> {
     this.#forgetIfEmpty(gate);
   }
 
-  /** The same against the shared store: one round trip per release. */
+  /** The same against the shared store: as many slots per round trip as are due. */
   async #releaseShared(gate: Gate<J>, store: SharedRateStore): Promise<void> {
     while (gate.waiting.length > 0) {
       const perSecond = this.#rateOf(gate.waiting[0]!.task);
-      const waitMs = perSecond === null ? 0 : await this.#acquire(gate, store, perSecond);
-      if (waitMs > 0) {
-        this.#comeBack(gate, waitMs);
+      const { granted, waitMs } = perSecond === null ? { granted: gate.waiting.length, waitMs: 0 } : await this.#acquire(gate, store, perSecond);
+      for (let i = 0; i < granted && gate.waiting.length > 0; i++) this.#releaseHead(gate); // fewer if drained meanwhile
+      if (granted === 0) {
+        this.#comeBack(gate, Math.max(1, waitMs));
         return;
       }
-      if (gate.waiting.length === 0) return; // drained while the store answered
-      this.#releaseHead(gate);
     }
   }
 
-  async #acquire(gate: Gate<J>, store: SharedRateStore, perSecond: number): Promise<number> {
+  async #acquire(gate: Gate<J>, store: SharedRateStore, perSecond: number): Promise<{ granted: number; waitMs: number }> {
     try {
-      return await store.acquire(gate.key, perSecond);
+      return await store.acquire(gate.key, perSecond, Math.min(gate.waiting.length, SHARED_BATCH));
     } catch (error) {
       this.logger.warning(`the shared rate limit of ${gate.taskName} is out of reach (${describeError(error)}); trying again in 1 s`);
-      return 1_000;
+      return { granted: 0, waitMs: 1_000 };
     }
   }
 

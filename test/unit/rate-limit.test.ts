@@ -115,25 +115,28 @@ describe('RateGates', () => {
     expect(g.limits(t)).toBe(false);
   });
 
-  it('asks the shared store for a global limit, and waits as long as it says', async () => {
+  it('asks the shared store for a global limit, releases what it grants, and waits as long as it says', async () => {
     const clock = new ManualClock(0);
-    const asked: string[] = [];
-    let wait = 0;
-    const store: SharedRateStore = { acquire: async (key) => (asked.push(key), wait) };
+    const asked: Array<[string, number]> = [];
+    const answers = [{ granted: 1, waitMs: 0 }, { granted: 0, waitMs: 300 }, { granted: 2, waitMs: 0 }, { granted: 0, waitMs: 200 }];
+    const store: SharedRateStore = { acquire: async (key, _perSecond, count) => (asked.push([key, count]), answers.shift() ?? { granted: 0, waitMs: 60_000 }) };
     const { released, gates: g } = gates(clock, store);
     const t = task('g', { rateLimit: '5/s', rateLimitScope: 'global' });
     g.admit({ id: 'x1', task: t, args: [] });
     await new Promise((resolve) => setImmediate(resolve));
     expect(released).toEqual(['x1']);
-    wait = 300;
-    g.admit({ id: 'x2', task: t, args: [] });
+    g.admit({ id: 'x2', task: t, args: [] }); // the store says: not for 300 ms
     await new Promise((resolve) => setImmediate(resolve));
     expect(released).toEqual(['x1']);
-    wait = 0;
-    clock.advance(300);
+    g.admit({ id: 'x3', task: t, args: [] });
+    g.admit({ id: 'x4', task: t, args: [] });
+    clock.advance(299);
     await new Promise((resolve) => setImmediate(resolve));
-    expect(released).toEqual(['x1', 'x2']);
-    expect(asked).toEqual(['g', 'g', 'g']);
+    expect(released).toEqual(['x1']);
+    clock.advance(1); // two of the three slots are due now; the third in 200 ms
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(released).toEqual(['x1', 'x2', 'x3']);
+    expect(asked).toEqual([['g', 1], ['g', 1], ['g', 3], ['g', 1]]); // each time, as many as wait
   });
 
   it('hands back everything held when drained', () => {

@@ -1,10 +1,10 @@
 /**
  * Rate limits shared by every worker on one SQLite file: a row per task (and rate key) with the
- * earliest time its next run may start. A run that may go moves that time on in the same
- * statement, so two processes never both take the same slot.
+ * earliest time its next run may start. One write transaction grants every slot due within the
+ * horizon and moves that time on, so two processes never both take the same slot.
  */
 import type { Statement } from 'better-sqlite3';
-import type { SharedRateStore } from '../../worker/rate-gates.js';
+import { SLOT_HORIZON_MS, type SharedRateStore } from '../../worker/rate-gates.js';
 import type { Database } from './connection.js';
 
 const SCHEMA = `
@@ -13,38 +13,41 @@ CREATE TABLE IF NOT EXISTS celeriac_rate_limits (
   next_at REAL NOT NULL
 )`;
 
-// now and interval in ms. A row comes back only when the run may go.
-const TAKE = `
-INSERT INTO celeriac_rate_limits (key, next_at) VALUES (@key, @now + @interval)
-ON CONFLICT (key) DO UPDATE SET next_at = @now + @interval WHERE next_at <= @now
+// Writes first (taking the write lock at once), then reads: the next free slot, not before now.
+const CLAIM = `
+INSERT INTO celeriac_rate_limits (key, next_at) VALUES (@key, @now)
+ON CONFLICT (key) DO UPDATE SET next_at = max(next_at, @now)
 RETURNING next_at`;
 
-const NEXT_AT = `SELECT next_at FROM celeriac_rate_limits WHERE key = ?`;
+const MOVE_ON = `UPDATE celeriac_rate_limits SET next_at = ? WHERE key = ?`;
 
 /** The shared rate store of one SQLite broker. */
 export class SqliteRateLimits implements SharedRateStore {
-  #statements: { take: Statement; nextAt: Statement } | undefined;
+  #statements: { claim: Statement; moveOn: Statement } | undefined;
 
   constructor(
     private readonly database: () => Database,
     private readonly write: <T>(run: () => T) => Promise<T>,
   ) {}
 
-  acquire(key: string, perSecond: number): Promise<number> {
+  acquire(key: string, perSecond: number, count: number): Promise<{ granted: number; waitMs: number }> {
     return this.write(() => {
-      const { take, nextAt } = this.#prepared();
+      const { claim, moveOn } = this.#prepared();
       const now = Date.now();
-      if (take.get({ key, now, interval: 1000 / perSecond }) !== undefined) return 0;
-      const row = nextAt.get(key) as { next_at: number } | undefined;
-      return row ? Math.max(1, Math.ceil(row.next_at - now)) : 0;
+      const interval = 1000 / perSecond;
+      const { next_at: nextAt } = claim.get({ key, now }) as { next_at: number };
+      if (nextAt > now + SLOT_HORIZON_MS) return { granted: 0, waitMs: Math.ceil(nextAt - now - SLOT_HORIZON_MS) };
+      const granted = Math.min(count, Math.floor((now + SLOT_HORIZON_MS - nextAt) / interval) + 1);
+      moveOn.run(nextAt + granted * interval, key);
+      return { granted, waitMs: 0 };
     });
   }
 
-  #prepared(): { take: Statement; nextAt: Statement } {
+  #prepared(): { claim: Statement; moveOn: Statement } {
     if (!this.#statements) {
       const db = this.database();
       db.exec(SCHEMA);
-      this.#statements = { take: db.prepare(TAKE), nextAt: db.prepare(NEXT_AT) };
+      this.#statements = { claim: db.prepare(CLAIM), moveOn: db.prepare(MOVE_ON) };
     }
     return this.#statements;
   }
