@@ -25,6 +25,7 @@ import { AsyncResult, GroupResult, restoreGroup, type AnyResult, type ResultSour
 import { parseArguments } from './schema.js';
 import { createLogger } from './logger.js';
 import { exchangeOptionsFor, Router, type Destination, type Route, type Routes } from './routing.js';
+import { Tracing } from './tracing.js';
 import { Task, type ApplyOptions, type PublishRetryPolicy, type TaskHandler, type TaskOptions } from './task.js';
 import { currentTask } from './worker/current-task.js';
 import type { WorkerSettings } from './worker/options.js';
@@ -69,6 +70,14 @@ export interface CeleriacConfig {
    * win over its route, and a route over the task's `queue`.
    */
   routes?: Routes;
+  /**
+   * OpenTelemetry tracing (needs `@opentelemetry/api`, an optional peer dependency): a PRODUCER
+   * span per task sent and a CONSUMER span per run, with W3C `traceparent`/`tracestate` in the
+   * message headers where Python's opentelemetry-instrumentation-celery reads and writes them.
+   * Spans go to the tracer provider registered with the API. Default false: nothing is loaded
+   * and nothing is added to messages.
+   */
+  tracing?: boolean;
 }
 
 const DEFAULT_PUBLISH_RETRY: Required<PublishRetryPolicy> = { maxRetries: 3, intervalStart: 0, intervalStep: 0.2, intervalMax: 1 };
@@ -106,6 +115,8 @@ export class Celeriac implements ResultSource {
   #eagerWorker: Promise<Worker> | undefined;
   /** `task-sent` events, when the app sends them. */
   readonly #sentEvents: SentEvents | undefined;
+  /** OpenTelemetry spans and trace context, when the app traces. */
+  readonly #tracing: Tracing | undefined;
   #brokerInstance: Broker | undefined;
   #backendInstance: ResultBackend | undefined;
   /** Whether a send waits for the backend (`rpc://`); found on the first send. */
@@ -133,6 +144,7 @@ export class Celeriac implements ResultSource {
       typeof backend === 'object' ? backend.displayUrl : (backend ?? process.env['CELERIAC_RESULT_BACKEND'] ?? (this.#brokerInstance ? DEFAULT_URL : this.brokerUrl));
     this.defaultQueue = config.defaultQueue ?? 'celery';
     if (config.taskSentEvents) this.#sentEvents = new SentEvents();
+    if (config.tracing) this.#tracing = new Tracing();
     this.clock = config.clock ?? systemClock;
     this.taskDefaults = config.taskDefaults ?? {};
     this.queueDeclarations = config.queues ?? [];
@@ -153,7 +165,7 @@ export class Celeriac implements ResultSource {
   task<A extends unknown[], R>(name: string, handler: TaskHandler<A, R>, options: TaskOptions<A> = {}): Task<A, R> {
     if (this.tasks.has(name)) throw new ConfigurationError(`task ${JSON.stringify(name)} is already defined`);
     parseRate(options.rateLimit, `the rateLimit of task ${name}`);
-    const task = new Task<A, R>(name, handler, { ...(this.taskDefaults as TaskOptions<A>), ...options }, this);
+    const task = new Task<A, R>(name, this.#tracing ? this.#tracing.wrap(name, handler) : handler, { ...(this.taskDefaults as TaskOptions<A>), ...options }, this);
     this.tasks.set(name, task as unknown as Task<never, unknown>);
     return task;
   }
@@ -376,9 +388,16 @@ export class Celeriac implements ResultSource {
     const ready = this.#readyToSend();
     if (ready) await ready;
     const broker = await this.broker();
-    const wire = encodeTaskMessage(message);
+    const span = this.#tracing ? await this.#tracing.publish(message, destination.queue) : undefined;
+    const wire = encodeTaskMessage(span ? span.message : message);
     const publishOptions = { ...publishOptionsOf(message), ...exchangeOptionsFor(destination, broker) };
-    await withPublishRetry(options, () => broker.publish(destination.queue, wire, publishOptions));
+    try {
+      await withPublishRetry(options, () => broker.publish(destination.queue, wire, publishOptions));
+    } catch (error) {
+      span?.end(error);
+      throw error;
+    }
+    span?.end();
     this.#sentEvents?.sent(broker, message, destination);
   }
 
@@ -390,12 +409,20 @@ export class Celeriac implements ResultSource {
     const ready = this.#readyToSend();
     if (ready) await ready;
     const broker = await this.broker();
-    const items = batch.map(({ message, destination }) => ({
+    const tracing = this.#tracing;
+    const spans = tracing ? await Promise.all(batch.map(({ message, destination }) => tracing.publish(message, destination.queue))) : undefined;
+    const items = batch.map(({ message, destination }, index) => ({
       queue: destination.queue,
-      message: encodeTaskMessage(message),
+      message: encodeTaskMessage(spans ? spans[index]!.message : message),
       options: { ...publishOptionsOf(message), ...exchangeOptionsFor(destination, broker) },
     }));
-    await withPublishRetry(options, () => broker.publishMany(items));
+    try {
+      await withPublishRetry(options, () => broker.publishMany(items));
+    } catch (error) {
+      for (const span of spans ?? []) span.end(error);
+      throw error;
+    }
+    for (const span of spans ?? []) span.end();
     if (this.#sentEvents) for (const { message, destination } of batch) this.#sentEvents.sent(broker, message, destination);
   }
 
