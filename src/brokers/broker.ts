@@ -147,8 +147,10 @@ export interface ControlChannel {
    * Calls `onCommand` for each command broadcast from now on. Brokers that keep commands
    * durably (SQLite) also replay recent ones, so a worker started late still hears a revoke.
    * A message that is not a command (malformed, oversized) is skipped, and `onDropped` told why.
+   * `node` names the listener where the broker keeps a queue per node (RabbitMQ's
+   * `<node>.celery.pidbox`, as Celery names it).
    */
-  subscribe(onCommand: (command: ControlCommand) => void, onDropped?: (reason: string) => void): Promise<Consumer>;
+  subscribe(onCommand: (command: ControlCommand) => void, onDropped?: (reason: string) => void, node?: string): Promise<Consumer>;
   /** Sends a worker's reply to a command that asked for one, where the channel carries replies. */
   reply?(to: ReplyAddress, ticket: string, body: Record<string, unknown>): Promise<void>;
   /** Opens an inbox for replies to this client's commands (kombu's `<oid>.reply.celery.pidbox`). */
@@ -209,6 +211,12 @@ export interface Broker {
   listQueues?(): Promise<string[]>;
   /** Messages moved aside, where the broker can list them. */
   listDeadLetters?(limit?: number): Promise<DeadLetter[]>;
+  /**
+   * Removes one dead letter listed by {@link listDeadLetters}: the first of `letter.queue` with
+   * the same task id (`id` header) and `at`. Resolves false if it is no longer there. Where the
+   * broker can (a dashboard re-sends a dead letter by publishing it again, then removing it).
+   */
+  removeDeadLetter?(letter: Pick<DeadLetter, 'queue' | 'at' | 'message'>): Promise<boolean>;
   /** The control channel, where the broker has one. */
   readonly control?: ControlChannel;
   /** The event stream, where the broker has one. */

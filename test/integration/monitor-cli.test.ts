@@ -2,7 +2,7 @@
  * The monitoring commands as an operator runs them, against a real worker process on each
  * broker: status, inspect, control (with Celery-shaped replies), events --dump, and shutdown.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Celeriac } from '../../src/index.js';
@@ -14,7 +14,7 @@ const BROKERS: Array<{ name: string; open: () => { url: string; cleanup?: () => 
   { name: 'RabbitMQ', open: () => ({ url: 'amqp://guest:guest@127.0.0.1:5672//' }) },
 ];
 
-describe.each(BROKERS)('celeriac status, inspect, control and events on $name', ({ open }) => {
+describe.each(BROKERS)('celeriac status, inspect, control and events on $name', ({ name, open }) => {
   const { url: BROKER, cleanup } = open();
   const node = `cli-${randomUUID().slice(0, 8)}@test`;
   const queue = `cli-${randomUUID()}`;
@@ -76,6 +76,11 @@ describe.each(BROKERS)('celeriac status, inspect, control and events on $name', 
     expect(output).toMatch(new RegExp(`${node} \\[[^\\]]+\\] task-received: .*uuid=${result.id}`));
     expect(output).toMatch(new RegExp(`${node} \\[[^\\]]+\\] task-succeeded: .*uuid=${result.id}.*result=9`));
     expect(output).toMatch(new RegExp(`${node} \\[[^\\]]+\\] worker-heartbeat: `));
+  });
+
+  it.skipIf(name !== 'RabbitMQ')("listens on RabbitMQ on its node's own pidbox queue, named as Celery names it (RabbitMQ only)", () => {
+    const queues = execFileSync('rabbitmqctl', ['-q', 'list_queues', 'name'], { encoding: 'utf8' });
+    expect(queues).toContain(`${node}.celery.pidbox`);
   });
 
   it('shuts the worker down with control shutdown', async () => {

@@ -87,8 +87,8 @@ export class AmqpPidbox implements ControlChannel {
     return this.#revokedStream;
   }
 
-  async subscribe(onCommand: (command: ControlCommand) => void, onDropped?: (reason: string) => void): Promise<Consumer> {
-    const queue = pidboxQueue(`celeriac-${randomUUID().slice(0, 8)}@${hostname()}`);
+  async subscribe(onCommand: (command: ControlCommand) => void, onDropped?: (reason: string) => void, node?: string): Promise<Consumer> {
+    const queue = pidboxQueue(node ?? `celeriac-${randomUUID().slice(0, 8)}@${hostname()}`);
     const onMessage = (message: ConsumeMessage | null): void => {
       if (!message) return;
       const command = decodeControlCommand(message.content, headersOf(message));

@@ -80,6 +80,7 @@ export class WorkerRemote {
           this.dropped++;
           this.options.logger.warning(`dropped ${reason}`);
         },
+        this.options.hostname,
       );
     }
     if (this.options.mingle) await this.#mingle();
