@@ -1,6 +1,6 @@
 /**
  * Starting a worker thread whose entry is a module of this package, named by its path inside
- * `dist/` (or `src/`), e.g. `transports/sqlite/lease-keeper-thread.js`. As src/cli/compile-typescript.ts
+ * `dist/` (or `src/`), e.g. `transports/redis/lease-keeper-thread.js`. As src/cli/compile-typescript.ts
  * finds its child script, the file is looked for relative to this module's own URL:
  *
  * - in the built package, the `.js` is there;

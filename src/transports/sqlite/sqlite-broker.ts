@@ -2,17 +2,20 @@
  * `sqlite://PATH`: the embedded broker, one SQLite file (WAL) shared by every producer and worker
  * process on the machine.
  *
- * A consumer takes messages by leasing them to itself (one transaction per batch). Leases are
- * renewed by the consumer's heartbeat while it lives; a lease whose consumer died (its pid is gone
- * on this host, or its heartbeat is older than `consumer_timeout`) or that outlived
- * `visibility_timeout` without renewal goes back to the queue, marked redelivered. The heartbeats
- * and renewals come from a keeper thread with its own connection (lease-keeper-thread.ts), so a
- * task that blocks the event loop longer than those timeouts still runs once. ETA messages wait
- * in the file until their time. Writes made in one event-loop turn share one commit.
+ * A consumer takes messages by leasing them to itself (one transaction per batch). Each consumer
+ * holds an exclusive lock on a lock file of its own for its life (consumer-locks.ts), which the
+ * kernel drops when its process ends. The sweep every consuming process runs each second asks
+ * every consumer's lock: held, the consumer lives (even with its event loop blocked by a task),
+ * and its heartbeat and leases are renewed for it; free, it died, and its leases go back to the
+ * queue at once, marked redelivered. A consumer without a lock file (one of an older celeriac)
+ * is judged as before: lost when its pid is gone on this host or its heartbeat is older than
+ * `consumer_timeout`, and a lease not renewed for `visibility_timeout` goes back too. ETA
+ * messages wait in the file until their time. Writes made in one event-loop turn share one commit.
  *
  * URL options: `visibility_timeout` (s, default 300), `consumer_timeout` (s, default 60),
- * `synchronous` (`normal` default, or `full`). Heartbeats go every 2 s, or every quarter of the
- * shorter timeout when that is less. Control commands and replies (control.ts) and events
+ * `synchronous` (`normal` default, or `full`). A live consumer's heartbeat and leases are
+ * renewed once older than 2 s, or a quarter of the shorter timeout when that is less (checked by
+ * each sweep). Control commands and replies (control.ts) and events
  * (events.ts; `event_retention` in s, default 3600, and `event_max_rows`, default 50000) have
  * tables of their own.
  */
@@ -33,8 +36,7 @@ import {
   type Synchronous,
 } from './connection.js';
 import { WriteBatcher } from './write-batcher.js';
-import { LeaseKeeper } from '../lease-keeper.js';
-import type { SqliteKeeperSettings } from './lease-keeper-thread.js';
+import { ConsumerLocks } from './consumer-locks.js';
 import { numberOption, pathOf, type ParsedUrl } from '../../url.js';
 import type {
   Broker,
@@ -75,8 +77,10 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
   #watcher: ExternalChangeWatcher | undefined;
   #unlisten: (() => void) | undefined;
   #timers: NodeJS.Timeout[] = [];
-  /** Renews the consumers' heartbeats and leases from a thread of its own. */
-  readonly #keeper: LeaseKeeper;
+  /** How old a live consumer's heartbeat may grow before a sweep renews it and its leases. */
+  readonly #renewMs: number;
+  /** The consumers' lock files (made on connect). */
+  #locks: ConsumerLocks | undefined;
 
   constructor(url: ParsedUrl, raw: string) {
     super();
@@ -87,13 +91,7 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
     this.#visibilityMs = numberOption(url.options, 'visibility_timeout', 300) * 1000;
     this.#consumerTimeoutMs = numberOption(url.options, 'consumer_timeout', 60) * 1000;
     this.#synchronous = synchronousOption(url.options);
-    const settings: SqliteKeeperSettings = {
-      path: this.path,
-      synchronous: this.#synchronous,
-      visibilityMs: this.#visibilityMs,
-      intervalMs: Math.max(MIN_HEARTBEAT_MS, Math.min(HEARTBEAT_MS, this.#consumerTimeoutMs / 4, this.#visibilityMs / 4)),
-    };
-    this.#keeper = new LeaseKeeper('transports/sqlite/lease-keeper-thread.js', settings, (message) => this.emit('warning', { message }));
+    this.#renewMs = Math.max(MIN_HEARTBEAT_MS, Math.min(HEARTBEAT_MS, this.#consumerTimeoutMs / 4, this.#visibilityMs / 4));
     this.#writes = new WriteBatcher(() => this.#database(), () => announceChange(this.path, 'messages'));
     this.control = new SqliteControlChannel(this);
     this.events = new SqliteEvents(this.path, () => this.#database(), {
@@ -108,6 +106,8 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
     const db = await openDatabase(this.path, this.#synchronous);
     createBrokerSchema(db);
     this.#sql = prepareBrokerStatements(db);
+    const { default: Sqlite } = await import('better-sqlite3'); // loaded already by openDatabase
+    this.#locks = new ConsumerLocks(Sqlite, this.path);
     this.#db = db;
   }
 
@@ -143,10 +143,10 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
   }
 
   async consume(queues: readonly string[], onDelivery: (delivery: Delivery) => void, options: ConsumeOptions): Promise<Consumer> {
-    this.#database();
+    const db = this.#database();
     const consumer = new SqliteConsumer(this, [...queues], onDelivery, options.prefetch);
-    await this.#keeper.hold(consumer.id);
-    const db = this.#database(); // still open after the wait for the keeper
+    // Locked before its row is added: a sweep that sees the row finds the lock held.
+    this.#locks?.hold(consumer.id);
     this.#sql.registerConsumer.run(consumer.id, process.pid, HOST, Date.now());
     this.#consumers.add(consumer);
     if (this.#consumers.size === 1) this.#startConsuming(db);
@@ -206,33 +206,55 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
     return this.#writes.enqueue(run);
   }
 
-  /** @internal Stops tracking a cancelled consumer (its heartbeat goes on while it holds messages). */
+  /** @internal Stops tracking a cancelled consumer (its lock stays while it holds messages). */
   release(consumer: SqliteConsumer): void {
     this.#consumers.delete(consumer);
     if (this.#consumers.size === 0) this.#stopConsuming();
   }
 
-  /** @internal A cancelled consumer holds nothing any more: its heartbeat stops and its row goes. */
+  /** @internal A cancelled consumer holds nothing any more: its row goes, then its lock. */
   retire(consumer: SqliteConsumer): void {
-    void this.#keeper
-      .release(consumer.id)
-      .then(() => this.#db && this.write(() => this.#sql.removeConsumer.run(consumer.id)))
-      .catch(() => undefined); // closing: close() removes it, or the sweeps of others do
+    if (!this.#db) return; // closing: close() removes it
+    void this.write(() => this.#sql.removeConsumer.run(consumer.id))
+      .catch(() => undefined) // the sweeps find its lock free and remove the row
+      .finally(() => this.#locks?.release(consumer.id));
   }
 
   /**
-   * Gives back what lost consumers held: consumers on this host whose process is gone, consumers
-   * silent for longer than `consumer_timeout`, and leases past `visibility_timeout`.
+   * Renews live consumers and gives back what lost ones held. A consumer whose lock file is
+   * locked lives: its heartbeat and leases are renewed once older than the renewal interval.
+   * One whose lock file is free died: its row and file go, and its leases back to the queue.
+   * One without a lock file is lost when its pid is gone on this host or it has been silent for
+   * longer than `consumer_timeout`. Leases past `visibility_timeout` go back too.
    */
   sweep(): void {
+    const locks = this.#locks;
+    if (!locks) return;
     const now = Date.now();
     const consumers = this.#sql.listConsumers.all() as Array<{ id: string; pid: number; hostname: string; seen_at: number }>;
-    const lost = consumers.filter((c) => now - c.seen_at > this.#consumerTimeoutMs || (c.hostname === HOST && !processAlive(c.pid)));
+    const live: string[] = [];
+    const lost: string[] = [];
+    const dead: string[] = [];
+    for (const c of consumers) {
+      const state = locks.probe(c.id);
+      if (state === 'alive') {
+        if (now - c.seen_at >= this.#renewMs) live.push(c.id);
+      } else if (state === 'dead') {
+        dead.push(c.id);
+      } else if (now - c.seen_at > this.#consumerTimeoutMs || (c.hostname === HOST && !processAlive(c.pid))) {
+        lost.push(c.id);
+      }
+    }
     try {
       const restored = this.#database().transaction(() => {
-        for (const consumer of lost) this.#sql.removeConsumer.run(consumer.id);
+        for (const id of live) {
+          this.#sql.heartbeat.run(now, id);
+          this.#sql.renewLeases.run(now + this.#visibilityMs, id);
+        }
+        for (const id of [...dead, ...lost]) this.#sql.removeConsumer.run(id);
         return this.#sql.restoreLost.run(now).changes;
       })();
+      for (const id of dead) locks.remove(id);
       if (restored > 0) {
         announceChange(this.path, 'messages');
         this.#wakeAll();
@@ -240,6 +262,7 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
     } catch {
       // The file is busy; the next sweep tries again.
     }
+    locks.removeLeftovers(new Set(consumers.map((c) => c.id)), now);
   }
 
   async purge(queue: string): Promise<number> {
@@ -265,13 +288,13 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
   async close(): Promise<void> {
     const db = this.#db;
     if (!db) return;
-    await this.#keeper.close();
     for (const consumer of [...this.#consumers]) consumer.giveBackAll();
     await this.#writes.drained();
-    for (const consumer of [...this.#consumers]) {
-      this.#sql.removeConsumer.run(consumer.id);
-      await consumer.cancel();
-    }
+    for (const consumer of [...this.#consumers]) await consumer.cancel();
+    await this.#writes.drained();
+    // Every consumer this broker made, cancelled ones still holding messages too: row, then lock.
+    for (const id of this.#locks?.heldIds() ?? []) this.#sql.removeConsumer.run(id);
+    this.#locks?.releaseAll();
     this.#stopConsuming();
     await this.control.close();
     await this.events.close();
