@@ -80,6 +80,7 @@ td.mono, .mono { font-family: ui-monospace, SFMono-Regular, Menlo, Consolas, mon
 td.clip { max-width: 280px; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
 pre { background: #0f1521; color: #e6edf3; padding: 12px; overflow: auto; border-radius: 6px; font-size: 12.5px; max-height: 480px; }
 .card { background: var(--card); border: 1px solid var(--line); border-radius: 6px; padding: 14px 16px; margin-bottom: 14px; }
+.workflow, .workflow ul { list-style: none; margin: 0; padding-left: 0; } .workflow ul { margin-left: 9px; padding-left: 14px; border-left: 1px solid var(--line); } .workflow li { padding: 2px 0; } .workflow li.current > b { background: #fffbe6; }
 .row { display: flex; gap: 14px; flex-wrap: wrap; align-items: flex-end; }
 .stats { display: flex; gap: 12px; flex-wrap: wrap; margin-bottom: 14px; }
 .stat { background: var(--card); border: 1px solid var(--line); border-radius: 6px; padding: 8px 14px; min-width: 110px; }

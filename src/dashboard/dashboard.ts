@@ -5,7 +5,9 @@
  * through `app.control` (POST only, with a CSRF token); results are read from the backend.
  *
  * Routes: `/` workers, `/workers/:name`, `/tasks`, `/tasks/:id`, `/queues`, `/queues/:name`,
- * `/charts`, `/metrics`, `/events` (SSE), `/api/workers`, `/api/tasks`, `/api/tasks/:id`.
+ * `/charts`, `/metrics`, `/events` (SSE), `/api/workers`, `/api/tasks`, `/api/tasks/:id`; POST
+ * actions under `/workers/:name/`, `/queues/:name/` (purge, dead-letters/resend) and
+ * `/tasks/:id/` (revoke, terminate, retry).
  */
 import { randomBytes } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -21,12 +23,14 @@ import { parseRate } from '../rate-limit.js';
 import type { RequestInfo } from '../worker/remote/control-commands.js';
 import { SCRIPT, STYLE } from './assets.js';
 import { assertSafeListen, Guard, type AuthSettings } from './auth.js';
-import { Fleet, type DashboardHost } from './fleet.js';
+import { DEAD_LETTER_LIMIT, Fleet, type DashboardHost } from './fleet.js';
 import { html } from './html.js';
 import { HttpError, listen, readForm, redirect, Router, send, sendHtml, sendJson, sendText, startEventStream, type Listening, type Request } from './http.js';
 import type { Flash, PageContext } from './layout.js';
 import { DashboardMetrics } from './metrics.js';
-import { chartsPage, confirmPage, errorPage, loginPage, queuePage, queuesPage, TASK_STATES, taskPage, tasksPage, workerPage, workersPage, type WorkerRow } from './pages.js';
+import { chartsPage, confirmPage, errorPage, loginPage, queuePage, queuesPage, TASK_STATES, taskPage, tasksPage, workerPage, workersPage, type WorkerRow, type WorkflowNode } from './pages.js';
+import { plural } from './layout.js';
+import { parsePythonLiteral } from './python-literal.js';
 import { PROMETHEUS_CONTENT_TYPE } from './prometheus.js';
 import { TaskSeries } from './series.js';
 import { TaskStore, type TaskQuery } from './store.js';
@@ -63,6 +67,10 @@ const ACTION_TIMEOUT = 2;
 const MAX_STREAMS = 200;
 const FLASH_KEEP = 200;
 const WINDOWS: Record<string, number> = { '5m': 300, '15m': 900, '1h': 3600 };
+/** How often queue lengths are sampled for the rates in (ms). */
+const SAMPLE_EVERY = 5_000;
+/** Tasks shown at most in a task's workflow. */
+const WORKFLOW_LIMIT = 200;
 
 /** Starts a dashboard for `host` (a Celeriac app) and resolves once it listens. */
 export async function startDashboard(host: DashboardHost, options: DashboardOptions = {}): Promise<Dashboard> {
@@ -84,6 +92,7 @@ export class Dashboard {
   #pending = new Set<string>();
   #notifyTimer: NodeJS.Timeout | undefined;
   #keepAlive: NodeJS.Timeout | undefined;
+  #sampler: NodeJS.Timeout | undefined;
   #stream: EventStream | undefined;
   #reading: Promise<void> | undefined;
   #listening: Listening | undefined;
@@ -125,6 +134,8 @@ export class Dashboard {
       for (const stream of this.#streams) stream.write(': keep-alive\n\n');
     }, 15_000);
     this.#keepAlive.unref();
+    this.#sampler = setInterval(() => void this.fleet.sampleLengths().catch(() => undefined), SAMPLE_EVERY);
+    this.#sampler.unref();
     if (this.options.enableEvents !== false) void this.host.control.broadcast('enable_events').catch((error: unknown) => this.#logger.warning(`could not ask workers for task events: ${describeError(error)}`));
     void this.fleet.refresh();
   }
@@ -132,6 +143,7 @@ export class Dashboard {
   /** Stops listening and reading events; open pages are disconnected. */
   async close(): Promise<void> {
     clearInterval(this.#keepAlive);
+    clearInterval(this.#sampler);
     clearTimeout(this.#notifyTimer);
     for (const stream of this.#streams) stream.end();
     this.#streams.clear();
@@ -156,6 +168,7 @@ export class Dashboard {
   #take(event: CeleryEvent): void {
     const change = this.store.event(event);
     this.metrics.observe(event, change);
+    this.fleet.flow.observe(event);
     if (change) {
       this.#taskEventsSeen = true;
       const { task } = change;
@@ -308,12 +321,12 @@ export class Dashboard {
       sendHtml(res, 200, queuesPage(req.page, { queues: await this.fleet.queues(), broker: broker.displayUrl, listsDeadLetters: broker.listDeadLetters !== undefined }));
     });
     r.get('/queues/:name', async (req, res) => {
-      const name = req.params['name']!;
-      const queues = await this.fleet.queues();
-      const queue = queues.find((info) => info.name === name) ?? { name, length: await (await this.host.broker()).queueLength(name), deadLetters: null, consumers: [] };
-      sendHtml(res, 200, queuePage(req.page, { queue, deadLetters: await this.fleet.deadLetters() }));
+      const broker = await this.host.broker();
+      const queue = await this.fleet.queue(req.params['name']!);
+      sendHtml(res, 200, queuePage(req.page, { queue, deadLetters: await this.fleet.deadLetters(), resends: broker.removeDeadLetter !== undefined }));
     });
     r.post('/queues/:name/purge', (req, res) => this.#purge(req, res));
+    r.post('/queues/:name/dead-letters/resend', (req, res) => this.#resend(req, res));
     r.get('/tasks', (req, res) => this.#tasks(req, res));
     r.get('/tasks/:id', (req, res) => this.#task(req, res));
     r.post('/tasks/:id/revoke', async (req, res) => {
@@ -326,6 +339,7 @@ export class Dashboard {
       await this.host.control.revoke([id], { terminate: true });
       this.#done(res, `/tasks/${encodeURIComponent(id)}`, `Terminate sent for ${id}: stopped where it runs, and revoked.`);
     });
+    r.post('/tasks/:id/retry', (req, res) => this.#retry(req, res));
     r.get('/charts', (req, res) => this.#charts(req, res));
     r.get('/metrics', async (_req, res) => {
       send(res, 200, PROMETHEUS_CONTENT_TYPE, await this.metrics.render(), { 'Cache-Control': 'no-store' });
@@ -454,6 +468,82 @@ export class Dashboard {
     this.#done(res, '/queues', `Purged ${removed} message${removed === 1 ? '' : 's'} from ${name}.`);
   }
 
+  /**
+   * Re-sends dead letters of a queue (one, by task id and time, or all), after asking: each is
+   * published again to its queue as it was, then removed from the dead letters (so a failure in
+   * between leaves a copy behind rather than losing it).
+   */
+  async #resend(req: PageRequest, res: ServerResponse): Promise<void> {
+    const name = req.params['name']!;
+    const form = await req.form();
+    const broker = await this.host.broker();
+    const back = `/queues/${encodeURIComponent(name)}`;
+    if (!broker.listDeadLetters || !broker.removeDeadLetter) throw new HttpError(400, `${broker.displayUrl} cannot remove its dead letters, so they cannot be re-sent from here`);
+    const all = form.get('all') === 'yes';
+    const id = form.get('id') ?? '';
+    const at = Number(form.get('at'));
+    if (!all && (!id || !Number.isFinite(at))) throw new HttpError(400, 'which dead letter? (id and at, or all)');
+    const letters = (await broker.listDeadLetters(DEAD_LETTER_LIMIT)).filter((letter) => letter.queue === name && (all || (letter.message.headers['id'] === id && letter.at === at)));
+    if (letters.length === 0) {
+      this.#done(res, back, 'That dead letter is no longer there.', true);
+      return;
+    }
+    if (form.get('confirm') !== 'yes') {
+      const what = all ? `all ${plural(letters.length, 'dead letter')} of` : html`the dead letter of <b>${typeof letters[0]!.message.headers['task'] === 'string' ? letters[0]!.message.headers['task'] : '?'}</b> <span class="mono">${id}</span> to`;
+      sendHtml(
+        res,
+        200,
+        confirmPage(req.page, {
+          title: `Re-send to ${name}?`,
+          question: html`Publish ${what} <b>${name}</b> again, as ${letters.length === 1 ? 'it was' : 'they were'}, and remove ${letters.length === 1 ? 'it' : 'them'} from the dead letters? Workers will run ${letters.length === 1 ? 'it' : 'them'} again.`,
+          action: `${back}/dead-letters/resend`,
+          confirmLabel: `Re-send ${plural(letters.length, 'message')}`,
+          cancel: back,
+          section: 'queues',
+          fields: all ? { all: 'yes' } : { id, at: String(at) },
+        }),
+      );
+      return;
+    }
+    let sent = 0;
+    for (const letter of letters) {
+      await broker.publish(letter.queue, letter.message);
+      await broker.removeDeadLetter(letter);
+      sent++;
+    }
+    this.fleet.invalidateQueues();
+    this.#done(res, back, `Re-sent ${plural(sent, 'message')} to ${name}.`);
+  }
+
+  /**
+   * Sends a task again as a new task: same name and arguments (read back from its events, or
+   * from its stored result where the backend keeps them), sent as its child, so each page links
+   * to the other.
+   */
+  async #retry(req: PageRequest, res: ServerResponse): Promise<void> {
+    const id = req.params['id']!;
+    if (!this.host.sendTask) throw new HttpError(400, 'this dashboard cannot send tasks');
+    const task = this.store.get(id);
+    const [meta] = await this.#readMeta(id);
+    const name = task?.name ?? meta?.name ?? null;
+    if (!name) throw new HttpError(400, `the name of ${id} is not known (no events, no stored name)`);
+    let args: unknown[];
+    let kwargs: Record<string, unknown>;
+    try {
+      const readArgs = Array.isArray(meta?.args) ? meta.args : task?.args ? parsePythonLiteral(task.args) : [];
+      const readKwargs = meta?.kwargs && typeof meta.kwargs === 'object' ? meta.kwargs : task?.kwargs ? parsePythonLiteral(task.kwargs) : {};
+      if (!Array.isArray(readArgs) || typeof readKwargs !== 'object' || readKwargs === null || Array.isArray(readKwargs)) throw new Error('the arguments are not a list and a dict');
+      args = readArgs;
+      kwargs = readKwargs as Record<string, unknown>;
+    } catch (error) {
+      throw new HttpError(400, `${id} cannot be sent again: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    const queue = this.fleet.flow.queueOf(id);
+    const result = this.host.sendTask(name, args, kwargs, { parentId: id, rootId: task?.rootId ?? id, ...(queue ? { queue } : {}) });
+    await result.sent;
+    this.#done(res, `/tasks/${encodeURIComponent(result.id)}`, `Sent ${name} again as ${result.id}, a child of ${id}.`);
+  }
+
   #taskQuery(url: URL): TaskQuery & { window?: string | undefined } {
     const get = (key: string): string | undefined => url.searchParams.get(key)?.trim() || undefined;
     const state = get('state');
@@ -490,7 +580,36 @@ export class Dashboard {
     }
     const children = [...childIds].map((childId) => ({ id: childId, task: this.store.get(childId) }));
     const parentId = task?.parentId ?? meta?.parent_id ?? null;
-    sendHtml(res, 200, taskPage(req.page, { id, task, meta, metaError, children, parent: parentId ? this.store.get(parentId) : undefined }));
+    sendHtml(res, 200, taskPage(req.page, { id, task, meta, metaError, children, parent: parentId ? this.store.get(parentId) : undefined, workflow: this.#workflow(id), canRetry: this.host.sendTask !== undefined }));
+  }
+
+  /**
+   * The workflow a task belongs to, as a tree from its root (followed up through parents the
+   * store holds), with the states the events gave; at most {@link WORKFLOW_LIMIT} tasks.
+   */
+  #workflow(id: string): WorkflowNode {
+    let rootId = id;
+    const seen = new Set([id]);
+    for (let parent = this.store.get(id)?.parentId; parent && !seen.has(parent); parent = this.store.get(parent)?.parentId) {
+      seen.add(parent);
+      rootId = parent;
+    }
+    const rootTask = this.store.get(rootId);
+    if (rootTask?.rootId && rootTask.rootId !== rootId && !seen.has(rootTask.rootId) && this.store.get(rootTask.rootId)) rootId = rootTask.rootId;
+    let count = 0;
+    const visited = new Set<string>();
+    const build = (taskId: string): WorkflowNode => {
+      visited.add(taskId);
+      count++;
+      const info = this.store.get(taskId);
+      const children: WorkflowNode[] = [];
+      for (const child of this.store.childrenOf(taskId)) {
+        if (visited.has(child) || count >= WORKFLOW_LIMIT) continue;
+        children.push(build(child));
+      }
+      return { id: taskId, name: info?.name ?? null, state: info?.state ?? null, children };
+    };
+    return build(rootId);
   }
 
   /** The stored result of a task (null: nothing stored), or why it could not be read. */

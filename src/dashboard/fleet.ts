@@ -9,6 +9,8 @@ import type { ResultBackend } from '../backends/backend.js';
 import type { Control } from '../control.js';
 import { describeError } from '../errors.js';
 import type { EventReceiver } from '../monitor/receiver.js';
+import type { ApplyOptions } from '../task.js';
+import { QueueFlow, type QueueFlowStats } from './queue-flow.js';
 import type { TaskStore } from './store.js';
 
 /** What the dashboard needs of an app (a `Celeriac` is one). */
@@ -19,6 +21,8 @@ export interface DashboardHost {
   readonly queueDeclarations: readonly QueueDeclaration[];
   broker(): Promise<Broker>;
   backend(): Promise<ResultBackend>;
+  /** Sends a task by name (a Celeriac app's): the dashboard's "retry" sends a task again with it. */
+  sendTask?(name: string, args?: unknown[], kwargs?: Record<string, unknown>, options?: ApplyOptions): { readonly id: string; readonly sent: Promise<void> };
 }
 
 /** A worker as inspect describes it. */
@@ -42,6 +46,8 @@ export interface QueueInfo {
   deadLetters: number | null;
   /** Workers consuming it, by inspect. */
   consumers: string[];
+  /** Tasks in flight and rates in and out, from the events and length samples ({@link QueueFlow}). */
+  flow: QueueFlowStats;
 }
 
 /** Dead letters read per listing. */
@@ -62,6 +68,8 @@ export class Fleet {
     private readonly store: TaskStore,
     /** Called when new details arrived. */
     private readonly onChange: () => void,
+    /** In flight and rates per queue; fed the lengths read here. */
+    readonly flow: QueueFlow = new QueueFlow((hostname) => this.details(hostname)?.queues),
   ) {}
 
   details(hostname: string): WorkerDetails | undefined {
@@ -133,15 +141,41 @@ export class Fleet {
     const listed = await broker.listQueues?.().catch(() => undefined);
     const names = new Set([this.host.defaultQueue, ...this.host.queueDeclarations.map((declaration) => declaration.name), ...(listed ?? []), ...consumers.keys()]);
     const letters = await this.deadLetters();
-    const lengths = await Promise.all([...names].map((name) => broker.queueLength(name).catch(() => null)));
+    const lengths = await this.#lengths(broker, [...names]);
     return [...names]
       .map((name, i) => ({
         name,
         length: lengths[i] ?? null,
         deadLetters: letters === undefined ? null : letters.filter((letter) => letter.queue === name).length,
         consumers: consumers.get(name) ?? [],
+        flow: this.flow.stats(name),
       }))
       .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** Reads the queues' lengths (null where the broker could not say), sampling them for the rates in. */
+  async #lengths(broker: Broker, names: string[]): Promise<Array<number | null>> {
+    const lengths = await Promise.all(names.map((name) => broker.queueLength(name).catch(() => null)));
+    names.forEach((name, i) => {
+      const length = lengths[i];
+      if (typeof length === 'number') this.flow.sample(name, length);
+    });
+    return lengths;
+  }
+
+  /** Samples the lengths of the queues known (not their dead letters), for the rates in. */
+  async sampleLengths(): Promise<void> {
+    const broker = await this.host.broker();
+    const names = new Set([this.host.defaultQueue, ...this.host.queueDeclarations.map((declaration) => declaration.name), ...[...this.#details.values()].flatMap((details) => details.queues ?? [])]);
+    await this.#lengths(broker, [...names]);
+  }
+
+  /** A queue's line, for one not in the list (read on its own). */
+  async queue(name: string): Promise<QueueInfo> {
+    const known = (await this.queues()).find((info) => info.name === name);
+    if (known) return known;
+    const [length] = await this.#lengths(await this.host.broker(), [name]);
+    return { name, length: length ?? null, deadLetters: null, consumers: [], flow: this.flow.stats(name) };
   }
 
   /** The broker's dead letters (the latest {@link DEAD_LETTER_LIMIT}), or undefined where it cannot list them. */

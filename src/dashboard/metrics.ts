@@ -7,6 +7,7 @@
  * - `celeriac_tasks{name,state}`: tasks the dashboard holds, by their state now (gauge)
  * - `celeriac_task_runtime_seconds{name}`: run time of tasks that succeeded (histogram)
  * - `celeriac_queue_length{queue}`, `celeriac_dead_letters{queue}`: read from the broker at scrape time
+ * - `celeriac_queue_in_flight{queue}`: tasks received from each queue and not ended (events; see queue-flow.ts)
  * - `celeriac_workers_up`, `celeriac_worker_up{worker}`, `celeriac_worker_active_tasks{worker}`,
  *   `celeriac_worker_processed_total{worker}`: from heartbeats
  * - `celeriac_events_total{type}`, `celeriac_events_dropped_total`: the event stream itself
@@ -26,6 +27,7 @@ export class DashboardMetrics {
   readonly #runtime = this.registry.histogram('celeriac_task_runtime_seconds', 'Run time of tasks that succeeded, by task name.');
   readonly #queueLength = this.registry.gauge('celeriac_queue_length', 'Messages waiting in each queue.');
   readonly #deadLetters = this.registry.gauge('celeriac_dead_letters', 'Messages moved aside to the dead letters of each queue.');
+  readonly #inFlight = this.registry.gauge('celeriac_queue_in_flight', 'Tasks workers received from each queue that have not ended.');
   readonly #workersUp = this.registry.gauge('celeriac_workers_up', 'Workers whose heartbeats arrive.');
   readonly #workerUp = this.registry.gauge('celeriac_worker_up', '1 while a worker\'s heartbeats arrive, 0 once they stopped.');
   readonly #workerActive = this.registry.gauge('celeriac_worker_active_tasks', 'Tasks each worker runs now, by its last heartbeat.');
@@ -62,10 +64,12 @@ export class DashboardMetrics {
     this.registry.collect(async () => {
       this.#queueLength.reset();
       this.#deadLetters.reset();
+      this.#inFlight.reset();
       const queues = await withTimeout(fleet.queues(), QUEUE_READ_TIMEOUT_MS).catch(() => undefined);
       for (const queue of queues ?? []) {
         if (queue.length !== null) this.#queueLength.set({ queue: queue.name }, queue.length);
         if (queue.deadLetters !== null) this.#deadLetters.set({ queue: queue.name }, queue.deadLetters);
+        this.#inFlight.set({ queue: queue.name }, queue.flow.inFlight);
       }
     });
   }

@@ -16,6 +16,14 @@ import type { TaskPage, TaskQuery } from './store.js';
 export const TASK_STATES: readonly EventTaskState[] = ['PENDING', 'RECEIVED', 'STARTED', 'SUCCESS', 'FAILURE', 'RETRY', 'REVOKED', 'REJECTED'];
 const READY: ReadonlySet<string> = new Set(['SUCCESS', 'FAILURE', 'REVOKED', 'REJECTED']);
 
+/** A task in a workflow tree, with the tasks it started. */
+export interface WorkflowNode {
+  id: string;
+  name: string | null;
+  state: string | null;
+  children: WorkflowNode[];
+}
+
 /** One row of the workers page. */
 export interface WorkerRow {
   hostname: string;
@@ -129,6 +137,9 @@ export function queuesPage(context: PageContext, view: { queues: QueueInfo[]; br
     (queue) => html`<tr data-queue="${queue.name}">
   <td><a href="/queues/${encodeURIComponent(queue.name)}">${queue.name}</a></td>
   <td class="num" data-field="length">${queue.length ?? '?'}</td>
+  <td class="num" data-field="in-flight">${queue.flow.inFlight}</td>
+  <td class="num" data-field="rate-in" title="${queue.flow.rateInFrom ?? 'no task-sent events and no two length samples yet'}">${rate(queue.flow.rateIn)}</td>
+  <td class="num" data-field="rate-out">${rate(queue.flow.rateOut)}</td>
   <td class="num">${queue.deadLetters ?? '-'}</td>
   <td>${queue.consumers.join(', ') || html`<span class="muted">none</span>`}</td>
   <td>${actionForm(context, `/queues/${encodeURIComponent(queue.name)}/purge`, 'Purge…', { danger: true, name: 'purge' })}</td>
@@ -136,9 +147,10 @@ export function queuesPage(context: PageContext, view: { queues: QueueInfo[]; br
   );
   const content = html`<h1>Queues <span class="muted">on ${view.broker}</span></h1>
 <table id="queues" data-live>
-  <thead><tr><th>Queue</th><th class="num">Waiting</th><th class="num">Dead letters</th><th>Consumers</th><th></th></tr></thead>
+  <thead><tr><th>Queue</th><th class="num">Waiting</th><th class="num">In flight</th><th class="num">In /s</th><th class="num">Out /s</th><th class="num">Dead letters</th><th>Consumers</th><th></th></tr></thead>
   <tbody>${rows}</tbody>
 </table>
+<p class="muted">In flight: tasks workers received from the queue and have not finished. Rates over the last minute: out, tasks workers received; in, tasks published (from task-sent events where producers send them, else out plus the queue's growth between length samples). A task's queue comes from its task-sent event, or from its worker when that consumes one queue only.</p>
 ${view.listsDeadLetters ? '' : html`<p class="muted">This broker cannot list its dead letters.</p>`}
 <form class="card row" method="get" action="/queues">
   <label>Another queue (one no worker consumes is not always listed)<input name="queue" required placeholder="queue name" size="40"></label>
@@ -147,30 +159,41 @@ ${view.listsDeadLetters ? '' : html`<p class="muted">This broker cannot list its
   return layout(context, { title: 'Queues', section: 'queues', liveOn: ['tasks'], liveMin: 2000 }, content);
 }
 
-export function queuePage(context: PageContext, view: { queue: QueueInfo; deadLetters: DeadLetter[] | undefined }): Html {
+export function queuePage(context: PageContext, view: { queue: QueueInfo; deadLetters: DeadLetter[] | undefined; resends: boolean }): Html {
   const { queue } = view;
   const letters = view.deadLetters?.filter((letter) => letter.queue === queue.name) ?? [];
   const content = html`<h1>Queue ${queue.name}</h1>
 <div class="stats">
   <div class="stat"><b data-field="length">${queue.length ?? '?'}</b><span>waiting</span></div>
+  <div class="stat"><b data-field="in-flight">${queue.flow.inFlight}</b><span>in flight</span></div>
+  <div class="stat"><b data-field="rate-in">${rate(queue.flow.rateIn)}</b><span>in /s${queue.flow.rateInFrom ? ` (${queue.flow.rateInFrom})` : ''}</span></div>
+  <div class="stat"><b data-field="rate-out">${rate(queue.flow.rateOut)}</b><span>out /s</span></div>
   <div class="stat"><b>${queue.deadLetters ?? '-'}</b><span>dead letters</span></div>
   <div class="stat"><b>${queue.consumers.length}</b><span>consumers</span></div>
 </div>
 ${actionForm(context, `/queues/${encodeURIComponent(queue.name)}/purge`, 'Purge…', { danger: true, name: 'purge' })}
+${view.resends && letters.length > 0 ? actionForm(context, `/queues/${encodeURIComponent(queue.name)}/dead-letters/resend`, 'Re-send all dead letters…', { name: 'resend-all', fields: html`<input type="hidden" name="all" value="yes">` }) : ''}
 <h2>Dead letters</h2>
 ${
   view.deadLetters === undefined
     ? html`<p class="muted">This broker cannot list its dead letters.</p>`
-    : html`<table id="dead-letters"><thead><tr><th>When</th><th>Task</th><th>Id</th><th>Reason</th></tr></thead><tbody>${
+    : html`<table id="dead-letters"><thead><tr><th>When</th><th>Task</th><th>Id</th><th>Reason</th><th></th></tr></thead><tbody>${
         letters.length === 0
-          ? html`<tr><td colspan="4" class="muted">None.</td></tr>`
+          ? html`<tr><td colspan="5" class="muted">None.</td></tr>`
           : letters
               .slice()
               .reverse()
               .map((letter) => {
                 const id = typeof letter.message.headers['id'] === 'string' ? letter.message.headers['id'] : null;
                 const task = typeof letter.message.headers['task'] === 'string' ? letter.message.headers['task'] : '?';
-                return html`<tr><td>${timeOf(letter.at / 1000)}</td><td>${task}</td><td class="mono">${id ? html`<a href="/tasks/${encodeURIComponent(id)}">${id}</a>` : '-'}</td><td>${letter.reason}</td></tr>`;
+                const resend =
+                  view.resends && id
+                    ? actionForm(context, `/queues/${encodeURIComponent(queue.name)}/dead-letters/resend`, 'Re-send…', {
+                        name: 'resend',
+                        fields: html`<input type="hidden" name="id" value="${id}"><input type="hidden" name="at" value="${String(letter.at)}">`,
+                      })
+                    : '';
+                return html`<tr data-dead-letter="${id ?? ''}"><td>${timeOf(letter.at / 1000)}</td><td>${task}</td><td class="mono">${id ? html`<a href="/tasks/${encodeURIComponent(id)}">${id}</a>` : '-'}</td><td>${letter.reason}</td><td>${resend}</td></tr>`;
               })
       }</tbody></table>`
 }`;
@@ -178,12 +201,15 @@ ${
 }
 
 /** A page that asks before a destructive action: its button posts the form again, confirmed. */
-export function confirmPage(context: PageContext, view: { title: string; question: Html | string; action: string; confirmLabel: string; cancel: string; section: 'workers' | 'queues' }): Html {
+export function confirmPage(
+  context: PageContext,
+  view: { title: string; question: Html | string; action: string; confirmLabel: string; cancel: string; section: 'workers' | 'queues'; fields?: Record<string, string> },
+): Html {
   const content = html`<h1>${view.title}</h1>
 <div class="card" id="confirm">
   <p>${view.question}</p>
   <form method="post" action="${view.action}" class="inline">
-    ${csrfField(context)}<input type="hidden" name="confirm" value="yes">
+    ${csrfField(context)}<input type="hidden" name="confirm" value="yes">${Object.entries(view.fields ?? {}).map(([name, value]) => html`<input type="hidden" name="${name}" value="${value}">`)}
     <button type="submit" class="danger primary" data-action="confirm">${view.confirmLabel}</button>
   </form>
   <a href="${view.cancel}">Cancel</a>
@@ -238,7 +264,16 @@ ${pager}
 
 export function taskPage(
   context: PageContext,
-  view: { id: string; task: TaskInfo | undefined; meta: ResultMeta | null | undefined; metaError: string | undefined; children: Array<{ id: string; task: TaskInfo | undefined }>; parent: TaskInfo | undefined },
+  view: {
+    id: string;
+    task: TaskInfo | undefined;
+    meta: ResultMeta | null | undefined;
+    metaError: string | undefined;
+    children: Array<{ id: string; task: TaskInfo | undefined }>;
+    parent: TaskInfo | undefined;
+    workflow?: WorkflowNode;
+    canRetry?: boolean;
+  },
 ): Html {
   const { id, task, meta } = view;
   const state = task?.state ?? meta?.status ?? 'PENDING';
@@ -268,6 +303,7 @@ ${!task && meta === null ? html`<div class="flash">No events and no stored resul
   </dl>
 </div>
 ${!READY.has(state) ? html`<div class="card">${actionForm(context, `/tasks/${encodeURIComponent(id)}/revoke`, 'Revoke', { danger: true, name: 'revoke' })}${actionForm(context, `/tasks/${encodeURIComponent(id)}/terminate`, 'Terminate', { danger: true, name: 'terminate' })}<span class="muted">Revoke: it will not start. Terminate: stop it where it runs too.</span></div>` : ''}
+${view.canRetry && name ? html`<div class="card">${actionForm(context, `/tasks/${encodeURIComponent(id)}/retry`, 'Retry', { name: 'retry' })}<span class="muted">Send ${name} again with the same arguments, as a new task (a child of this one).</span></div>` : ''}
 ${
   meta?.status === 'SUCCESS'
     ? html`<h2>Result</h2><pre id="result">${clip(stringify(meta.result), 100_000)}</pre>`
@@ -283,6 +319,7 @@ ${traceback ? html`<h2>Traceback</h2><pre id="traceback">${traceback}</pre>` : '
       ? html`<tr><td colspan="3" class="muted">No events.</td></tr>`
       : timeline.map(([event, at]) => html`<tr><td>${badge(event)}</td><td>${timeOf(at)}</td><td class="num">${start === undefined ? '' : formatSeconds(at - start)}</td></tr>`)
   }</tbody></table>
+${view.workflow && view.workflow.children.length > 0 ? html`<h2>Workflow</h2><div class="card"><ul class="workflow" id="workflow">${workflowItem(view.workflow, id)}</ul></div>` : ''}
 <h2>Children</h2>
 ${
   view.children.length === 0
@@ -339,6 +376,20 @@ export function loginPage(view: { error?: string; next: string; csrf: string }):
 
 export function errorPage(context: PageContext, status: number, message: string): Html {
   return layout(context, { title: String(status), section: 'none' }, html`<h1>${status}</h1><div class="flash error">${message}</div><p><a href="/">Back to the dashboard</a></p>`);
+}
+
+/** One task of the workflow tree and, nested, the tasks it started. */
+function workflowItem(node: WorkflowNode, current: string): Html {
+  const label = html`${node.state ? badge(node.state) : html`<span class="badge">?</span>`} ${node.name ?? html`<span class="muted">?</span>`} <span class="mono muted">${node.id}</span>`;
+  return html`<li data-task-id="${node.id}" data-state="${node.state ?? ''}"${node.id === current ? html` class="current" aria-current="true"` : ''}>${node.id === current ? html`<b>${label}</b>` : html`<a href="/tasks/${encodeURIComponent(node.id)}">${label}</a>`}${
+    node.children.length > 0 ? html`<ul>${node.children.map((child) => workflowItem(child, current))}</ul>` : ''
+  }</li>`;
+}
+
+/** Tasks per second, or `-` when unknown. */
+function rate(value: number | null): string {
+  if (value === null) return '-';
+  return value === 0 ? '0' : value < 0.1 ? value.toFixed(3) : value.toFixed(1);
 }
 
 function parentLink(parentId: string | null, parent: TaskInfo | undefined): Html | string {

@@ -156,6 +156,25 @@ export function describeBrokerConformance(name: string, open: () => Promise<Brok
       expect(await broker.queueLength(queue)).toBe(0);
     });
 
+    it('removes one dead letter it listed, and only that one', async (context) => {
+      if (!broker.listDeadLetters) context.skip(`${name} cannot list its dead letters`);
+      if (!broker.removeDeadLetter) context.skip(`${name} cannot remove a dead letter`);
+      fresh();
+      await broker.publish(queue, message('dead-1'));
+      await broker.publish(queue, message('dead-2'));
+      const { got, consumer } = await collect(broker, queue);
+      await until(() => got.length === 2);
+      for (const delivery of got) await delivery.deadLetter(`bad ${label(delivery)}`);
+      await consumer.cancel();
+      const mine = async (): Promise<string[]> => (await broker.listDeadLetters!(1000)).filter((d) => d.queue === queue).map((d) => d.message.headers['id'] as string).sort();
+      expect(await mine()).toEqual(['dead-1', 'dead-2']);
+      const first = (await broker.listDeadLetters!(1000)).find((d) => d.queue === queue && d.message.headers['id'] === 'dead-1')!;
+      expect(await broker.removeDeadLetter!(first)).toBe(true);
+      expect(await mine()).toEqual(['dead-2']);
+      expect(await broker.removeDeadLetter!(first)).toBe(false);
+      expect(await mine()).toEqual(['dead-2']);
+    });
+
     it('holds a message published with notBefore until its time', async (context) => {
       if (!broker.capabilities.delayedDelivery) context.skip(`${name} has no delayed delivery`);
       fresh();

@@ -34,6 +34,7 @@ import type {
   PublishOptions,
   QueueDeclaration,
 } from '../../brokers/broker.js';
+import { sameDeadLetter } from '../../brokers/dead-letters.js';
 import { AmqpPidbox } from './pidbox.js';
 import { AmqpEvents } from './events.js';
 import { ChannelAcks, type Tracked } from './channel-acks.js';
@@ -279,6 +280,26 @@ export class AmqpBroker extends TypedEmitter<BrokerEventMap> implements Broker {
       await channel.close().catch(() => undefined); // unacked gets go back to their queues
     }
     return letters.sort((a, b) => a.at - b.at).slice(-limit);
+  }
+
+  /** Reads the queue's dead letters, acks the one named, and lets the rest go back. */
+  async removeDeadLetter(letter: Pick<DeadLetter, 'queue' | 'at' | 'message'>): Promise<boolean> {
+    const connection = await this.#readyConnection();
+    const channel = await connection.createChannel();
+    channel.on('error', () => undefined);
+    try {
+      const source = deadLetterQueue(letter.queue);
+      for (let message = await channel.get(source); message; message = await channel.get(source)) {
+        const transport = toTransportMessage(message);
+        if (sameDeadLetter({ queue: letter.queue, at: Number(transport.headers[DEAD_AT_HEADER] ?? 0), message: transport }, letter)) {
+          channel.ack(message);
+          return true;
+        }
+      }
+      return false;
+    } finally {
+      await channel.close().catch(() => undefined); // unacked gets go back to their queue
+    }
   }
 
   async close(): Promise<void> {

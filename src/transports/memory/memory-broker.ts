@@ -27,6 +27,7 @@ import type {
   ReplyInbox,
 } from '../../brokers/broker.js';
 import { CONTROL_REPLAY_MS, replayable } from '../../brokers/control-log.js';
+import { sameDeadLetter } from '../../brokers/dead-letters.js';
 import { topicMatches } from '../../brokers/event-message.js';
 import { PIDBOX_REPLY_EXCHANGE } from '../../brokers/pidbox-message.js';
 import { clampPriority } from '../../brokers/priority.js';
@@ -263,6 +264,13 @@ export class MemoryBroker extends TypedEmitter<BrokerEventMap> implements Broker
 
   async listDeadLetters(limit = 100): Promise<DeadLetter[]> {
     return this.namespace.deadLetters.slice(-limit);
+  }
+
+  async removeDeadLetter(letter: Pick<DeadLetter, 'queue' | 'at' | 'message'>): Promise<boolean> {
+    const letters = this.namespace.deadLetters;
+    const index = letters.findIndex((entry) => sameDeadLetter(entry, letter));
+    if (index >= 0) letters.splice(index, 1);
+    return index >= 0;
   }
 
   async close(): Promise<void> {

@@ -33,6 +33,7 @@ import type { TransportMessage } from '../../protocol/message.js';
 import { connectRedis, databaseOf, requireBrokerVersion, type RedisClient } from './client.js';
 import { numberOption, type ParsedUrl } from '../../url.js';
 import type { Broker, BrokerCapabilities, ConsumeOptions, Consumer, DeadLetter, Delivery, PublishOptions } from '../../brokers/broker.js';
+import { sameDeadLetter } from '../../brokers/dead-letters.js';
 import { clampPriority } from '../../brokers/priority.js';
 import {
   binding,
@@ -348,6 +349,15 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
       }
     }
     return letters.sort((a, b) => a.at - b.at).slice(-limit);
+  }
+
+  async removeDeadLetter(letter: Pick<DeadLetter, 'queue' | 'at' | 'message'>): Promise<boolean> {
+    const key = deadLetterKey(letter.queue);
+    for (const text of await this.client.lrange(key, 0, -1)) {
+      const entry = JSON.parse(text) as { at: number; raw: string };
+      if (entry.at === letter.at && sameDeadLetter({ queue: letter.queue, at: entry.at, message: parseRaw(entry.raw) }, letter)) return (await this.client.lrem(key, 1, text)) === 1;
+    }
+    return false;
   }
 
   async close(): Promise<void> {

@@ -47,6 +47,7 @@ import type {
   Delivery,
   PublishOptions,
 } from '../../brokers/broker.js';
+import { sameDeadLetter } from '../../brokers/dead-letters.js';
 import { clampPriority } from '../../brokers/priority.js';
 import { createBrokerSchema, prepareBrokerStatements, type BrokerStatements, type MessageRow } from './schema.js';
 import { SqliteRateLimits } from './rate-limits.js';
@@ -283,6 +284,16 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
     await this.#writes.drained();
     const rows = this.sql.deadLetters.all(limit) as Array<Omit<MessageRow, 'id' | 'priority' | 'redelivered'> & { reason: string; at: number }>;
     return rows.reverse().map((row) => ({ queue: row.queue, reason: row.reason, at: row.at, message: toTransportMessage(row) }));
+  }
+
+  async removeDeadLetter(letter: Pick<DeadLetter, 'queue' | 'at' | 'message'>): Promise<boolean> {
+    await this.#writes.drained();
+    const db = this.#database();
+    const rows = db
+      .prepare(`SELECT id, queue, at, headers, properties, content_type, content_encoding, body FROM celeriac_dead_letters WHERE queue = ? AND at = ? ORDER BY id`)
+      .all(letter.queue, letter.at) as Array<Omit<MessageRow, 'priority' | 'redelivered'> & { at: number }>;
+    const row = rows.find((candidate) => sameDeadLetter({ queue: candidate.queue, at: candidate.at, message: toTransportMessage(candidate) }, letter));
+    return row !== undefined && db.prepare(`DELETE FROM celeriac_dead_letters WHERE id = ?`).run(row.id).changes === 1;
   }
 
   async close(): Promise<void> {
