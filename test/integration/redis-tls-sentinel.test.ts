@@ -1,11 +1,19 @@
 /**
  * `rediss://` against a TLS-only Redis started by the test (a self-signed certificate made
- * with openssl), and Sentinel discovery of a master through `?master_name=`.
+ * with openssl), Sentinel discovery of a master through `?master_name=`, and a password: a
+ * worker runs a task, and the lease keeper thread (its own minimal client, not ioredis)
+ * connects the same way and renews a consumer's lease.
  */
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Celeriac, ConnectionError, createBroker, createLogger } from '../../src/index.js';
+import { LeaseKeeper } from '../../src/transports/lease-keeper.js';
+import { aliveKeyOf } from '../../src/transports/redis/consumer-lease.js';
+import type { RedisKeeperSettings } from '../../src/transports/redis/lease-keeper-thread.js';
+import type { RedisBroker } from '../../src/transports/redis/redis-broker.js';
 import { startTestRedis, startTestSentinel, type TestRedis } from '../helpers/redis-server.js';
 import { selfSignedCertificate } from '../helpers/tls.js';
+import { until } from '../helpers/wait.js';
 
 const servers: TestRedis[] = [];
 const apps: Celeriac[] = [];
@@ -28,6 +36,30 @@ async function roundTrip(url: string): Promise<number> {
   }
 }
 
+/**
+ * Starts a lease keeper on `url` holding one consumer with a 1 s lease renewed every 100 ms,
+ * and checks the lease is set and still there after three times its length, with no warning.
+ */
+async function keeperRenews(url: string): Promise<void> {
+  const broker = (await createBroker(url)) as RedisBroker;
+  await broker.connect();
+  const warnings: string[] = [];
+  const settings: RedisKeeperSettings = { url, leaseMs: 1_000, intervalMs: 100 };
+  const keeper = new LeaseKeeper('transports/redis/lease-keeper-thread.js', settings, (message) => warnings.push(message));
+  const id = `keeper-${randomUUID()}`;
+  try {
+    await keeper.hold(id);
+    await until(async () => (await broker.client.pttl(aliveKeyOf(id))) > 0, 10_000, 'the keeper to set the lease');
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    expect(await broker.client.pttl(aliveKeyOf(id))).toBeGreaterThan(500);
+    expect(warnings).toEqual([]);
+  } finally {
+    await keeper.close();
+    await broker.client.del(aliveKeyOf(id));
+    await broker.close();
+  }
+}
+
 describe('rediss:// (TLS)', () => {
   const { cert, key, remove } = selfSignedCertificate();
   const port = 6395;
@@ -38,6 +70,7 @@ describe('rediss:// (TLS)', () => {
 
   it('runs a task over TLS when the server certificate is trusted', async () => {
     expect(await roundTrip(`rediss://127.0.0.1:${port}/0?ssl_ca_certs=${cert}`)).toBe(5);
+    await keeperRenews(`rediss://127.0.0.1:${port}/0?ssl_ca_certs=${cert}`);
   });
 
   it('refuses an untrusted certificate unless told not to check it', async () => {
@@ -54,10 +87,21 @@ describe('Redis Sentinel', () => {
     servers.push(await startTestRedis(6396));
     servers.push(await startTestSentinel(26396, 'celeriac-master', 6396));
     expect(await roundTrip('redis://127.0.0.1:26396/0?master_name=celeriac-master')).toBe(5);
+    await keeperRenews('redis://127.0.0.1:26396/2?master_name=celeriac-master');
   });
 
   it('names the Sentinels when none answers', async () => {
     const broker = await createBroker('redis://127.0.0.1:1/0?master_name=nowhere&sentinels=127.0.0.1:2');
     await expect(broker.connect()).rejects.toThrow(/cannot reach Redis at master nowhere via Sentinel 127\.0\.0\.1:1,127\.0\.0\.1:2/);
+  });
+});
+
+describe('Redis with a password', () => {
+  it('runs a task, and the keeper authenticates and selects the database', async () => {
+    servers.push(await startTestRedis(6397, ['--requirepass', 'pa:ss']));
+    const url = `redis://:${encodeURIComponent('pa:ss')}@127.0.0.1:6397/3`;
+    expect(await roundTrip(url)).toBe(5);
+    await keeperRenews(url);
+    await keeperRenews(`redis://default:${encodeURIComponent('pa:ss')}@127.0.0.1:6397/3`);
   });
 });

@@ -10,6 +10,7 @@
  */
 import { importOptional } from '../../optional-package.js';
 import type { Redis as RedisClient, RedisOptions } from 'ioredis';
+import type { ConnectionOptions } from 'node:tls';
 import { ConfigurationError, ConnectionError } from '../../errors.js';
 import { tlsOptionsOf } from '../../tls.js';
 import type { ParsedUrl } from '../../url.js';
@@ -82,25 +83,55 @@ export function databaseOf(url: ParsedUrl): number {
   return db;
 }
 
-/** ioredis options for the server (or Sentinels) a URL names, and how to name it in errors. */
-function addressOf(url: ParsedUrl): { options: RedisOptions; where: string } {
-  const common: RedisOptions = { db: databaseOf(url) };
-  if (url.url.username) common.username = decodeURIComponent(url.url.username);
-  if (url.url.password) common.password = decodeURIComponent(url.url.password);
-  if (url.scheme === 'rediss') common.tls = tlsOptionsOf(url);
+/** The server, or the Sentinels and master name, a URL names (read by ioredis' options and the lease keeper's client). */
+export interface RedisAddress {
+  db: number;
+  username?: string;
+  password?: string;
+  /** TLS options for `rediss://` (for the Sentinels too, with a master name). */
+  tls?: ConnectionOptions;
+  /** The server, without a master name. */
+  server?: { host: string; port: number };
+  /** The Sentinels to ask for master `master`, with their own password. */
+  sentinel?: { master: string; sentinels: Array<{ host: string; port: number }>; password?: string };
+  /** How errors name it. */
+  where: string;
+}
+
+/** What a `redis://` or `rediss://` URL names. */
+export function redisAddressOf(url: ParsedUrl): RedisAddress {
+  const address: Omit<RedisAddress, 'where'> = { db: databaseOf(url) };
+  if (url.url.username) address.username = decodeURIComponent(url.url.username);
+  if (url.url.password) address.password = decodeURIComponent(url.url.password);
+  if (url.scheme === 'rediss') address.tls = tlsOptionsOf(url);
   const host = url.url.hostname || '127.0.0.1';
   const master = url.options.get('master_name');
   if (!master) {
     const port = Number(url.url.port) || 6379;
-    return { options: { ...common, host, port }, where: `${host}:${port}` };
+    return { ...address, server: { host, port }, where: `${host}:${port}` };
   }
   const sentinels = [`${host}:${url.url.port || 26379}`, ...(url.options.get('sentinels')?.split(',').filter(Boolean) ?? [])].map((entry) => {
     const [name, port] = entry.split(':');
     return { host: name || '127.0.0.1', port: Number(port) || 26379 };
   });
-  const options: RedisOptions = { ...common, sentinels, name: master };
   const sentinelPassword = url.options.get('sentinel_password');
-  if (sentinelPassword) options.sentinelPassword = sentinelPassword;
-  if (common.tls) options.enableTLSForSentinelMode = true;
-  return { options, where: `master ${master} via Sentinel ${sentinels.map((s) => `${s.host}:${s.port}`).join(',')}` };
+  return {
+    ...address,
+    sentinel: { master, sentinels, ...(sentinelPassword ? { password: sentinelPassword } : {}) },
+    where: `master ${master} via Sentinel ${sentinels.map((s) => `${s.host}:${s.port}`).join(',')}`,
+  };
+}
+
+/** ioredis options for the server (or Sentinels) a URL names, and how to name it in errors. */
+function addressOf(url: ParsedUrl): { options: RedisOptions; where: string } {
+  const { db, username, password, tls, server, sentinel, where } = redisAddressOf(url);
+  const common: RedisOptions = { db };
+  if (username !== undefined) common.username = username;
+  if (password !== undefined) common.password = password;
+  if (tls) common.tls = tls;
+  if (!sentinel) return { options: { ...common, ...server }, where };
+  const options: RedisOptions = { ...common, sentinels: sentinel.sentinels, name: sentinel.master };
+  if (sentinel.password) options.sentinelPassword = sentinel.password;
+  if (tls) options.enableTLSForSentinelMode = true;
+  return { options, where };
 }

@@ -77,7 +77,7 @@ redis.call('SREM', KEYS[3], unpack(ARGV))
 // in its held set, moved up to now (never down: an ETA message stays dated at its ETA), so
 // neither the lease check nor the visibility restore (celeriac's or kombu's) gives them back.
 // KEYS: unacked_index, then each consumer's lease key and held set. ARGV: now (s), lease (ms).
-const RENEW = `
+export const RENEW = `
 for i = 2, #KEYS, 2 do
   redis.call('SET', KEYS[i], '1', 'PX', ARGV[2])
   local tags = redis.call('SMEMBERS', KEYS[i + 1])
