@@ -60,7 +60,14 @@ describe('the packed package, installed into projects of their own', () => {
   }
 
   it('installs no driver nor loader it was not asked for, and names the package to install', () => {
-    for (const optional of ['ioredis', 'amqplib', 'tsx']) expect(existsSync(join(root, 'node_modules', optional)), optional).toBe(false);
+    for (const optional of ['ioredis', 'amqplib', 'tsx', '@opentelemetry/api']) expect(existsSync(join(root, 'node_modules', optional)), optional).toBe(false);
+    // Tracing turned on without the OpenTelemetry API: the send fails with one line naming it.
+    const traced = spawnSync(
+      process.execPath,
+      ['--input-type=module', '-e', "import { Celeriac } from 'celeriac'; const app = new Celeriac({ broker: 'memory://t', backend: 'memory://t', tracing: true }); app.task('t.x', () => 1); await app.sendTask('t.x').sent.catch((error) => console.error(error.message)); await app.close();"],
+      { cwd: root, encoding: 'utf8', timeout: 30_000 },
+    );
+    expect(traced.stderr.trim()).toBe('tracing (tracing: true) needs the @opentelemetry/api package, which is not installed; run: npm install @opentelemetry/api');
     writeFileSync(join(root, 'tasks.ts'), ESM_TASKS);
     expect(installedCli(['worker', '--broker', 'redis://127.0.0.1:6379/0']).stderr).toMatch(/needs the ioredis package, which is not installed; run: npm install ioredis/);
     expect(installedCli(['worker', '--broker', 'amqp://guest:guest@127.0.0.1:5672//']).stderr).toMatch(/needs the amqplib package.*npm install amqplib/);
