@@ -45,6 +45,8 @@ async function inProcess(tracing = true): Promise<Celeriac & { add: Task<[number
     if (ctx.retries === 0) ctx.retry({ countdown: 0.01, error: new Error('first attempt') });
     return ctx.retries;
   });
+  // Sends a child task from its handler and waits for it.
+  app.task('tr.spawn', async () => app.sendTask<number>('tr.add', [20, 22]).get({ timeout: 5 }));
   const worker = app.worker({ logger: createLogger('critical') });
   await worker.start();
   closers.push(() => app.close(), () => worker.stop(1));
@@ -105,6 +107,22 @@ describe('tracing in one process', () => {
     const first = runs.find((span) => span.parentSpanId === publishes.find((p) => p.parentSpanId === undefined)!.spanId)!;
     const nextPublish = one(publishes, (span) => span.parentSpanId === first.spanId);
     one(runs, (span) => span.parentSpanId === nextPublish.spanId);
+  });
+
+  it('a task sent from a handler (producer → worker → child task) is published under the run that sent it', async () => {
+    const app = await inProcess();
+    expect(await app.sendTask<number>('tr.spawn').get({ timeout: 5 })).toBe(42);
+    await until(() => spans().length >= 4);
+    const all = spans();
+    const sent = one(all, (span) => span.name === 'apply_async/tr.spawn');
+    const run = one(all, (span) => span.name === 'run/tr.spawn');
+    const childSent = one(all, (span) => span.name === 'apply_async/tr.add');
+    const childRun = one(all, (span) => span.name === 'run/tr.add');
+    expect(run.parentSpanId).toBe(sent.spanId);
+    expect(childSent.parentSpanId).toBe(run.spanId);
+    expect(childSent.attributes['celery.parent_id']).toBe(run.attributes['messaging.message.id']);
+    expect(childRun.parentSpanId).toBe(childSent.spanId);
+    expect(new Set(all.map((span) => span.traceId)).size).toBe(1);
   });
 
   it('a message with traceparent and tracestate set as Python writes them is continued', async () => {
