@@ -288,6 +288,16 @@ export class Celeriac implements ResultSource {
     return new Worker(this, options);
   }
 
+  /** @internal The trace context of task `id`'s last run in this process, for a pool slot or its worker. */
+  runTrace(id: string): Record<string, string> | undefined {
+    return this.#tracing?.runHeaders(id);
+  }
+
+  /** @internal Remembers a run of task `id` traced in another process (a pool slot). */
+  adoptRunTrace(id: string, headers: Readonly<Record<string, unknown>>): void {
+    this.#tracing?.adoptRun(id, headers);
+  }
+
   /** @internal Builds, encodes and publishes one task message. */
   send<R>(name: string, args: unknown[], options: ApplyOptions, defaults: TaskOptions): AsyncResult<R> {
     const message = this.buildMessage(name, args, sendOptionsOf(options), defaults);

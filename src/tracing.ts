@@ -148,6 +148,23 @@ export class Tracing {
     return traced;
   }
 
+  /** The run of task `id` remembered here, as W3C headers: to hand to another process (a pool slot, its worker). */
+  runHeaders(id: string): Record<string, string> | undefined {
+    const context = this.#runs.get(id);
+    if (!context) return undefined;
+    const headers: Record<string, string> = {};
+    inject(context, headers);
+    return headers;
+  }
+
+  /** Remembers a run of task `id` traced in another process, from its W3C headers. */
+  adoptRun(id: string, headers: Readonly<Record<string, unknown>>): void {
+    const api = this.#api;
+    const context = api && extract(api, headers);
+    const spanContext = context && api.trace.getSpanContext(context);
+    if (spanContext) this.#remember(id, spanContext);
+  }
+
   #remember(id: string, context: OtelApi.SpanContext): void {
     this.#runs.delete(id);
     this.#runs.set(id, context);

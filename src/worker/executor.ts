@@ -24,17 +24,20 @@ export interface RunRequest {
   readonly kwargs: Readonly<Record<string, unknown>>;
   /** Where the task's `ctx.log` lines go. */
   readonly logger: Logger;
+  /** The trace context of the task's previous run, when tracing is on: a slot continues from it. */
+  readonly trace?: Record<string, string> | undefined;
   /** Receives the task's `ctx.progress` reports. */
   readonly onProgress: (current: number, total: number | null, info: Record<string, unknown>) => void;
 }
 
-/** How a run ended, as the executor saw it. */
-export type RunOutcome =
+/** How a run ended, as the executor saw it; `trace`, when a slot traced the run, its context. */
+export type RunOutcome = (
   | { readonly kind: 'returned'; readonly value: unknown; readonly children: ResultTuple[] }
   /** The handler threw (or was stopped by `terminate`); `retry` when the task asks to run again. */
   | { readonly kind: 'threw'; readonly error: unknown; readonly retry: RetryRequest | null; readonly children: ResultTuple[] }
   /** The thread or child process running it died. */
-  | { readonly kind: 'lost'; readonly error: Error; readonly children: ResultTuple[] };
+  | { readonly kind: 'lost'; readonly error: Error; readonly children: ResultTuple[] }
+) & { readonly trace?: Record<string, string> | undefined };
 
 /** A run that should happen again: after `countdown` seconds, recording `reason`. */
 export interface RetryRequest {

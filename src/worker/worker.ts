@@ -38,6 +38,10 @@ export interface WorkerHost extends ContinuationHost {
   broker(): Promise<Broker>;
   backend(): Promise<ResultBackend>;
   publish(message: TaskMessage, destination: Destination): Promise<void>;
+  /** The trace context of a task's last run here, when tracing is on (handed to a pool slot). */
+  runTrace?(id: string): Record<string, string> | undefined;
+  /** Remembers a run traced in a pool slot, so what the worker sends after it continues its trace. */
+  adoptRunTrace?(id: string, headers: Readonly<Record<string, unknown>>): void;
 }
 
 /** One task message on its way through the worker. */
@@ -410,6 +414,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       kwargs: job.kwargs,
       logger: this.options.logger,
       onProgress: (current, total, info) => this.#reportProgress(job, current, total, info),
+      trace: this.app.runTrace?.(request.id),
     });
     job.execution = execution;
     if (execution.immediate) {
@@ -420,6 +425,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     const timers = this.#applyTimeLimits(job, execution);
     void execution.outcome.then((outcome) => {
       if (timers) for (const timer of timers) this.#clock.clearTimeout(timer);
+      if (outcome.trace) this.app.adoptRunTrace?.(request.id, outcome.trace);
       job.children = outcome.children;
       this.#finish(job, this.#classify(job, outcome), startedAt);
     });

@@ -13,7 +13,7 @@ import { assembleLogger, type LogFields, type Logger, type LogLevel, type LogMet
 import { decodeTaskMessage } from '../../protocol/decode.js';
 import { serializeException } from '../../protocol/exceptions.js';
 import { encodeJson } from '../../protocol/kombu-json.js';
-import type { TransportMessage } from '../../protocol/message.js';
+import type { TaskMessage, TransportMessage } from '../../protocol/message.js';
 import { parseArguments, type StandardSchema } from '../../schema.js';
 import { fitArguments } from '../arguments.js';
 import type { Execution, RunOutcome } from '../executor.js';
@@ -35,7 +35,7 @@ function onMessage(message: ParentMessage): void {
       void init(message);
       break;
     case 'run':
-      void run(message.runId, message.message);
+      void run(message.runId, message.message, message.trace);
       break;
     case 'abort':
       running.get(message.runId)?.signal(abortReason(message.cause));
@@ -60,20 +60,24 @@ async function init(message: Extract<ParentMessage, { type: 'init' }>): Promise<
   post({ type: 'ready', pid: process.pid });
 }
 
-async function run(runId: number, raw: TransportMessage): Promise<void> {
+async function run(runId: number, raw: TransportMessage, trace: Record<string, string> | undefined): Promise<void> {
   const message: TransportMessage = { ...raw, body: Buffer.from(raw.body.buffer, raw.body.byteOffset, raw.body.byteLength) };
   let outcome: RunOutcome;
+  let taskId: string | undefined;
   try {
-    outcome = await execute(runId, message);
+    const request = decodeTaskMessage(message, { maxBytes: Number.POSITIVE_INFINITY });
+    taskId = request.id;
+    if (trace) app!.adoptRunTrace(request.id, trace);
+    outcome = await execute(runId, message, request);
   } catch (error) {
     // Checked by the worker before it was sent here; only a module that differs gets here.
     outcome = { kind: 'threw', error, retry: null, children: [] };
   }
-  post({ type: 'done', runId, outcome: encodeOutcome(outcome), children: outcome.children, memoryKiB: reportMemory ? memoryKiB() : null });
+  const runTrace = taskId === undefined ? undefined : app!.runTrace(taskId);
+  post({ type: 'done', runId, outcome: encodeOutcome(outcome), children: outcome.children, memoryKiB: reportMemory ? memoryKiB() : null, trace: runTrace });
 }
 
-async function execute(runId: number, message: TransportMessage): Promise<RunOutcome> {
-  const request = decodeTaskMessage(message, { maxBytes: Number.POSITIVE_INFINITY });
+async function execute(runId: number, message: TransportMessage, request: TaskMessage): Promise<RunOutcome> {
   const task = app!.tasks.get(request.task);
   if (!task) throw new NotRegistered(request.task);
   const fitted = fitArguments(task, request.args, request.kwargs);

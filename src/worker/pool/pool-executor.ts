@@ -248,7 +248,7 @@ export class PoolExecutor implements Executor {
     state.run = null;
     state.tasksRun++;
     state.idleSince = Date.now();
-    run.settle(decodeOutcome(run, message.outcome, message.children));
+    run.settle({ ...decodeOutcome(run, message.outcome, message.children), trace: message.trace });
     const { maxTasksPerChild, maxMemoryPerChild } = this.options;
     if (maxTasksPerChild !== null && state.tasksRun >= maxTasksPerChild) {
       this.#retire(state, `after ${state.tasksRun} tasks (max tasks per child)`);
@@ -294,7 +294,7 @@ export class PoolExecutor implements Executor {
       const run = this.#waiting.shift()!;
       run.slot = state;
       state.run = run;
-      state.slot.post({ type: 'run', runId: run.id, message: run.request.message });
+      state.slot.post({ type: 'run', runId: run.id, message: run.request.message, trace: run.request.trace });
       for (const cause of run.pendingAborts.splice(0)) state.slot.post({ type: 'abort', runId: run.id, cause });
     }
     if (this.#restartTimer) return; // starting slots is backing off after a failure

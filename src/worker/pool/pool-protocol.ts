@@ -26,7 +26,8 @@ export type ParentMessage =
       /** Report memory after each task (for `maxMemoryPerChild`); measuring costs a child a fifth of a no-op's time. */
       reportMemory: boolean;
     }
-  | { type: 'run'; runId: number; message: TransportMessage }
+  /** `trace`: the task's previous run, when tracing is on (a retry links to it). */
+  | { type: 'run'; runId: number; message: TransportMessage; trace?: Record<string, string> | undefined }
   | { type: 'abort'; runId: number; cause: AbortCause }
   /** Finish: close the app's connections and exit. */
   | { type: 'exit' };
@@ -52,4 +53,6 @@ export type ChildMessage =
       children: ResultTuple[];
       /** Resident memory of the child process, or heap in use of the thread, in KiB, when asked for. */
       memoryKiB: number | null;
+      /** The run's trace context, when the app traces: what the worker sends next continues it. */
+      trace?: Record<string, string> | undefined;
     };
