@@ -3,7 +3,7 @@
  * kept in the store at run time (`celeriac beat list|add|remove|pause|resume`). Also what
  * `celeriac worker -B` starts inside a worker.
  */
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
 import type { Celeriac } from '../app.js';
 import type { BeatEntryInfo, BeatSettings } from '../beat/beat.js';
 import type { ScheduleDefinition } from '../beat/entry.js';
@@ -11,6 +11,7 @@ import { ConfigurationError } from '../errors.js';
 import { createLogger, parseLogLevel, type Logger } from '../logger.js';
 import { maskPassword } from '../url.js';
 import { loadApp, type AppOptions } from './load-app.js';
+import { parseJsonArray, parseJsonObject, positiveSeconds, priority } from './option-parsers.js';
 
 /** Options every beat command takes. */
 interface BeatOptions extends AppOptions {
@@ -57,9 +58,9 @@ once, just after the jump; one a fall-back repeats runs once (hourly entries run
 export function registerBeatCommand(program: Command, withConnection: (command: Command) => Command): void {
   const beat = withStore(withConnection(program.command('beat')))
     .description('Run the periodic task scheduler (beat), or manage the entries stored at run time.')
-    .option('--lease <seconds>', 'lease length: a dead leader is replaced within it (default 10)', positive)
-    .option('--max-interval <seconds>', 'longest sleep between ticks: how soon a stored change is seen (default 1)', positive)
-    .option('--catch-up <seconds>', 'runs late by up to this are all sent; later ones were missed and follow the entry\'s policy (default: twice the lease)', positive)
+    .option('--lease <seconds>', 'lease length: a dead leader is replaced within it (default 10)', positiveSeconds)
+    .option('--max-interval <seconds>', 'longest sleep between ticks: how soon a stored change is seen (default 1)', positiveSeconds)
+    .option('--catch-up <seconds>', 'runs late by up to this are all sent; later ones were missed and follow the entry\'s policy (default: twice the lease)', positiveSeconds)
     .option('--timezone <zone>', 'IANA zone for crontabs that name none (default UTC)')
     .addOption(new Option('-l, --loglevel <level>', 'log level').choices(['debug', 'info', 'warning', 'error', 'critical']).default('info'))
     .addHelpText('after', RUN_HELP)
@@ -75,14 +76,14 @@ export function registerBeatCommand(program: Command, withConnection: (command: 
     .argument('<name>', 'entry name, e.g. nightly-report')
     .argument('<task>', 'task name, e.g. reports.build (it may live in Python)')
     .argument('[args]', 'positional arguments as a JSON array, e.g. \'["eu", 3]\'', parseJsonArray)
-    .option('--every <seconds>', 'run every this many seconds', positive)
+    .option('--every <seconds>', 'run every this many seconds', positiveSeconds)
     .option('--cron <expression>', 'run at crontab times, e.g. \'30 2 * * mon-fri\'')
     .option('--timezone <zone>', 'with --cron: the IANA zone its times are read in, e.g. Europe/Paris')
     .option('--at <iso-date>', 'run once, at this time, e.g. 2026-06-01T09:00:00Z')
     .option('--kwargs <json>', 'keyword arguments as a JSON object', parseJsonObject)
     .option('-Q, --queue <name>', 'queue to send to')
     .option('--priority <0-9>', 'message priority', priority)
-    .option('--expires <seconds>', 'a run not started this long after it was sent is discarded', positive)
+    .option('--expires <seconds>', 'a run not started this long after it was sent is discarded', positiveSeconds)
     .addOption(new Option('--missed <policy>', 'runs missed while no beat was sending: one run for them, or none').choices(['run-once', 'skip']).default('run-once'))
     .addHelpText(
       'after',
@@ -254,36 +255,4 @@ async function change<T>(options: BeatOptions, run: (app: Celeriac) => Promise<T
   } finally {
     await app.close();
   }
-}
-
-function positive(value: string): number {
-  const number = Number(value);
-  if (!Number.isFinite(number) || number <= 0) throw new InvalidArgumentError('expected a positive number of seconds');
-  return number;
-}
-
-function priority(value: string): number {
-  const number = Number(value);
-  if (!Number.isInteger(number) || number < 0 || number > 9) throw new InvalidArgumentError('expected a priority from 0 to 9');
-  return number;
-}
-
-function parseJson(value: string): unknown {
-  try {
-    return JSON.parse(value);
-  } catch (error) {
-    throw new InvalidArgumentError(`not valid JSON: ${(error as Error).message}`);
-  }
-}
-
-function parseJsonArray(value: string): unknown[] {
-  const parsed = parseJson(value);
-  if (!Array.isArray(parsed)) throw new InvalidArgumentError('expected a JSON array, e.g. \'[2, 3]\'');
-  return parsed;
-}
-
-function parseJsonObject(value: string): Record<string, unknown> {
-  const parsed = parseJson(value);
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) throw new InvalidArgumentError('expected a JSON object, e.g. \'{"x": 1}\'');
-  return parsed as Record<string, unknown>;
 }

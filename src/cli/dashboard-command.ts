@@ -9,6 +9,7 @@ import type { Celeriac } from '../app.js';
 import type { Logger } from '../logger.js';
 import type { Worker } from '../worker/worker.js';
 import { loadApp, type AppOptions } from './load-app.js';
+import { positiveInt } from './option-parsers.js';
 
 /** The dashboard's default address: Flower's port, on loopback. */
 export const DASHBOARD_DEFAULTS = { host: '127.0.0.1', port: 5555 } as const;
@@ -30,7 +31,7 @@ export function registerDashboardCommand(program: Command, withConnection: (comm
     .option('-p, --port <port>', 'port to listen on', port, DASHBOARD_DEFAULTS.port)
     .option('--auth <user:password>', 'require basic auth (or set CELERIAC_DASHBOARD_AUTH, which keeps it out of ps)')
     .option('--token <token>', 'require this token: Authorization: Bearer, or typed on the login page (or set CELERIAC_DASHBOARD_TOKEN)')
-    .option('--max-tasks <n>', 'tasks kept in memory; the oldest go first', positive, 100_000)
+    .option('--max-tasks <n>', 'tasks kept in memory; the oldest go first', positiveInt, 100_000)
     .option('--no-enable-events', "don't ask workers to send task events (by default it does, as Flower does)")
     .addHelpText(
       'after',
@@ -124,11 +125,5 @@ export async function checkWorkerWeb(options: WorkerWebOptions): Promise<(app: C
 function port(value: string): number {
   const number = Number(value);
   if (!Number.isInteger(number) || number < 0 || number > 65535) throw new InvalidArgumentError('expected a port from 0 to 65535');
-  return number;
-}
-
-function positive(value: string): number {
-  const number = Number(value);
-  if (!Number.isInteger(number) || number < 1) throw new InvalidArgumentError('expected a whole number of at least 1');
   return number;
 }

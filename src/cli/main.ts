@@ -8,6 +8,7 @@ import { runWorker } from './worker-command.js';
 import { registerBeatCommand } from './beat-command.js';
 import { registerDashboardCommand } from './dashboard-command.js';
 import { VERSION } from '../version.js';
+import { nonNegative, parseDate, parseJsonArray, parseJsonObject, positiveInt, priority, splitList } from './option-parsers.js';
 
 /** Runs the CLI with `argv` (without `node` and the script); resolves to the exit code. */
 export async function main(argv: string[]): Promise<number> {
@@ -163,19 +164,6 @@ redelivers whatever was not acked).`,
   return program;
 }
 
-function splitList(value: string): string[] {
-  return value
-    .split(',')
-    .map((part) => part.trim())
-    .filter(Boolean);
-}
-
-function positiveInt(value: string): number {
-  const number = Number(value);
-  if (!Number.isInteger(number) || number < 1) throw new InvalidArgumentError('expected a whole number of at least 1');
-  return number;
-}
-
 /** `--autoscale 10,3`: at most 10 slots, at least 3 (`10` alone: 0 to 10). */
 function parseAutoscale(value: string): [number, number] {
   const [max, min = 0, ...rest] = value.split(',').map((part) => Number(part.trim()));
@@ -183,44 +171,4 @@ function parseAutoscale(value: string): [number, number] {
     throw new InvalidArgumentError('expected max,min with 0 <= min <= max, e.g. 8,2');
   }
   return [max!, min];
-}
-
-function nonNegative(value: string): number {
-  const number = Number(value);
-  if (!Number.isFinite(number) || number < 0) throw new InvalidArgumentError('expected a number of seconds (0 or more)');
-  return number;
-}
-
-function priority(value: string): number {
-  const number = Number(value);
-  if (!Number.isInteger(number) || number < 0 || number > 9) throw new InvalidArgumentError('expected a priority from 0 to 9');
-  return number;
-}
-
-function parseDate(value: string): Date {
-  const date = new Date(value);
-  if (Number.isNaN(date.getTime())) throw new InvalidArgumentError('expected an ISO-8601 date, e.g. 2026-01-02T03:04:05Z');
-  return date;
-}
-
-function parseJson(value: string): unknown {
-  try {
-    return JSON.parse(value);
-  } catch (error) {
-    throw new InvalidArgumentError(`not valid JSON: ${(error as Error).message}`);
-  }
-}
-
-function parseJsonArray(value: string): unknown[] {
-  const parsed = parseJson(value);
-  if (!Array.isArray(parsed)) throw new InvalidArgumentError('expected a JSON array, e.g. \'[2, 3]\'');
-  return parsed;
-}
-
-function parseJsonObject(value: string): Record<string, unknown> {
-  const parsed = parseJson(value);
-  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
-    throw new InvalidArgumentError('expected a JSON object, e.g. \'{"x": 1}\'');
-  }
-  return parsed as Record<string, unknown>;
 }

@@ -4,13 +4,13 @@
  * workers and tasks, or with --dump every event as a line).
  */
 import type { Command } from 'commander';
-import { InvalidArgumentError } from 'commander';
 import type { Celeriac } from '../app.js';
 import type { CeleryEvent } from '../brokers/broker.js';
 import type { Replies } from '../control.js';
 import { ConfigurationError } from '../errors.js';
 import { State, type TaskInfo } from '../monitor/state.js';
 import { loadApp, type AppOptions } from './load-app.js';
+import { positiveSeconds } from './option-parsers.js';
 
 interface ReplyCommandOptions extends AppOptions {
   destination?: string[];
@@ -237,12 +237,6 @@ function seconds(value: string | undefined): number | null {
   if (value === undefined) return null;
   const n = Number(value);
   if (!Number.isFinite(n) || n < 0) throw new ConfigurationError(`expected seconds, got ${JSON.stringify(value)}`);
-  return n;
-}
-
-function positiveSeconds(value: string): number {
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError('expected a number of seconds above 0');
   return n;
 }
 
