@@ -10,6 +10,7 @@ import { existsSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigurationError } from '../errors.js';
+import { isProcessAlive } from '../process-alive.js';
 
 const COMPILER = fileURLToPath(new URL('./typescript-compiler.js', import.meta.url));
 
@@ -69,16 +70,7 @@ function removeOrphans(dir: string, stem: string): void {
   }
   for (const name of names) {
     const pid = name.startsWith(stem) ? Number(name.slice(stem.length).split('.')[0]) : NaN;
-    if (Number.isInteger(pid) && pid !== process.pid && !isAlive(pid)) rmSync(join(dir, name), { force: true });
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
+    if (Number.isInteger(pid) && pid !== process.pid && !isProcessAlive(pid)) rmSync(join(dir, name), { force: true });
   }
 }
 

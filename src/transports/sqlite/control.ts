@@ -24,6 +24,7 @@ import { PIDBOX_REPLY_EXCHANGE } from '../../brokers/pidbox-message.js';
 import { decodeJsonObject, encodeJson } from '../../protocol/kombu-json.js';
 import { announceChange, onLocalChange, type Database } from './connection.js';
 import type { BrokerStatements } from './schema.js';
+import { isProcessAlive } from '../../process-alive.js';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS celeriac_inboxes (
@@ -149,7 +150,7 @@ export class SqliteControlChannel implements ControlChannel {
     await this.store.write(() => {
       const sql = statementsOf(this.store.database());
       for (const inbox of sql.inboxesHere.all(HOST) as Array<{ routing_key: string; pid: number }>) {
-        if (!processAlive(inbox.pid)) {
+        if (!isProcessAlive(inbox.pid)) {
           sql.unregister.run(inbox.routing_key);
           sql.consumed.run(inbox.routing_key, Number.MAX_SAFE_INTEGER);
         }
@@ -216,15 +217,6 @@ export class SqliteControlChannel implements ControlChannel {
 
   async close(): Promise<void> {
     for (const stop of [...this.#stops]) stop();
-  }
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -53,6 +53,7 @@ import { createBrokerSchema, prepareBrokerStatements, type BrokerStatements, typ
 import { SqliteRateLimits } from './rate-limits.js';
 import { SqliteControlChannel } from './control.js';
 import { SqliteEvents } from './events.js';
+import { isProcessAlive } from '../../process-alive.js';
 
 const HEARTBEAT_MS = 2_000;
 /** The shortest heartbeat interval, whatever the timeouts. */
@@ -242,7 +243,7 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
         if (now - c.seen_at >= this.#renewMs) live.push(c.id);
       } else if (state === 'dead') {
         dead.push(c.id);
-      } else if (now - c.seen_at > this.#consumerTimeoutMs || (c.hostname === HOST && !processAlive(c.pid))) {
+      } else if (now - c.seen_at > this.#consumerTimeoutMs || (c.hostname === HOST && !isProcessAlive(c.pid))) {
         lost.push(c.id);
       }
     }
@@ -443,11 +444,3 @@ function toTransportMessage(row: Pick<MessageRow, 'headers' | 'properties' | 'co
   };
 }
 
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
