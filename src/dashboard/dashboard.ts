@@ -34,6 +34,7 @@ import { parsePythonLiteral } from './python-literal.js';
 import { PROMETHEUS_CONTENT_TYPE } from './prometheus.js';
 import { TaskSeries } from './series.js';
 import { TaskStore, type TaskQuery } from './store.js';
+import { withTimeout } from './with-timeout.js';
 
 export type { DashboardHost } from './fleet.js';
 
@@ -616,19 +617,7 @@ export class Dashboard {
   async #readMeta(id: string): Promise<[ResultMeta | null | undefined, string | undefined]> {
     try {
       const backend = await this.host.backend();
-      const meta = await new Promise<ResultMeta | null>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error('no answer within 2 s')), 2_000);
-        backend.get(id).then(
-          (value) => {
-            clearTimeout(timer);
-            resolve(value);
-          },
-          (error: unknown) => {
-            clearTimeout(timer);
-            reject(error instanceof Error ? error : new Error(String(error)));
-          },
-        );
-      });
+      const meta = await withTimeout(backend.get(id), 2_000);
       return [meta, undefined];
     } catch (error) {
       return [undefined, describeError(error)];

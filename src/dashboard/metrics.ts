@@ -16,6 +16,7 @@ import type { CeleryEvent } from '../brokers/broker.js';
 import type { Fleet } from './fleet.js';
 import { Registry } from './prometheus.js';
 import type { TaskChange, TaskStore } from './store.js';
+import { withTimeout } from './with-timeout.js';
 
 /** How long a scrape waits for the broker's queue lengths. */
 const QUEUE_READ_TIMEOUT_MS = 2_000;
@@ -86,20 +87,4 @@ export class DashboardMetrics {
   render(): Promise<string> {
     return this.registry.render();
   }
-}
-
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error instanceof Error ? error : new Error(String(error)));
-      },
-    );
-  });
 }

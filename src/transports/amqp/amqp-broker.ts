@@ -39,6 +39,7 @@ import { AmqpPidbox } from './pidbox.js';
 import { AmqpEvents } from './events.js';
 import { ChannelAcks, type Tracked } from './channel-acks.js';
 import { clampPriority } from '../../brokers/priority.js';
+import { drainedOrClosed } from './exchange-publisher.js';
 import {
   bindTaskQueue,
   DEAD_AT_HEADER,
@@ -482,18 +483,6 @@ function toTransportMessage(raw: { content: Buffer; properties: ConsumeMessage['
   };
 }
 
-/** Resolves when a backed-up channel can take more, or has closed. */
-function drainedOrClosed(channel: ConfirmChannel): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      channel.off('drain', done);
-      channel.off('close', done);
-      resolve();
-    };
-    channel.on('drain', done);
-    channel.on('close', done);
-  });
-}
 
 function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
   return new Promise((resolve, reject) => {

@@ -52,7 +52,7 @@ export class ExchangePublisher {
 }
 
 /** Resolves when a backed-up channel can take more, or has closed. */
-function drainedOrClosed(channel: ConfirmChannel): Promise<void> {
+export function drainedOrClosed(channel: ConfirmChannel): Promise<void> {
   return new Promise((resolve) => {
     const done = (): void => {
       channel.off('drain', done);
