@@ -6,7 +6,7 @@ import { isReady, SUCCESS } from '../states.js';
 import { loadApp, type AppOptions } from './load-app.js';
 
 /** Runs `fn` with the app and always closes its connections. */
-async function withApp<T>(options: AppOptions, fn: (app: Celeriac) => Promise<T>): Promise<T> {
+export async function withApp<T>(options: AppOptions, fn: (app: Celeriac) => Promise<T>): Promise<T> {
   const app = await loadApp(options);
   try {
     return await fn(app);

@@ -4,12 +4,12 @@
  * workers and tasks, or with --dump every event as a line).
  */
 import type { Command } from 'commander';
-import type { Celeriac } from '../app.js';
 import type { CeleryEvent } from '../brokers/broker.js';
 import type { Replies } from '../control.js';
 import { ConfigurationError } from '../errors.js';
 import { State, type TaskInfo } from '../monitor/state.js';
-import { loadApp, type AppOptions } from './load-app.js';
+import { withApp } from './commands.js';
+import type { AppOptions } from './load-app.js';
 import { positiveSeconds } from './option-parsers.js';
 
 interface ReplyCommandOptions extends AppOptions {
@@ -89,15 +89,6 @@ export function registerMonitorCommands(program: Command, withConnection: (comma
     .option('--dump', 'print every event as a line instead of the live view')
     .option('--for <seconds>', 'stop after this long', positiveSeconds)
     .action((options: AppOptions & { dump?: boolean; for?: number }) => runEvents(options));
-}
-
-async function withApp<T>(options: AppOptions, fn: (app: Celeriac) => Promise<T>): Promise<T> {
-  const app = await loadApp(options);
-  try {
-    return await fn(app);
-  } finally {
-    await app.close();
-  }
 }
 
 async function runReplyCommand(kind: string, table: Record<string, (args: string[]) => Record<string, unknown>>, command: string, args: string[], options: ReplyCommandOptions): Promise<void> {
