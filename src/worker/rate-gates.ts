@@ -52,6 +52,8 @@ export class RateGates<J extends GatedJob> {
   readonly #gates = new Map<string, Gate<J>>();
   /** Rates set at run time, by task name: tasks per second, or null for none. */
   readonly #overrides = new Map<string, number | null>();
+  /** Each task's own rate, parsed once (checked when the task was defined). */
+  readonly #parsed = new WeakMap<Task<never, unknown>, number | null>();
   #held = 0;
   #created = 0;
 
@@ -112,7 +114,10 @@ export class RateGates<J extends GatedJob> {
 
   #rateOf(task: Task<never, unknown>): number | null {
     if (this.#overrides.has(task.name)) return this.#overrides.get(task.name)!;
-    return task.options.rateLimit === undefined ? null : parseRate(task.options.rateLimit);
+    if (task.options.rateLimit === undefined) return null;
+    let rate = this.#parsed.get(task);
+    if (rate === undefined) this.#parsed.set(task, (rate = parseRate(task.options.rateLimit)));
+    return rate;
   }
 
   #gateFor(job: J): Gate<J> {
