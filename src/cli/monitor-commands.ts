@@ -96,10 +96,19 @@ async function runReplyCommand(kind: string, table: Record<string, (args: string
   if (!build) throw new ConfigurationError(`unknown ${kind} command ${JSON.stringify(command)}; use one of ${Object.keys(table).join(', ')}`);
   const celeryArgs = build(args);
   await withApp(options, async (app) => {
+    if (UNANSWERED.has(command)) {
+      // Workers do not answer these (as in Celery): say it went out rather than wait for replies.
+      await app.control.broadcast(command, celeryArgs, options.destination ? { destination: options.destination } : {});
+      process.stdout.write(`${command} sent to ${options.destination ? options.destination.join(', ') : 'every worker'}\n`);
+      return;
+    }
     const replies = await app.control.request(command, celeryArgs, { timeout: options.timeout, ...(options.destination ? { destination: options.destination, limit: options.destination.length } : {}) });
     printReplies(replies, options.json === true);
   });
 }
+
+/** Control commands workers carry out without replying. */
+const UNANSWERED = new Set(['shutdown', 'heartbeat']);
 
 async function runStatus(options: ReplyCommandOptions): Promise<void> {
   await withApp(options, async (app) => {
