@@ -48,6 +48,8 @@ type ReplyListener = (ticket: string, body: Record<string, unknown>) => void;
 /** A RabbitMQ stream of the revokes sent through celeriac, kept three hours (Celery's revoke lifetime). */
 const REVOKED_STREAM = 'celeriac.revoked';
 const REVOKED_STREAM_OPTIONS = { durable: true, arguments: { 'x-queue-type': 'stream', 'x-max-age': '3h' } };
+/** The longest a new subscriber waits to hear the revokes already in the stream. */
+const REVOKED_BACKLOG_WAIT_MS = 5_000;
 
 export class AmqpPidbox implements ControlChannel {
   readonly #publisher: ExchangePublisher;
@@ -104,15 +106,25 @@ export class AmqpPidbox implements ControlChannel {
     });
     // The revokes of the last three hours, from the stream's start: a worker that was not running
     // when they were sent honours them too (revokes heard twice are merged).
+    // Subscribing waits until those already there were heard, so none arrives after a task it revokes.
     const revokes = await listen(session, async (channel) => {
-      await channel.assertQueue(REVOKED_STREAM, REVOKED_STREAM_OPTIONS);
+      const { messageCount } = await channel.assertQueue(REVOKED_STREAM, REVOKED_STREAM_OPTIONS);
       await channel.prefetch(100);
+      let heard = 0;
+      let caughtUp!: () => void;
+      const backlog = new Promise<void>((resolve) => (caughtUp = resolve));
+      if (messageCount === 0) caughtUp();
       const onRevoke = (message: ConsumeMessage | null): void => {
         if (!message) return;
         onMessage(message);
         channel.ack(message);
+        if (++heard >= messageCount) caughtUp();
       };
-      return { queue: REVOKED_STREAM, consumerTag: (await channel.consume(REVOKED_STREAM, onRevoke, { noAck: false, arguments: { 'x-stream-offset': 'first' } })).consumerTag };
+      const { consumerTag } = await channel.consume(REVOKED_STREAM, onRevoke, { noAck: false, arguments: { 'x-stream-offset': 'first' } });
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([backlog, new Promise((resolve) => (timer = setTimeout(resolve, REVOKED_BACKLOG_WAIT_MS)))]);
+      clearTimeout(timer);
+      return { queue: REVOKED_STREAM, consumerTag };
     });
     return {
       cancel: async () => {
