@@ -26,6 +26,13 @@ export interface RunRequest {
   readonly logger: Logger;
   /** The trace context of the task's previous run, when tracing is on: a slot continues from it. */
   readonly trace?: Record<string, string> | undefined;
+  /**
+   * Called once when the run starts, before its handler runs: at once on the event loop; in a
+   * pool, when its slot takes it up, which may be after runs queued ahead of it there (a run
+   * that never starts, cancelled or its pool closed, never calls it). Its time limits count from
+   * here, and here it becomes active.
+   */
+  readonly onStart: () => void;
   /** Receives the task's `ctx.progress` reports. */
   readonly onProgress: (current: number, total: number | null, info: Record<string, unknown>) => void;
 }
@@ -57,23 +64,26 @@ export interface Execution {
   /** Fires the task's AbortSignal with `reason` (soft time limit, revoke, shutdown); the run goes on. */
   signal(reason: Error): void;
   /**
-   * Ends the run now with `reason` as its error: a thread or child process is killed and
-   * replaced; on the event loop the handler is abandoned (its signal fires) as JavaScript
-   * cannot stop a running function.
+   * Ends the run now with `reason` as its error: a run that has not started is dropped; a
+   * thread or child process running it is killed and replaced; on the event loop the handler is
+   * abandoned (its signal fires) as JavaScript cannot stop a running function.
    */
   terminate(reason: Error): void;
 }
 
-/** Runs handlers, up to `capacity` at once. */
+/** Runs handlers, holding up to `capacity` runs at once. */
 export interface Executor {
   readonly kind: PoolKind;
-  /** Runs it may hold at once. */
+  /**
+   * Runs it may hold at once: its concurrency, times how many runs a pool slot may queue while
+   * tasks are short (so it may change).
+   */
   readonly capacity: number;
-  /** Runs in progress. */
+  /** Runs it holds (started or not). */
   readonly busy: number;
   /** Makes it ready to run (threads and children started). */
   start(): Promise<void>;
-  /** Starts a run; only call while `busy < capacity`. */
+  /** Takes a run (see {@link RunRequest.onStart} for when it starts); only call while `busy < capacity`. */
   run(run: RunRequest): Execution;
   /** Stops it; runs still going are terminated. */
   close(): Promise<void>;

@@ -42,6 +42,7 @@ export class InlineExecutor implements Executor {
     const children = (): ResultTuple[] => running?.children ?? [];
     const threw = (error: unknown): RunOutcome => ({ kind: 'threw', error, retry: retryRequestFor(run.task, run.request, error), children: children() });
     let value: unknown;
+    run.onStart();
     try {
       const handler = run.task.handler as (...args: unknown[]) => unknown;
       value = running ? currentTask.run(running, () => handler(context, ...run.args)) : handler(context, ...run.args);

@@ -61,8 +61,12 @@ interface Job {
   stopping?: boolean;
   handedBack?: boolean;
   lastProgressAt?: number;
-  /** When it started, in Unix seconds (for `active`). */
+  /** When it started, in Unix seconds (for `active`); unset while it waits in its executor (a pool slot's queue). */
   startedAt?: number;
+  /** When it started, by `performance.now()` (for its runtime). */
+  runStartedAt?: number;
+  /** Its soft and hard time limits, counting from its start. */
+  timeLimits?: ClockTimer[] | undefined;
 }
 
 /** How a run ended. */
@@ -151,7 +155,12 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
 
   /** Tasks running now. */
   get activeCount(): number {
-    return this.#active.size;
+    return this.#running().length;
+  }
+
+  /** Jobs handed to an executor that have started (not queued in a pool slot). */
+  #running(): Job[] {
+    return [...this.#active].filter((job) => job.startedAt !== undefined);
   }
 
   /** True when nothing is running, reserved, held for its ETA, or still being recorded. */
@@ -401,11 +410,6 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       return;
     }
     if (job.task.options.acksLate === false) this.#settle(job.delivery.ack(), 'acking early');
-    this.#totals.set(request.task, (this.#totals.get(request.task) ?? 0) + 1);
-    if (this.listens('task-started')) this.emit('task-started', { id: request.id, name: request.task });
-    if (job.task.options.trackStarted) this.#settle(this.#store(job, STARTED, { pid: process.pid, hostname: this.options.hostname }, null), 'storing STARTED');
-    const startedAt = performance.now();
-    job.startedAt = Date.now() / 1000;
     const execution = job.executor.run({
       request,
       message: job.delivery.message,
@@ -413,37 +417,58 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       args: job.args,
       kwargs: job.kwargs,
       logger: this.options.logger,
+      onStart: () => this.#started(job),
       onProgress: (current, total, info) => this.#reportProgress(job, current, total, info),
       trace: this.app.runTrace?.(request.id),
     });
     job.execution = execution;
     if (execution.immediate) {
+      this.#clearTimeLimits(job);
       job.children = execution.immediate.children;
-      this.#finish(job, this.#classify(job, execution.immediate), startedAt);
+      this.#finish(job, this.#classify(job, execution.immediate), job.runStartedAt ?? 0);
       return;
     }
-    const timers = this.#applyTimeLimits(job, execution);
     void execution.outcome.then((outcome) => {
-      if (timers) for (const timer of timers) this.#clock.clearTimeout(timer);
+      this.#clearTimeLimits(job);
       if (outcome.trace) this.app.adoptRunTrace?.(request.id, outcome.trace);
       job.children = outcome.children;
-      this.#finish(job, this.#classify(job, outcome), startedAt);
+      this.#finish(job, this.#classify(job, outcome), job.runStartedAt ?? 0);
     });
+  }
+
+  /**
+   * The run started: on the event loop as it was handed over, in a pool when its slot took it up
+   * (after the runs queued ahead of it there). It is active from here, and its time limits count
+   * from here.
+   */
+  #started(job: Job): void {
+    const { request } = job;
+    this.#totals.set(request.task, (this.#totals.get(request.task) ?? 0) + 1);
+    if (this.listens('task-started')) this.emit('task-started', { id: request.id, name: request.task });
+    if (job.task.options.trackStarted) this.#settle(this.#store(job, STARTED, { pid: process.pid, hostname: this.options.hostname }, null), 'storing STARTED');
+    job.runStartedAt = performance.now();
+    job.startedAt = Date.now() / 1000;
+    job.timeLimits = this.#applyTimeLimits(job);
   }
 
   /**
    * The soft limit fires the task's signal; the hard limit ends the run with TimeLimitExceeded
    * (a thread or child is killed and replaced).
    */
-  #applyTimeLimits(job: Job, execution: Execution): ClockTimer[] | undefined {
+  #applyTimeLimits(job: Job): ClockTimer[] | undefined {
     const set = this.#timeLimits.get(job.task.name);
     const hard = job.request.timeLimit[0] ?? (set ? set.hard : job.task.options.timeLimit);
     const soft = job.request.timeLimit[1] ?? (set ? set.soft : job.task.options.softTimeLimit);
     if (!hard && !soft) return undefined;
     const timers: ClockTimer[] = [];
-    if (soft) timers.push(this.#clock.setTimeout(() => execution.signal(new SoftTimeLimitExceeded(soft)), soft * 1000));
-    if (hard) timers.push(this.#clock.setTimeout(() => execution.terminate(new TimeLimitExceeded(hard)), hard * 1000));
+    // On the event loop the run starts before `run` returns its execution: the timers find it when they fire.
+    if (soft) timers.push(this.#clock.setTimeout(() => job.execution?.signal(new SoftTimeLimitExceeded(soft)), soft * 1000));
+    if (hard) timers.push(this.#clock.setTimeout(() => job.execution?.terminate(new TimeLimitExceeded(hard)), hard * 1000));
     return timers;
+  }
+
+  #clearTimeLimits(job: Job): void {
+    if (job.timeLimits) for (const timer of job.timeLimits) this.#clock.clearTimeout(timer);
   }
 
   /** How the worker treats the way a run ended. */
@@ -609,9 +634,9 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       hostname: this.options.hostname,
       clock: () => this.#remote?.clock.value ?? 0,
       processed: () => this.stats.succeeded + this.stats.failed + this.stats.retried + this.stats.revoked,
-      activeCount: () => this.#active.size,
-      active: () => [...this.#active].map((job) => describe(job, job.task.options.acksLate === false)),
-      reserved: () => [...this.#reserved, ...this.#rateGates.waiting()].map((job) => describe(job, false)),
+      activeCount: () => this.activeCount,
+      active: () => this.#running().map((job) => describe(job, job.task.options.acksLate === false)),
+      reserved: () => [...this.#reserved, ...[...this.#active].filter((job) => job.startedAt === undefined), ...this.#rateGates.waiting()].map((job) => describe(job, false)),
       scheduled: () =>
         [...this.#held].map(([delivery, { request }]) => ({ eta: request.eta!.toISOString(), priority: request.priority, request: describe({ request, delivery }, false) })),
       revokedIds: () => this.#revoked.ids(this.#clock.now()),

@@ -1,11 +1,18 @@
 /**
  * The thread and process pools: tasks run one at a time in each of up to `max` slots, so
- * CPU-bound handlers use more than one core and never block the worker's event loop. A slot
- * that must stop a task (hard time limit, revoke with terminate) is killed and replaced; one
- * that dies on its own fails its task with {@link WorkerLostError}; one that ran
- * `maxTasksPerChild` tasks or grew past `maxMemoryPerChild` is retired after its task. With
- * autoscale the pool starts `min` slots, grows to `max` while tasks wait, and retires slots idle
- * for `keepaliveMs`.
+ * CPU-bound handlers use more than one core and never block the worker's event loop. While
+ * tasks are short a slot is handed several runs, which it runs one after the other (the first
+ * of a slot's runs is the one going on: the others start, and their time limits with them, as
+ * those ahead of them end); once tasks take longer it gets one at a time, so no run waits behind
+ * a long one while another slot could take it. Runs handed out in one turn go to a slot in one
+ * message, and the runs a slot ends in one turn come back in one.
+ *
+ * A slot that must stop a running task (hard time limit, revoke with terminate) is killed and
+ * replaced; a queued run is cancelled in its slot instead. A slot that dies on its own fails its
+ * running task with {@link WorkerLostError}, and its queued runs, which never started, go to
+ * another slot. One that ran `maxTasksPerChild` tasks or grew past `maxMemoryPerChild` takes no
+ * more runs and is retired once its runs have ended. With autoscale the pool starts `min` slots,
+ * grows to `max` while tasks wait, and retires slots idle for `keepaliveMs`.
  */
 import type { ResultTuple } from '../../backends/backend.js';
 import { ConfigurationError, SoftTimeLimitExceeded, TaskFailedError, TaskRevokedError, WorkerLostError } from '../../errors.js';
@@ -14,7 +21,8 @@ import { isTypeScript } from '../../loading/app-module.js';
 import { LOG_LEVELS, type Logger } from '../../logger.js';
 import { decodeJson } from '../../protocol/kombu-json.js';
 import type { Execution, Executor, RunOutcome, RunRequest } from '../executor.js';
-import type { AbortCause, ChildMessage, ThrownError } from './pool-protocol.js';
+import type { AbortCause, ChildMessage, EndedRun, RunOrder, ThrownError } from './pool-protocol.js';
+import { runOrder } from './run-order.js';
 import { startSlot, type Slot, type SlotKind } from './slot.js';
 
 /** Options of a {@link PoolExecutor}. */
@@ -39,27 +47,43 @@ interface PoolRun {
   readonly id: number;
   readonly request: RunRequest;
   readonly settle: (outcome: RunOutcome) => void;
-  slot?: SlotState;
-  /** Set when the pool ends the run itself (terminate): the slot's death is then expected. */
+  /** The slot it was handed to. */
+  slot?: SlotState | undefined;
+  /** When its slot started it (`performance.now()`); unset while it waits. */
+  startedAt?: number;
+  /** Set when the pool ends the run itself (terminate): cancelled if queued, else its slot's death is expected. */
   stoppedWith?: Error;
-  /** Signals fired before the run reached a slot. */
-  pendingAborts: AbortCause[];
+  /** Signals fired so far: a slot it is handed to (again) fires them as it starts. */
+  readonly aborts: AbortCause[];
 }
 
 interface SlotState {
   readonly slot: Slot;
   ready: boolean;
-  run: PoolRun | null;
+  /** Runs handed to it, in the order it runs them: the first is going on. */
+  runs: PoolRun[];
   tasksRun: number;
   idleSince: number;
-  /** Told to exit (retired, or the pool is closing): takes no more runs. */
+  /** Takes no more runs: retired (it exits once its runs have ended), killed, or the pool is closing. */
   retiring: boolean;
+  /** Told to exit. */
+  exiting: boolean;
 }
 
 /** How long a slot may take to exit when asked, before it is killed. */
 const EXIT_GRACE_MS = 5_000;
 /** A slot that failed to start is tried again after this, doubling up to the cap. */
 const RESTART_BACKOFF_MS = [500, 30_000] as const;
+/** A slot holds at most this many runs (the one going on and those queued behind it). */
+const MAX_RUNS_PER_SLOT = 16;
+/**
+ * How long, at most, a run should wait behind those queued ahead of it in its slot: a slot
+ * holds as many runs as, at the pool's recent time per run, take this long (one when runs
+ * take longer).
+ */
+const QUEUE_BUDGET_MS = 4;
+/** Weight of each run in the pool's recent time per run (an exponential moving average). */
+const RUN_TIME_WEIGHT = 0.1;
 
 /** A pool of threads or child processes. */
 export class PoolExecutor implements Executor {
@@ -77,6 +101,9 @@ export class PoolExecutor implements Executor {
   #restartTimer: NodeJS.Timeout | undefined;
   #autoscaled: boolean;
   readonly #exited = new Map<SlotState, () => void>();
+  /** Recent time per run, start to end as the pool sees them, in ms; it starts at one run per slot. */
+  #runMs = QUEUE_BUDGET_MS;
+  #handOutDue = false;
 
   constructor(
     kind: 'threads' | 'processes',
@@ -89,7 +116,12 @@ export class PoolExecutor implements Executor {
   }
 
   get capacity(): number {
-    return this.options.max;
+    return this.options.max * this.#runsPerSlot;
+  }
+
+  /** Runs a slot may hold now: as many as take {@link QUEUE_BUDGET_MS} at the recent time per run. */
+  get #runsPerSlot(): number {
+    return Math.max(1, Math.min(MAX_RUNS_PER_SLOT, Math.floor(QUEUE_BUDGET_MS / this.#runMs)));
   }
 
   get busy(): number {
@@ -151,7 +183,7 @@ export class PoolExecutor implements Executor {
     const run: PoolRun = {
       id: this.#nextRunId++,
       request,
-      pendingAborts: [],
+      aborts: [],
       settle: (result) => {
         if (!this.#runs.delete(run)) return;
         settle(result);
@@ -184,7 +216,7 @@ export class PoolExecutor implements Executor {
       onMessage: (message) => this.#onMessage(state, message),
       onExit: (how) => this.#onExit(state, how),
     });
-    state = { slot, ready: false, run: null, tasksRun: 0, idleSince: Date.now(), retiring: false };
+    state = { slot, ready: false, runs: [], tasksRun: 0, idleSince: Date.now(), retiring: false, exiting: false };
     this.#slots.add(state);
     slot.post({
       type: 'init',
@@ -226,36 +258,61 @@ export class PoolExecutor implements Executor {
         break;
       }
       case 'progress':
-        if (state.run?.id === message.runId) state.run.request.onProgress(message.current, message.total, message.info);
+        this.#runIn(state, message.run)?.request.onProgress(message.current, message.total, message.info);
         break;
       case 'log': {
-        const run = state.run?.id === message.runId ? state.run : undefined;
+        const run = this.#runIn(state, message.run);
         const base = run?.request.logger ?? this.options.logger;
         const logger = message.prefix ? base.child(message.prefix) : base;
         if (message.fields) logger[message.level](message.fields, message.message);
         else logger[message.level](message.message);
         break;
       }
-      case 'done':
-        this.#onDone(state, message);
+      case 'ended':
+        this.#onEnded(state, JSON.parse(message.runs) as EndedRun[], message.memoryKiB);
         break;
     }
   }
 
-  #onDone(state: SlotState, message: Extract<ChildMessage, { type: 'done' }>): void {
-    const run = state.run;
-    if (!run || run.id !== message.runId) return;
-    state.run = null;
-    state.tasksRun++;
-    state.idleSince = Date.now();
-    run.settle({ ...decodeOutcome(run, message.outcome, message.children), trace: message.trace });
+  #runIn(state: SlotState, id: number): PoolRun | undefined {
+    return state.runs[0]?.id === id ? state.runs[0] : state.runs.find((run) => run.id === id);
+  }
+
+  /** Settles the runs a slot ended; the run after each starts there as it ends. */
+  #onEnded(state: SlotState, reports: readonly EndedRun[], memoryKiB: number | null): void {
+    for (const report of reports) {
+      const index = state.runs.findIndex((run) => run.id === report.run);
+      if (index === -1) continue;
+      const run = state.runs.splice(index, 1)[0]!;
+      if ('cancelled' in report) {
+        run.settle({ kind: 'threw', error: run.stoppedWith ?? new TaskRevokedError('terminated'), retry: null, children: [] });
+        continue;
+      }
+      state.tasksRun++;
+      this.#runMs += RUN_TIME_WEIGHT * (performance.now() - (run.startedAt ?? performance.now()) - this.#runMs);
+      run.settle({ ...decodeOutcome(run, report), trace: report.trace });
+      if (index === 0) this.#startNext(state);
+    }
+    if (state.runs.length === 0) state.idleSince = Date.now();
     const { maxTasksPerChild, maxMemoryPerChild } = this.options;
     if (maxTasksPerChild !== null && state.tasksRun >= maxTasksPerChild) {
       this.#retire(state, `after ${state.tasksRun} tasks (max tasks per child)`);
-    } else if (maxMemoryPerChild !== null && message.memoryKiB !== null && message.memoryKiB > maxMemoryPerChild) {
-      this.#retire(state, `using ${message.memoryKiB} KiB, over the limit of ${maxMemoryPerChild} KiB (max memory per child)`);
+    } else if (maxMemoryPerChild !== null && memoryKiB !== null && memoryKiB > maxMemoryPerChild) {
+      this.#retire(state, `using ${memoryKiB} KiB, over the limit of ${maxMemoryPerChild} KiB (max memory per child)`);
+    } else if (state.retiring && state.runs.length === 0) {
+      void this.#exit(state);
     }
+    // A run terminated while queued, which its slot started before hearing the cancel.
+    if (state.runs[0]?.stoppedWith && !state.exiting) this.#kill(state);
     this.#dispatch();
+  }
+
+  /** The slot's first run has started (its slot runs them in order). */
+  #startNext(state: SlotState): void {
+    const run = state.runs[0];
+    if (!run || run.startedAt !== undefined) return;
+    run.startedAt = performance.now();
+    run.request.onStart();
   }
 
   #onExit(state: SlotState, how: string): void {
@@ -269,9 +326,10 @@ export class PoolExecutor implements Executor {
       this.#starting.delete(state);
       if (!this.#closing) this.#backOff();
     }
-    const run = state.run;
+    const [run, ...queued] = state.runs;
+    state.runs = [];
+    this.#giveBack(queued);
     if (run) {
-      state.run = null;
       if (run.stoppedWith) {
         run.settle({ kind: 'threw', error: run.stoppedWith, retry: null, children: [] });
       } else {
@@ -285,30 +343,79 @@ export class PoolExecutor implements Executor {
     this.#dispatch();
   }
 
-  /** Hands waiting runs to ready idle slots, and starts slots the load calls for. */
+  /**
+   * Runs queued in a slot that died: they never started, so they go to the front of the line
+   * for another slot (or, when the pool is closing, end as revoked by the shutdown).
+   */
+  #giveBack(queued: PoolRun[]): void {
+    const again: PoolRun[] = [];
+    for (const run of queued) {
+      run.slot = undefined;
+      if (this.#closing) run.settle({ kind: 'threw', error: new TaskRevokedError('shutdown'), retry: null, children: [] });
+      else if (run.stoppedWith) run.settle({ kind: 'threw', error: run.stoppedWith, retry: null, children: [] });
+      else again.push(run);
+    }
+    this.#waiting.unshift(...again);
+  }
+
+  /** Hands waiting runs out (at the end of the turn, so a slot gets them in one message), and starts slots the load calls for. */
   #dispatch(): void {
     if (this.#closing) return;
-    for (const state of this.#slots) {
-      if (this.#waiting.length === 0) break;
-      if (!state.ready || state.retiring || state.run) continue;
-      const run = this.#waiting.shift()!;
-      run.slot = state;
-      state.run = run;
-      state.slot.post({ type: 'run', runId: run.id, message: run.request.message, trace: run.request.trace });
-      for (const cause of run.pendingAborts.splice(0)) state.slot.post({ type: 'abort', runId: run.id, cause });
+    if (this.#waiting.length > 0 && !this.#handOutDue) {
+      this.#handOutDue = true;
+      queueMicrotask(() => {
+        this.#handOutDue = false;
+        this.#handOut();
+      });
     }
     if (this.#restartTimer) return; // starting slots is backing off after a failure
     let live = 0;
-    let free = 0;
+    let busy = 0;
+    let queued = this.#waiting.length;
     for (const state of this.#slots) {
       if (state.retiring) continue;
       live++;
-      if (!state.run) free++;
+      if (state.runs.length > 0) busy++;
+      queued += Math.max(0, state.runs.length - 1);
     }
-    const wanted = Math.min(this.options.max, Math.max(this.options.min, live - free + this.#waiting.length));
+    const wanted = Math.min(this.options.max, Math.max(this.options.min, busy + queued));
     if (wanted <= live) return;
     if (live >= this.options.min) this.options.logger.info(`the ${this.kind} pool grows to ${wanted} ${this.#plural(wanted)}`);
     for (let started = live; started < wanted; started++) this.#startSlot();
+  }
+
+  /** Hands each waiting run to the ready slot holding the fewest, up to {@link #runsPerSlot}; one message per slot. */
+  #handOut(): void {
+    if (this.#closing) return;
+    const perSlot = this.#runsPerSlot;
+    const orders = new Map<SlotState, RunOrder[]>();
+    while (this.#waiting.length > 0) {
+      const state = this.#leastBusy(perSlot);
+      if (!state) break;
+      const run = this.#waiting.shift()!;
+      run.slot = state;
+      state.runs.push(run);
+      let batch = orders.get(state);
+      if (!batch) orders.set(state, (batch = []));
+      batch.push(runOrder(run.id, run.request, run.aborts));
+    }
+    for (const [state, batch] of orders) {
+      state.slot.post({ type: 'runs', runs: JSON.stringify(batch) });
+      this.#startNext(state);
+    }
+  }
+
+  /** The ready slot with the fewest runs, under `perSlot` and its max tasks per child. */
+  #leastBusy(perSlot: number): SlotState | undefined {
+    const { maxTasksPerChild } = this.options;
+    let least: SlotState | undefined;
+    for (const state of this.#slots) {
+      const held = state.runs.length;
+      if (!state.ready || state.retiring || held >= perSlot || (least && least.runs.length <= held)) continue;
+      if (maxTasksPerChild !== null && state.tasksRun + held >= maxTasksPerChild) continue;
+      least = state;
+    }
+    return least;
   }
 
   /** A slot failed to start: wait before starting another, longer each time. */
@@ -326,25 +433,35 @@ export class PoolExecutor implements Executor {
   #signal(run: PoolRun, reason: Error): void {
     const cause: AbortCause =
       reason instanceof SoftTimeLimitExceeded ? { kind: 'soft-time-limit', seconds: reason.seconds } : { kind: 'revoked', reason: reason instanceof TaskRevokedError ? reason.reason : 'shutdown' };
-    if (run.slot) run.slot.slot.post({ type: 'abort', runId: run.id, cause });
-    else run.pendingAborts.push(cause);
+    run.aborts.push(cause);
+    run.slot?.slot.post({ type: 'abort', run: run.id, cause });
   }
 
+  /** Drops a waiting run, cancels a queued one in its slot, kills the slot of a running one. */
   #terminate(run: PoolRun, reason: Error): void {
-    if (!this.#runs.has(run)) return;
+    if (!this.#runs.has(run) || run.stoppedWith) return;
     if (!run.slot) {
       this.#waiting.splice(this.#waiting.indexOf(run), 1);
       run.settle({ kind: 'threw', error: reason, retry: null, children: [] });
       return;
     }
     run.stoppedWith = reason;
-    run.slot.retiring = true;
-    run.slot.slot.kill();
+    if (run.startedAt === undefined) run.slot.slot.post({ type: 'cancel', run: run.id });
+    else this.#kill(run.slot);
   }
 
+  /** Kills a slot; its running run ends as lost (or as its terminate said), its queued runs go to another. */
+  #kill(state: SlotState): void {
+    state.retiring = true;
+    state.slot.kill();
+  }
+
+  /** Takes no more runs into `state`; it exits once those it holds have ended. */
   #retire(state: SlotState, why: string): void {
+    if (state.retiring) return;
     this.options.logger.info(`replacing ${this.#slotKind} ${state.slot.id} of the ${this.kind} pool ${why}`);
-    void this.#exit(state);
+    state.retiring = true;
+    if (state.runs.length === 0) void this.#exit(state);
   }
 
   /** Slots above `min` idle longer than the keepalive go. */
@@ -354,7 +471,7 @@ export class PoolExecutor implements Executor {
     let live = before;
     for (const state of this.#slots) {
       if (live <= this.options.min) break;
-      if (state.retiring || state.run || !state.ready) continue;
+      if (state.retiring || state.runs.length > 0 || !state.ready) continue;
       // Above the maximum (the pool was shrunk) a slot goes as soon as it is idle.
       if (live <= this.options.max && now - state.idleSince < this.options.keepaliveMs) continue;
       void this.#exit(state);
@@ -378,11 +495,14 @@ export class PoolExecutor implements Executor {
         resolve();
       });
     });
-    if (state.run) {
-      state.run.stoppedWith ??= new TaskRevokedError('shutdown');
+    const running = state.runs[0];
+    if (running) {
+      running.stoppedWith ??= new TaskRevokedError('shutdown');
       state.slot.kill();
       return exited;
     }
+    if (state.exiting) return exited;
+    state.exiting = true;
     state.slot.post({ type: 'exit' });
     const timer = setTimeout(() => state.slot.kill(), EXIT_GRACE_MS);
     timer.unref();
@@ -390,12 +510,14 @@ export class PoolExecutor implements Executor {
   }
 }
 
-/** A child's report as the worker's outcome: the result decoded, errors rebuilt with their stacks. */
-function decodeOutcome(run: PoolRun, outcome: Extract<ChildMessage, { type: 'done' }>['outcome'], children: ResultTuple[]): RunOutcome {
-  if (outcome.kind === 'returned') return { kind: 'returned', value: decodeJson(outcome.json), children };
+/** A slot's report as the worker's outcome: the result decoded, errors rebuilt with their stacks. */
+function decodeOutcome(run: PoolRun, report: Exclude<EndedRun, { cancelled: true }>): RunOutcome {
+  const children: ResultTuple[] = report.children ?? [];
+  if ('result' in report) return { kind: 'returned', value: decodeJson(report.result), children };
+  const thrown = report.error;
   const taskId = run.request.request.id;
-  const retry = outcome.retry && { reason: outcome.retry.reason && remoteError(taskId, { exception: outcome.retry.reason, traceback: outcome.retry.reasonTraceback }), countdown: outcome.retry.countdown };
-  return { kind: 'threw', error: remoteError(taskId, outcome), retry, children };
+  const retry = thrown.retry && { reason: thrown.retry.reason && remoteError(taskId, { exception: thrown.retry.reason, traceback: thrown.retry.reasonTraceback }), countdown: thrown.retry.countdown };
+  return { kind: 'threw', error: remoteError(taskId, thrown), retry, children };
 }
 
 /** The error a slot reported, as one the worker stores unchanged: same exception form, same stack. */
