@@ -1,12 +1,15 @@
 /**
  * Opening the embedded SQLite file, and noticing when it changes: in this process through an
- * emitter keyed by the file's path, in other processes through `PRAGMA data_version`.
+ * emitter keyed by the file's path, in other processes through the kernel's report of a write to
+ * its log and `PRAGMA data_version`.
  */
 import { EventEmitter } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type BetterSqlite3 from 'better-sqlite3';
 import { ConfigurationError, ConnectionError } from '../../errors.js';
+import { numberOption } from '../../url.js';
+import { onLogWrite } from './file-writes.js';
 
 export type Database = BetterSqlite3.Database;
 
@@ -72,64 +75,89 @@ export function onLocalChange(path: string, topic: string, listener: (origin: ob
   return () => localChanges.off(`${topic}:${path}`, listener);
 }
 
+/** How often a watcher checks for changes it was not told of, unless `poll_interval` says otherwise. */
+const DEFAULT_POLL_MS = 1_000;
+
+/** Reads the `poll_interval` URL option (s, default 1): the safety poll of {@link ExternalChangeWatcher}. */
+export function pollIntervalOption(options: URLSearchParams): number {
+  const ms = numberOption(options, 'poll_interval', DEFAULT_POLL_MS / 1000) * 1000;
+  if (!(ms > 0)) throw new ConfigurationError(`URL option poll_interval=${options.get('poll_interval')} is not a positive number of seconds`);
+  return ms;
+}
+
 /**
- * Calls `onChange` when another connection (another process) commits to the file, by polling
- * `PRAGMA data_version`: every `minMs` right after a change, backing off to `maxMs` while quiet.
+ * After a write to the log that showed no commit yet, when to look again (ms after the write):
+ * the writer updates the shared index, which `data_version` reads, just after writing the log.
+ */
+const RECHECKS_MS = [1, 4, 16];
+
+/**
+ * Calls `onChange` when another connection (another process, or another connection of this one)
+ * commits to the file at `path`, read `db`: on each write to the file's write-ahead log the kernel
+ * reports (file-writes.ts), and every `pollMs` in case one went unreported, it compares
+ * `PRAGMA data_version`, which changes only when another connection committed. While started, the
+ * poll keeps the process alive, as a socket does on the other brokers.
  */
 export class ExternalChangeWatcher {
-  #timer: NodeJS.Timeout | undefined;
-  #running = false;
-  #delay: number;
+  #poll: NodeJS.Timeout | undefined;
+  #recheck: NodeJS.Timeout | undefined;
+  #rechecks = 0;
+  #unlisten: (() => void) | undefined;
   #version: number;
 
   constructor(
     private readonly db: Database,
+    private readonly path: string,
     private readonly onChange: () => void,
-    private readonly minMs = 1,
-    private readonly maxMs = 50,
+    private readonly pollMs = DEFAULT_POLL_MS,
   ) {
-    this.#delay = minMs;
     this.#version = this.#read();
   }
 
-  /** Starts (or keeps) polling. */
+  /** Starts (or keeps) watching. */
   start(): void {
-    this.#running = true;
-    this.#schedule();
-  }
-
-  /** Polls fast again: something is likely to change soon. */
-  hurry(): void {
-    this.#delay = this.minMs;
+    if (this.#unlisten) return;
+    this.#unlisten = onLogWrite(this.path, () => this.#written());
+    this.#poll = setInterval(() => this.#check(), this.pollMs);
   }
 
   stop(): void {
-    this.#running = false;
-    clearTimeout(this.#timer);
-    this.#timer = undefined;
+    this.#unlisten?.();
+    this.#unlisten = undefined;
+    clearInterval(this.#poll);
+    clearTimeout(this.#recheck);
+    this.#poll = this.#recheck = undefined;
   }
 
-  #schedule(): void {
-    if (this.#timer || !this.#running) return;
-    this.#timer = setTimeout(() => this.#check(), this.#delay);
+  #written(): void {
+    this.#rechecks = 0;
+    if (!this.#check()) this.#scheduleRecheck();
   }
 
-  #check(): void {
-    this.#timer = undefined;
+  #scheduleRecheck(): void {
+    clearTimeout(this.#recheck);
+    const delay = RECHECKS_MS[this.#rechecks];
+    if (delay === undefined || !this.#unlisten) return;
+    const previous = RECHECKS_MS[this.#rechecks - 1] ?? 0;
+    this.#rechecks++;
+    this.#recheck = setTimeout(() => {
+      this.#recheck = undefined;
+      if (!this.#check()) this.#scheduleRecheck();
+    }, delay - previous);
+  }
+
+  /** Calls `onChange` if the file changed since the last check; says whether it did. */
+  #check(): boolean {
     let version: number;
     try {
       version = this.#read();
     } catch {
-      return; // the connection closed under us
+      return true; // the connection closed under us (or is busy): nothing to look again for
     }
-    if (version !== this.#version) {
-      this.#version = version;
-      this.#delay = this.minMs;
-      this.onChange();
-    } else {
-      this.#delay = Math.min(this.maxMs, this.#delay * 2);
-    }
-    this.#schedule();
+    if (version === this.#version) return false;
+    this.#version = version;
+    this.onChange();
+    return true;
   }
 
   #read(): number {

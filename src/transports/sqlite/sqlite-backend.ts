@@ -2,9 +2,10 @@
  * `sqlite://PATH`: results in the embedded SQLite file (the same file as the broker by default).
  *
  * Writes made in one event-loop turn share one commit, and a stored SUCCESS is never replaced.
- * Waiting is push-based inside a process; across processes one poller per backend checks
- * `PRAGMA data_version` (backing off to 100 ms while nothing changes) and only then reads the
- * watched rows, in one query. URL options: `expires` (s, default 86400), `synchronous`.
+ * Waiting is push-based inside a process; across processes one watcher per backend checks
+ * `PRAGMA data_version` when the kernel reports a write to the file's log (and every
+ * `poll_interval` in case one went unreported), and only then reads the watched rows, in one
+ * query. URL options: `expires` (s, default 86400), `synchronous`, `poll_interval` (s, default 1).
  * Saved groups expire like results; the chord join is in chord-join.ts.
  */
 import type { Statement } from 'better-sqlite3';
@@ -17,6 +18,7 @@ import {
   ExternalChangeWatcher,
   onLocalChange,
   openDatabase,
+  pollIntervalOption,
   synchronousOption,
   type Database,
   type Synchronous,
@@ -55,6 +57,7 @@ export class SqliteBackend implements ResultBackend {
   readonly chords: SqliteChordJoin;
   readonly #expiresMs: number;
   readonly #synchronous: Synchronous;
+  readonly #pollMs: number;
   #db: Database | undefined;
   #sql!: ReturnType<typeof prepare>;
   readonly #writes: WriteBatcher;
@@ -63,7 +66,7 @@ export class SqliteBackend implements ResultBackend {
   /** Metas queued for the next commit: reads see them at once. */
   readonly #pending = new Map<string, ResultMeta>();
   #justStored: ResultMeta[] = [];
-  #poller: ExternalChangeWatcher | undefined;
+  #watcher: ExternalChangeWatcher | undefined;
   #unlisten: (() => void) | undefined;
   #cleanupTimer: NodeJS.Timeout | undefined;
 
@@ -74,6 +77,7 @@ export class SqliteBackend implements ResultBackend {
     this.path = absolutePath(path);
     this.#expiresMs = numberOption(url.options, 'expires', DEFAULT_RESULT_EXPIRES_SECONDS) * 1000;
     this.#synchronous = synchronousOption(url.options);
+    this.#pollMs = pollIntervalOption(url.options);
     this.#writes = new WriteBatcher(() => this.#database(), () => this.#afterCommit());
     this.chords = new SqliteChordJoin(() => this.#database(), this.#writes, this.#expiresMs);
   }
@@ -136,16 +140,16 @@ export class SqliteBackend implements ResultBackend {
 
   watch(taskId: string, onChange: (meta: ResultMeta) => void): Unwatch {
     const unwatch = this.#watchers.add(taskId, onChange);
-    if (!this.#poller && this.#db) {
-      this.#poller = new ExternalChangeWatcher(this.#db, () => this.#readWatched(), 2, 100);
-      this.#poller.start();
+    if (!this.#watcher && this.#db) {
+      this.#watcher = new ExternalChangeWatcher(this.#db, this.path, () => this.#readWatched(), this.#pollMs);
+      this.#watcher.start();
     }
     return () => {
       unwatch();
       if (!this.#watchers.has(taskId)) this.#seenVersions.delete(taskId);
       if (this.#watchers.size === 0) {
-        this.#poller?.stop();
-        this.#poller = undefined;
+        this.#watcher?.stop();
+        this.#watcher = undefined;
       }
     };
   }
@@ -182,8 +186,8 @@ export class SqliteBackend implements ResultBackend {
     const db = this.#db;
     if (!db) return;
     await this.#writes.drained();
-    this.#poller?.stop();
-    this.#poller = undefined;
+    this.#watcher?.stop();
+    this.#watcher = undefined;
     this.#unlisten?.();
     clearInterval(this.#cleanupTimer);
     this.#db = undefined;

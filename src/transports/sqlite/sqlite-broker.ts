@@ -12,8 +12,11 @@
  * `consumer_timeout`, and a lease not renewed for `visibility_timeout` goes back too. ETA
  * messages wait in the file until their time. Writes made in one event-loop turn share one commit.
  *
+ * Consumers learn of messages published by other processes from the kernel's report of a write
+ * to the file's log (connection.ts), checking every `poll_interval` too in case one went unreported.
+ *
  * URL options: `visibility_timeout` (s, default 300), `consumer_timeout` (s, default 60),
- * `synchronous` (`normal` default, or `full`). A live consumer's heartbeat and leases are
+ * `synchronous` (`normal` default, or `full`), `poll_interval` (s, default 1). A live consumer's heartbeat and leases are
  * renewed once older than 2 s, or a quarter of the shorter timeout when that is less (checked by
  * each sweep). Control commands and replies (control.ts) and events
  * (events.ts; `event_retention` in s, default 3600, and `event_max_rows`, default 50000) have
@@ -31,6 +34,7 @@ import {
   ExternalChangeWatcher,
   onLocalChange,
   openDatabase,
+  pollIntervalOption,
   synchronousOption,
   type Database,
   type Synchronous,
@@ -72,6 +76,7 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
   readonly #visibilityMs: number;
   readonly #consumerTimeoutMs: number;
   readonly #synchronous: Synchronous;
+  readonly #pollMs: number;
   #db: Database | undefined;
   #sql!: BrokerStatements;
   readonly #writes: WriteBatcher;
@@ -93,6 +98,7 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
     this.#visibilityMs = numberOption(url.options, 'visibility_timeout', 300) * 1000;
     this.#consumerTimeoutMs = numberOption(url.options, 'consumer_timeout', 60) * 1000;
     this.#synchronous = synchronousOption(url.options);
+    this.#pollMs = pollIntervalOption(url.options);
     this.#renewMs = Math.max(MIN_HEARTBEAT_MS, Math.min(HEARTBEAT_MS, this.#consumerTimeoutMs / 4, this.#visibilityMs / 4));
     this.#writes = new WriteBatcher(() => this.#database(), () => announceChange(this.path, 'messages'));
     this.control = new SqliteControlChannel(this);
@@ -158,7 +164,7 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
   }
 
   #startConsuming(db: Database): void {
-    this.#watcher = new ExternalChangeWatcher(db, () => this.#wakeAll());
+    this.#watcher = new ExternalChangeWatcher(db, this.path, () => this.#wakeAll(), this.#pollMs);
     this.#watcher.start();
     this.#unlisten = onLocalChange(this.path, 'messages', () => this.#wakeAll());
     this.#timers = [setInterval(() => this.sweep(), SWEEP_MS)];
