@@ -1,6 +1,6 @@
 /**
  * Runs the benchmark suites and writes bench/RESULTS.md.
- * Usage: npm run bench [-- suite ...]   (suites: core, redis, amqp, canvas, pools, monitoring, dashboard; default: all)
+ * Usage: npm run bench [-- suite ...]   (suites: core, redis, amqp, canvas, pools, monitoring, dashboard, separate; default: all)
  */
 import { runAmqpBench } from './amqp.js';
 import { runCanvasBench } from './canvas.js';
@@ -9,8 +9,9 @@ import { runDashboardBench } from './dashboard.js';
 import { runMonitoringBench } from './monitoring.js';
 import { runPoolsBench } from './pools.js';
 import { runRedisBench } from './redis.js';
+import { runSeparateBench } from './separate.js';
 
-const SUITES: Record<string, () => Promise<void>> = { core: runCoreBench, redis: runRedisBench, amqp: runAmqpBench, canvas: runCanvasBench, pools: () => runPoolsBench(), monitoring: runMonitoringBench, dashboard: runDashboardBench };
+const SUITES: Record<string, () => Promise<void>> = { core: runCoreBench, redis: runRedisBench, amqp: runAmqpBench, canvas: runCanvasBench, pools: () => runPoolsBench(), monitoring: runMonitoringBench, dashboard: runDashboardBench, separate: runSeparateBench };
 
 const chosen = process.argv.slice(2);
 for (const name of chosen.length ? chosen : Object.keys(SUITES)) {

@@ -1,6 +1,12 @@
-// An idle BullMQ worker with a no-op processor, for the RSS figure of bench/redis.ts.
-// Usage: node bench/peers/bullmq-worker.mjs QUEUE REDIS_DB
+// A BullMQ worker: no-op jobs (return null) and probes (`bench.probe` with data `{ sentAt }`,
+// returning the milliseconds from sentAt to the handler's start, both performance.timeOrigin + performance.now()), for bench/redis.ts's RSS figure and
+// bench/separate.ts. Return values are kept (removeOnComplete is off by default).
+// Usage: node bench/peers/bullmq-worker.mjs QUEUE REDIS_DB [CONCURRENCY, default 10]
 import { Worker } from 'bullmq';
 
-const [queue, db] = process.argv.slice(2);
-new Worker(queue, async () => null, { connection: { host: '127.0.0.1', port: 6379, db: Number(db) }, concurrency: 10 });
+const [queue, db, concurrency = '10'] = process.argv.slice(2);
+const since = (sentAt) => performance.timeOrigin + performance.now() - sentAt;
+new Worker(queue, async (job) => (job.name === 'bench.probe' ? since(job.data.sentAt) : null), {
+  connection: { host: '127.0.0.1', port: 6379, db: Number(db) },
+  concurrency: Number(concurrency),
+});
