@@ -3,11 +3,11 @@
  * its users start it (`node bin/celeriac.js worker -A ...`, the peers' scripts in bench/peers/),
  * and this script the producer in another. 20,000 no-op tasks, results stored, all on 127.0.0.1.
  *
- * - Redis (worker db 4, staging db 1): celeriac beside BullMQ, Bee-Queue and celery-node. Drains at
- *   c=50 and c=1 of a queue that appears at once to a warmed-up worker (a Redis `MOVE` from the
- *   staging db; BullMQ: pause, add, resume), bulk enqueue, enqueue→start latency at c=1, and the
+ * - Redis (db 1): celeriac beside BullMQ, Bee-Queue and celery-node. Drains at c=50 and c=1 of a
+ *   queue that appears at once to a warmed-up worker (staged under other key names and renamed into
+ *   place; BullMQ: pause, add, resume), bulk enqueue, enqueue→start latency at c=1, and the
  *   worker's idle and peak RSS.
- * - RabbitMQ (results in Redis db 4): celeriac beside celery-node, drain at c=50 from the first
+ * - RabbitMQ (results in Redis db 1): celeriac beside celery-node, drain at c=50 from the first
  *   stored result (the queue is filled before the worker starts) and enqueue→start latency.
  * - SQLite across processes: celeriac's worker and this script on one file; drain, latency, and
  *   the CPU an idle worker and an idle producer waiting on a result take.
@@ -38,8 +38,12 @@ import { celeryNodeVersion, delayInBatches, met, ratio, uniqueQueue, until } fro
 
 const path = (relative: string): string => fileURLToPath(new URL(relative, import.meta.url));
 const REDIS = { host: '127.0.0.1', port: 6379 };
-/** Redis dbs of this suite (the tests use 5–7, other suites 2, 3, 9–15): the workers' and the staging db. */
-const DB = { worker: 4, staging: 1 };
+/**
+ * The one Redis db of this suite, flushed before every worker starts: every other db is some test's
+ * or suite's (the tests use 0 and 4–8, the suites 2, 3 and 9–15). Tasks are staged in it under
+ * other key names and renamed into place.
+ */
+const DB = 1;
 const redisUrl = (db: number): string => `redis://${REDIS.host}:${REDIS.port}/${db}`;
 const AMQP_URL = 'amqp://guest:guest@127.0.0.1:5672//';
 const SQLITE_FILE = `/tmp/celeriac-bench-separate-${process.pid}.db`;
@@ -150,8 +154,13 @@ async function within<T>(seconds: number, work: Promise<T>, what: string): Promi
   }
 }
 
-/** The send time a probe carries: comparable across processes on this machine. */
-const now = (): number => performance.timeOrigin + performance.now();
+/**
+ * The send time a probe carries, in ms on CLOCK_MONOTONIC (process.hrtime), which every process on
+ * the machine shares. Not performance.timeOrigin + performance.now(): timeOrigin is the wall clock
+ * read once at each process's start, and on this machine (its wall clock slewed) two processes
+ * started a minute apart disagreed by several ms, giving negative latencies.
+ */
+const now = (): number => Number(process.hrtime.bigint()) / 1e6;
 
 /** VmHWM, the peak resident set of a process so far, in MB. */
 function peakRssMb(pid: number): number {
@@ -200,7 +209,7 @@ function celeryResultCount(redis: Redis, ids: string[], base: number): () => Pro
 
 /** Sends n no-ops with celeriac's delayMany to `queue` on `broker`; their ids. */
 async function celeriacSend(broker: string, queue: string, n: number): Promise<string[]> {
-  const app = new Celeriac({ broker, backend: broker.startsWith('amqp') ? redisUrl(DB.worker) : broker, defaultQueue: queue });
+  const app = new Celeriac({ broker, backend: broker.startsWith('amqp') ? redisUrl(DB) : broker, defaultQueue: queue });
   try {
     return (await delayInBatches(app.task('bench.noop', () => null), n)).map((result) => result.id);
   } finally {
@@ -208,30 +217,27 @@ async function celeriacSend(broker: string, queue: string, n: number): Promise<s
   }
 }
 
-/** Staged in the staging db under the queue's name, moved into the worker's db with one MOVE. */
+/** Sent to the list `<queue>.staged`, renamed to the queue's list with one RENAMENX (which wakes a worker blocked on it). */
 async function stageCeleryFormat(queue: string, n: number): Promise<Staged> {
-  await flush(DB.staging);
-  const ids = await celeriacSend(redisUrl(DB.staging), queue, n);
-  const staging = new Redis({ ...REDIS, db: DB.staging });
-  const worker = new Redis({ ...REDIS, db: DB.worker });
-  if ((await staging.llen(queue)) !== n) throw new Error(`the staging db does not hold the ${n} messages sent to ${queue}`);
+  const staged = `${queue}.staged`;
+  const redis = new Redis({ ...REDIS, db: DB });
+  await redis.del(staged);
+  const ids = await celeriacSend(redisUrl(DB), staged, n);
+  if ((await redis.llen(staged)) !== n) throw new Error(`${staged} does not hold the ${n} messages sent`);
   return {
     async release() {
       const at = performance.now();
-      if ((await staging.move(queue, DB.worker)) !== 1) throw new Error(`could not move ${queue} into db ${DB.worker}`);
+      if ((await redis.renamenx(staged, queue)) !== 1) throw new Error(`could not rename ${staged} to ${queue}`);
       return at;
     },
-    stored: celeryResultCount(worker, ids, await worker.dbsize()),
-    close: async () => {
-      staging.disconnect();
-      worker.disconnect();
-    },
+    stored: celeryResultCount(redis, ids, await redis.dbsize()),
+    close: async () => redis.disconnect(),
   };
 }
 
 /** Latency probes whose results are heard on their celery-task-meta-<id> channel, subscribed before each send. */
 async function probeByChannel(n: number, send: (id: string, sentAt: number) => void): Promise<number[]> {
-  const subscriber = new Redis({ ...REDIS, db: DB.worker });
+  const subscriber = new Redis({ ...REDIS, db: DB });
   let waiting: ((payload: string) => void) | undefined;
   subscriber.on('message', (_channel: string, payload: string) => waiting?.(payload));
   try {
@@ -253,10 +259,10 @@ async function probeByChannel(n: number, send: (id: string, sentAt: number) => v
 
 function celeriacRedis(): System {
   const queue = uniqueQueue('celeriac');
-  const url = redisUrl(DB.worker);
+  const url = redisUrl(DB);
   return {
     name: 'celeriac',
-    reset: () => flush(DB.worker, DB.staging),
+    reset: () => flush(DB),
     worker: (c) => celeriacSpec('redis', url, url, queue, c),
     stage: (n) => stageCeleryFormat(queue, n),
     bulk: (n) => celeriacBulk(url, queue, n),
@@ -288,16 +294,16 @@ async function celeriacLatency(broker: string, queue: string, n: number, backend
 
 function celeryNodeRedis(): System {
   const queue = uniqueQueue('celery-node');
-  const url = redisUrl(DB.worker);
+  const url = redisUrl(DB);
   return {
     name: `celery-node ${celeryNodeVersion()}`,
-    reset: () => flush(DB.worker, DB.staging),
+    reset: () => flush(DB),
     worker: () => nodeSpec('celery-node', './peers/celery-node-worker.mjs', [url, url, queue]),
     stage: (n) => stageCeleryFormat(queue, n),
     // No bulk send: applyAsync in a loop (sends are not awaitable), timed until the list holds all n.
     bulk: (n) =>
       withCeleryNodeClient(url, url, queue, (client) =>
-        withRedis(DB.worker, async (redis) => {
+        withRedis(DB, async (redis) => {
           const noop = client.createTask('bench.noop');
           return rate(n, async () => {
             for (let i = 0; i < n; i++) noop.applyAsync([]);
@@ -328,14 +334,14 @@ async function withCeleryNodeClient<T>(broker: string, backend: string, queue: s
 
 function bullmq(): System {
   const name = uniqueQueue('bullmq').replaceAll('.', '-');
-  const connection = { ...REDIS, db: DB.worker };
+  const connection = { ...REDIS, db: DB };
   const addBulk = async (queue: Queue, n: number): Promise<void> => {
     for (let i = 0; i < n; i += SIZES.batch) await queue.addBulk(Array.from({ length: Math.min(SIZES.batch, n - i) }, () => ({ name: 'bench.noop', data: {} })));
   };
   return {
     name: `BullMQ ${version('bullmq')}`,
-    reset: () => flush(DB.worker),
-    worker: (c) => nodeSpec(`BullMQ -c ${c}`, './peers/bullmq-worker.mjs', [name, String(DB.worker), String(c)]),
+    reset: () => flush(DB),
+    worker: (c) => nodeSpec(`BullMQ -c ${c}`, './peers/bullmq-worker.mjs', [name, String(DB), String(c)]),
     async stage(n) {
       const queue = new Queue(name, { connection });
       await queue.pause();
@@ -377,12 +383,14 @@ function bullmq(): System {
 // ---------------------------------------------------------------------------------------------
 // Bee-Queue: jobs in the bq:<name>:jobs hash, ids in the waiting list, succeeded ids in a set
 // (its results are not stored: they go out in the succeeded event). Staged like Celery's lists:
-// saved in the staging db, the hash then the list moved into the worker's db.
+// saved under another key prefix, the hash and the id counter then the waiting list renamed into place.
+
+const STAGED = 'bqstaged';
 
 function beeQueue(): System {
   const name = uniqueQueue('bee-queue');
-  const key = (suffix: string): string => `bq:${name}:${suffix}`;
-  const client = (db: number, getEvents = false): BeeQueue => new BeeQueue(name, { redis: { ...REDIS, db }, isWorker: false, getEvents });
+  const key = (suffix: string, prefix = 'bq'): string => `${prefix}:${name}:${suffix}`;
+  const client = (prefix = 'bq', getEvents = false): BeeQueue => new BeeQueue(name, { redis: { ...REDIS, db: DB }, prefix, isWorker: false, getEvents });
   const saveAll = async (queue: BeeQueue, n: number): Promise<void> => {
     for (let i = 0; i < n; i += SIZES.batch) {
       const errors = await queue.saveAll(Array.from({ length: Math.min(SIZES.batch, n - i) }, () => queue.createJob({})));
@@ -399,34 +407,31 @@ function beeQueue(): System {
   };
   return {
     name: `Bee-Queue ${version('bee-queue')}`,
-    reset: () => flush(DB.worker, DB.staging),
-    worker: (c) => nodeSpec(`Bee-Queue -c ${c}`, './peers/bee-queue-worker.mjs', [name, String(DB.worker), String(c)]),
+    reset: () => flush(DB),
+    worker: (c) => nodeSpec(`Bee-Queue -c ${c}`, './peers/bee-queue-worker.mjs', [name, String(DB), String(c)]),
     async stage(n) {
-      await flush(DB.staging);
-      await withClient(client(DB.staging), (queue) => saveAll(queue, n));
-      const staging = new Redis({ ...REDIS, db: DB.staging });
-      const worker = new Redis({ ...REDIS, db: DB.worker });
-      await worker.del(key('jobs'), key('succeeded'), key('id')); // the warm-up's, the worker idle
-      for (const suffix of ['jobs', 'id']) {
-        // The id counter too: jobs saved later in the worker's db must not reuse these ids.
-        if ((await staging.move(key(suffix), DB.worker)) !== 1) throw new Error(`could not move ${key(suffix)} into db ${DB.worker}`);
-      }
+      const redis = new Redis({ ...REDIS, db: DB });
+      const renamed = async (suffix: string): Promise<void> => {
+        if ((await redis.renamenx(key(suffix, STAGED), key(suffix))) !== 1) throw new Error(`could not rename ${key(suffix, STAGED)} to ${key(suffix)}`);
+      };
+      await redis.del(...['jobs', 'id', 'waiting'].map((suffix) => key(suffix, STAGED)));
+      await withClient(client(STAGED), (queue) => saveAll(queue, n));
+      await redis.del(key('jobs'), key('succeeded'), key('id')); // the warm-up's, the worker idle
+      await renamed('jobs');
+      await renamed('id'); // the counter too: jobs saved later must not reuse these ids
       return {
         async release() {
           const at = performance.now();
-          if ((await staging.move(key('waiting'), DB.worker)) !== 1) throw new Error(`could not move ${key('waiting')} into db ${DB.worker}`);
+          await renamed('waiting');
           return at;
         },
-        stored: () => worker.scard(key('succeeded')),
-        close: async () => {
-      staging.disconnect();
-      worker.disconnect();
-    },
+        stored: () => redis.scard(key('succeeded')),
+        close: async () => redis.disconnect(),
       };
     },
-    bulk: (n) => withClient(client(DB.worker), (queue) => rate(n, () => saveAll(queue, n))),
+    bulk: (n) => withClient(client(), (queue) => rate(n, () => saveAll(queue, n))),
     latency: (n) =>
-      withClient(client(DB.worker, true), async (queue) => {
+      withClient(client('bq', true), async (queue) => {
         const results = new Arrivals<number>();
         queue.on('job succeeded', (id: string, result: number) => results.put(id, result));
         return probeLoop(n, async () => {
@@ -466,7 +471,7 @@ class Arrivals<T> {
 
 function celeriacAmqp(channel: amqp.Channel): System {
   const queue = uniqueQueue('celeriac-amqp');
-  const backend = redisUrl(DB.worker);
+  const backend = redisUrl(DB);
   return {
     name: 'celeriac',
     reset: () => resetAmqp(channel, queue),
@@ -478,7 +483,7 @@ function celeriacAmqp(channel: amqp.Channel): System {
 
 function celeryNodeAmqp(channel: amqp.Channel): System {
   const queue = uniqueQueue('celery-node-amqp');
-  const backend = redisUrl(DB.worker);
+  const backend = redisUrl(DB);
   return {
     name: `celery-node ${celeryNodeVersion()}`,
     reset: () => resetAmqp(channel, queue),
@@ -490,12 +495,12 @@ function celeryNodeAmqp(channel: amqp.Channel): System {
 
 async function resetAmqp(channel: amqp.Channel, queue: string): Promise<void> {
   await channel.deleteQueue(queue);
-  await flush(DB.worker);
+  await flush(DB);
 }
 
 /** n no-ops sent to the queue now (a worker consumes them as they come); "release" does nothing. */
 async function fillAmqp(queue: string, n: number): Promise<Staged> {
-  const results = new Redis({ ...REDIS, db: DB.worker });
+  const results = new Redis({ ...REDIS, db: DB });
   const base = await results.dbsize();
   const ids = await celeriacSend(AMQP_URL, queue, n);
   return { release: async () => performance.now(), stored: celeryResultCount(results, ids, base), close: async () => results.disconnect() };
@@ -637,8 +642,8 @@ async function measureSqlite(system: System): Promise<void> {
 async function measureTsModule(): Promise<void> {
   const queue = uniqueQueue('celeriac-ts');
   await celeriacSqlite().reset();
-  await flush(DB.worker);
-  const targets = { sqlite: SQLITE_URL, redis: redisUrl(DB.worker) };
+  await flush(DB);
+  const targets = { sqlite: SQLITE_URL, redis: redisUrl(DB) };
   const rss = await Promise.all(
     Object.entries(targets).map(async ([label, url]) => {
       const worker = new WorkerProcess(celeriacSpec(`${label}-ts`, url, url, queue, 10, path('./noop-tasks.ts')));
@@ -761,16 +766,17 @@ celeriac \`node bin/celeriac.js worker -A bench/peers/celeriac-tasks.js --broker
 **Drains.** Each worker is warmed up first: ${n(SIZES.warmUp)} no-ops through the same path, its boot included there and not
 in any clock. Then ${n(SIZES.tasks)} no-ops are prepared where the worker cannot see them and shown to it at once, and the clock
 runs from that instant until every result is stored, polled every 5 ms:
-- celeriac and celery-node (Celery's format): sent by this script with celeriac's \`delayMany\` to the queue's list in the
-  staging db ${DB.staging}, then moved into the worker's db ${DB.worker} with one \`MOVE\`, which wakes a worker blocked on the list; stored =
+- celeriac and celery-node (Celery's format): sent by this script with celeriac's \`delayMany\` to the list \`<queue>.staged\`,
+  then renamed to the queue's list with one \`RENAMENX\`, which wakes a worker blocked on it; stored =
   \`celery-task-meta-<id>\` keys (\`DBSIZE\` growth, then one \`EXISTS\` over all ${n(SIZES.tasks)} ids near the end, so it is exact);
 - BullMQ: \`queue.pause()\`, \`addBulk\`, clock, \`queue.resume()\`; stored = the completed set with return values (\`ZCARD\`);
-- Bee-Queue: \`saveAll\` in the staging db, the job hash moved into the worker's db, clock, the waiting list moved; stored = the
+- Bee-Queue: \`saveAll\` under the key prefix \`bqstaged\`, its job hash and id counter renamed to \`bq:\`'s, clock, the waiting list
+  renamed; stored = the
   \`succeeded\` set (\`SCARD\`, written in the same MULTI as the job; Bee-Queue sends results in its succeeded event, it does not
   keep them);
 - RabbitMQ: there is no way to show a filled queue to a running worker at once, so the queue is filled (celeriac's
   \`delayMany\`, Celery protocol 2, which celery-node reads), the worker started, and the clock runs from its first stored
-  result (in Redis db ${DB.worker}) to the last: tasks after the first over that time. The worker's boot is left out, its warm-up too;
+  result (in Redis db ${DB}) to the last: tasks after the first over that time. The worker's boot is left out, its warm-up too;
 - SQLite: one file (\`${SQLITE_URL.replace(String(process.pid), '<pid>')}\`), the worker and this script two processes on it. Sent under another
   queue name, renamed in one \`UPDATE\` (the clock starts at its commit; the worker's change watcher wakes on it); stored =
   rows of \`celeriac_results\`.
@@ -779,8 +785,9 @@ Before each clocked drain and latency run the script waits until the machine has
 ${QUIET.maxSeconds} s); the cores the rest of the machine used during each drain are listed, so a disturbed round shows.
 
 **Latency**: a fresh worker at c=1 (celery-node: its only setting), warmed up, idle; ${SIZES.probes} probes one at a time, 2 ms apart,
-each through the system's own client, carrying its send time (\`performance.timeOrigin + performance.now()\`, taken just
-before the send call); the task computes the same clock at its start and returns the difference; p50 and p99 per round.
+each through the system's own client, carrying its send time (\`process.hrtime\`, CLOCK_MONOTONIC, which all processes share, taken just
+before the send call; not \`performance.timeOrigin + performance.now()\`, whose origin is the wall clock read at each process's
+start and drifted between processes here); the task reads the same clock at its start and returns the difference; p50 and p99 per round.
 Results come back by the system's own means (celeriac: \`get()\`; BullMQ: \`waitUntilFinished\`; Bee-Queue: its succeeded
 event; celery-node: the result's \`celery-task-meta-<id>\` channel, subscribed before the send, since its \`get()\` polls
 every 500 ms).
@@ -792,11 +799,11 @@ the list holds all of them.
 **Memory**: idle RSS is the c=50 worker's \`VmRSS\` (process tree; every worker here is one process) ${IDLE.rss} s after its warm-up,
 before the drain; peak is its \`VmHWM\` read after the c=50 drain: the most it ever held, boot and warm-up included.
 
-### Redis (db ${DB.worker}, staging db ${DB.staging})
+### Redis (db ${DB}: every worker and its staged tasks, flushed before each worker starts)
 
 ${redisTables(names)}
 
-### RabbitMQ (\`${AMQP_URL}\`, results in Redis db ${DB.worker})
+### RabbitMQ (\`${AMQP_URL}\`, results in Redis db ${DB})
 
 celeriac's worker acks late (after the task, its default); celery-node acks on receipt, takes messages with no prefetch limit, and
 its worker and client run with amqplib's \`noDelay\` (TCP_NODELAY). Latency at c=1 for celeriac, celery-node unbounded.
@@ -815,7 +822,7 @@ ${table(['system', 'drain c=50', 'enqueue→start p50', 'p99', 'idle worker CPU'
 \`node bin/celeriac.js worker -A bench/noop-tasks.ts\` (celeriac compiles the module itself), default concurrency, after one task
 and ${IDLE.tsModule} s idle: \`VmRSS\` of the process tree. Both workers run at once.
 
-${table(['worker', 'SQLite', `Redis (db ${DB.worker})`], [tsRow])}
+${table(['worker', 'SQLite', `Redis (db ${DB})`], [tsRow])}
 
 ### Targets (issue 14)
 
@@ -874,7 +881,7 @@ export async function runSeparateBench(): Promise<void> {
     for (const system of amqpSystems) await system.reset().catch((error: unknown) => console.error('could not delete a queue:', error));
     await channel.close().catch(() => undefined);
     await connection.close().catch(() => undefined);
-    await flush(DB.worker, DB.staging).catch((error: unknown) => console.error('could not flush the dbs:', error));
+    await flush(DB).catch((error: unknown) => console.error('could not flush the dbs:', error));
     await sqlite.reset();
   }
 }
