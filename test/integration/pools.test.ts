@@ -2,7 +2,8 @@
  * The worker's pools, as users run them: `celeriac worker -P event|threads|processes` in its
  * own process on the TypeScript fixture module (no build step), driven from this process over
  * SQLite. The same scenarios run on every pool; then what only threads and processes can do:
- * stop a busy loop, survive a dying slot, replace slots, grow and shrink.
+ * stop a busy loop, survive a dying slot, replace slots, grow and shrink, and queue short runs
+ * in a slot (started, limited, cancelled and given back run by run).
  */
 import { randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -204,6 +205,59 @@ describe.each(['threads', 'processes'] as const)('the %s pool stops what the eve
     expect(Date.now() - started).toBeLessThan(4_400); // three at once, not one after another
     await worker.waitFor(`the ${pool} pool grows to`);
     await worker.waitFor(`the ${pool} pool shrinks to 1`, 10_000);
+  });
+});
+
+describe.each(['threads', 'processes'] as const)('the %s pool queues runs in a slot while tasks are short', (pool) => {
+  let h: ReturnType<typeof harness>;
+  afterEach(() => h.close());
+
+  /** A worker of one slot that has run enough quick tasks to hand that slot several runs at once. */
+  async function warmWorker(): Promise<WorkerProcess> {
+    h = harness();
+    const worker = await h.start(['-P', pool, '-c', '1', '--prefetch', '8']);
+    await gather(Array.from({ length: 40 }, () => send<number>(h.app, 'pool.add', [1, 1])), WAIT);
+    return worker;
+  }
+
+  const slot = (where: Where): number => (pool === 'processes' ? where.pid : where.thread);
+
+  it('counts the hard time limit of a queued run from its start', async () => {
+    await warmWorker();
+    const sleepers = [1, 2, 3].map(() => send<number>(h.app, 'pool.sleep', [600], { timeLimit: 1 }));
+    expect(await gather(sleepers, WAIT)).toEqual([600, 600, 600]);
+  });
+
+  it('stores STARTED for a queued run when it starts, not when its slot was handed it', async () => {
+    await warmWorker();
+    const [first, second] = [1, 2].map(() => send<number>(h.app, 'pool.sleep-tracked', [1_000]));
+    await until(async () => (await first!.state()) === 'STARTED', 10_000, 'the first run STARTED');
+    await new Promise((resolve) => setTimeout(resolve, 300)); // fixed wait: the second run reaches the slot meanwhile; no event reaches this process
+    expect(await second!.state()).toBe('PENDING');
+    await until(async () => (await second!.state()) === 'STARTED', 10_000, 'the second run STARTED');
+    expect(await gather([first!, second!], WAIT)).toEqual([1_000, 1_000]);
+  });
+
+  it('cancels a queued run revoked with terminate in its slot, which goes on running the task ahead of it', async () => {
+    await warmWorker();
+    const before = await send<Where>(h.app, 'pool.where').get(WAIT);
+    const running = send<number>(h.app, 'pool.sleep-tracked', [1_500]);
+    const queued = send<number>(h.app, 'pool.add', [1, 2]);
+    await until(async () => (await running.state()) === 'STARTED', 10_000, 'the first run STARTED');
+    await new Promise((resolve) => setTimeout(resolve, 300)); // fixed wait: the queued run reaches the slot meanwhile
+    await queued.revoke({ terminate: true });
+    await expect(queued.get(WAIT)).rejects.toThrow(/terminated/);
+    expect(await queued.state()).toBe('REVOKED');
+    expect(await running.get(WAIT)).toBe(1_500); // its slot was not killed
+    expect(slot(await send<Where>(h.app, 'pool.where').get(WAIT))).toBe(slot(before));
+  });
+
+  it('runs the queued runs of a slot that died in another slot, without failing them', async () => {
+    await warmWorker();
+    const dying = send(h.app, 'pool.exit', [3]);
+    const queued = [1, 2, 3].map((n) => send<number>(h.app, 'pool.add', [n, n]));
+    await expect(dying.get(WAIT)).rejects.toThrow(/WorkerLostError: .*exited prematurely \(exit code 3\)/);
+    expect(await gather(queued, WAIT)).toEqual([2, 4, 6]);
   });
 });
 

@@ -91,6 +91,7 @@ function pump(): void {
 }
 
 function start(order: RunOrder): void {
+  const startedAt = performance.now();
   let message: TransportMessage;
   let request: TaskMessage;
   let task: Task<never, unknown>;
@@ -105,30 +106,30 @@ function start(order: RunOrder): void {
     fitted = fitArguments(task, request.args, request.kwargs);
   } catch (error) {
     // Checked by the worker before it was sent here; only a module that differs gets here.
-    end(order.run, undefined, { kind: 'threw', error, retry: null, children: [] });
+    end(order.run, startedAt, undefined, { kind: 'threw', error, retry: null, children: [] });
     return;
   }
   const schema = task.options.schema as StandardSchema<unknown, unknown[]> | undefined;
   if (!schema) {
-    execute(order, message, request, task, fitted.args, fitted.kwargs);
+    execute(order, startedAt, message, request, task, fitted.args, fitted.kwargs);
     return;
   }
   current = { order };
   parseArguments(task.name, schema, fitted.args).then(
     (args) => {
       current = null;
-      execute(order, message, request, task, args, fitted.kwargs);
+      execute(order, startedAt, message, request, task, args, fitted.kwargs);
       pump();
     },
     (error: unknown) => {
       current = null;
-      end(order.run, request.id, { kind: 'threw', error, retry: null, children: [] });
+      end(order.run, startedAt, request.id, { kind: 'threw', error, retry: null, children: [] });
       pump();
     },
   );
 }
 
-function execute(order: RunOrder, message: TransportMessage, request: TaskMessage, task: Task<never, unknown>, args: unknown[], kwargs: Readonly<Record<string, unknown>>): void {
+function execute(order: RunOrder, startedAt: number, message: TransportMessage, request: TaskMessage, task: Task<never, unknown>, args: unknown[], kwargs: Readonly<Record<string, unknown>>): void {
   const { run } = order;
   const execution = executor!.run({
     request,
@@ -144,14 +145,14 @@ function execute(order: RunOrder, message: TransportMessage, request: TaskMessag
     },
   });
   if (execution.immediate) {
-    end(run, request.id, execution.immediate);
+    end(run, startedAt, request.id, execution.immediate);
     return;
   }
   current = { order, execution };
   for (const cause of order.aborts ?? []) execution.signal(abortReason(cause));
   void execution.outcome.then((outcome) => {
     current = null;
-    end(run, request.id, outcome);
+    end(run, startedAt, request.id, outcome);
     pump();
   });
 }
@@ -171,12 +172,13 @@ function cancel(run: number): void {
   const index = queue.findIndex((queued) => queued.run === run);
   if (index === -1) return;
   queue.splice(index, 1);
-  ended.push({ run, cancelled: true });
+  ended.push({ run, ms: 0, cancelled: true });
 }
 
-/** Records how a run ended, with its children and trace, for the next report. */
-function end(run: number, taskId: string | undefined, outcome: RunOutcome): void {
-  const report = { run, ...encodeOutcome(outcome) } as EndedRun;
+/** Records how a run that started at `startedAt` ended, with its children and trace, for the next report. */
+function end(run: number, startedAt: number, taskId: string | undefined, outcome: RunOutcome): void {
+  const ms = Math.round((performance.now() - startedAt) * 1000) / 1000;
+  const report = { run, ms, ...encodeOutcome(outcome) } as EndedRun;
   if (outcome.children.length > 0) report.children = outcome.children;
   const trace = taskId === undefined ? undefined : app!.runTrace(taskId);
   if (trace) report.trace = trace;

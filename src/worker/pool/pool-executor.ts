@@ -49,8 +49,8 @@ interface PoolRun {
   readonly settle: (outcome: RunOutcome) => void;
   /** The slot it was handed to. */
   slot?: SlotState | undefined;
-  /** When its slot started it (`performance.now()`); unset while it waits. */
-  startedAt?: number;
+  /** Its slot started it (it is the first of that slot's runs). */
+  started: boolean;
   /** Set when the pool ends the run itself (terminate): cancelled if queued, else its slot's death is expected. */
   stoppedWith?: Error;
   /** Signals fired so far: a slot it is handed to (again) fires them as it starts. */
@@ -101,7 +101,7 @@ export class PoolExecutor implements Executor {
   #restartTimer: NodeJS.Timeout | undefined;
   #autoscaled: boolean;
   readonly #exited = new Map<SlotState, () => void>();
-  /** Recent time per run, start to end as the pool sees them, in ms; it starts at one run per slot. */
+  /** Recent time per run in its slot, in ms; it starts at one run per slot. */
   #runMs = QUEUE_BUDGET_MS;
   #handOutDue = false;
 
@@ -183,6 +183,7 @@ export class PoolExecutor implements Executor {
     const run: PoolRun = {
       id: this.#nextRunId++,
       request,
+      started: false,
       aborts: [],
       settle: (result) => {
         if (!this.#runs.delete(run)) return;
@@ -289,19 +290,18 @@ export class PoolExecutor implements Executor {
         continue;
       }
       state.tasksRun++;
-      this.#runMs += RUN_TIME_WEIGHT * (performance.now() - (run.startedAt ?? performance.now()) - this.#runMs);
+      this.#runMs += RUN_TIME_WEIGHT * (report.ms - this.#runMs);
       run.settle({ ...decodeOutcome(run, report), trace: report.trace });
       if (index === 0) this.#startNext(state);
     }
     if (state.runs.length === 0) state.idleSince = Date.now();
     const { maxTasksPerChild, maxMemoryPerChild } = this.options;
-    if (maxTasksPerChild !== null && state.tasksRun >= maxTasksPerChild) {
+    if (!state.retiring && maxTasksPerChild !== null && state.tasksRun >= maxTasksPerChild) {
       this.#retire(state, `after ${state.tasksRun} tasks (max tasks per child)`);
-    } else if (maxMemoryPerChild !== null && memoryKiB !== null && memoryKiB > maxMemoryPerChild) {
+    } else if (!state.retiring && maxMemoryPerChild !== null && memoryKiB !== null && memoryKiB > maxMemoryPerChild) {
       this.#retire(state, `using ${memoryKiB} KiB, over the limit of ${maxMemoryPerChild} KiB (max memory per child)`);
-    } else if (state.retiring && state.runs.length === 0) {
-      void this.#exit(state);
     }
+    if (state.retiring && state.runs.length === 0) void this.#exit(state);
     // A run terminated while queued, which its slot started before hearing the cancel.
     if (state.runs[0]?.stoppedWith && !state.exiting) this.#kill(state);
     this.#dispatch();
@@ -310,8 +310,8 @@ export class PoolExecutor implements Executor {
   /** The slot's first run has started (its slot runs them in order). */
   #startNext(state: SlotState): void {
     const run = state.runs[0];
-    if (!run || run.startedAt !== undefined) return;
-    run.startedAt = performance.now();
+    if (!run || run.started) return;
+    run.started = true;
     run.request.onStart();
   }
 
@@ -446,7 +446,7 @@ export class PoolExecutor implements Executor {
       return;
     }
     run.stoppedWith = reason;
-    if (run.startedAt === undefined) run.slot.slot.post({ type: 'cancel', run: run.id });
+    if (!run.started) run.slot.slot.post({ type: 'cancel', run: run.id });
     else this.#kill(run.slot);
   }
 
@@ -456,12 +456,10 @@ export class PoolExecutor implements Executor {
     state.slot.kill();
   }
 
-  /** Takes no more runs into `state`; it exits once those it holds have ended. */
+  /** Takes no more runs into `state`: it exits once those it holds have ended. */
   #retire(state: SlotState, why: string): void {
-    if (state.retiring) return;
     this.options.logger.info(`replacing ${this.#slotKind} ${state.slot.id} of the ${this.kind} pool ${why}`);
     state.retiring = true;
-    if (state.runs.length === 0) void this.#exit(state);
   }
 
   /** Slots above `min` idle longer than the keepalive go. */

@@ -36,8 +36,8 @@ export interface ThrownError {
   retry: { reason: ExceptionDict | null; reasonTraceback: string | null; countdown: number } | null;
 }
 
-/** How a run a slot received ended there. */
-export type EndedRun = { run: number; children?: ResultTuple[]; trace?: Record<string, string> } & (
+/** How a run a slot received ended there; `ms`, how long it ran there. */
+export type EndedRun = { run: number; ms: number; children?: ResultTuple[]; trace?: Record<string, string> } & (
   | { result: string }
   | { error: ThrownError }
   /** Cancelled before it started (terminate of a queued run). */
