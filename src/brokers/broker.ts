@@ -77,12 +77,25 @@ export interface Delivery {
   reject(requeue: boolean): Promise<void>;
   /** Move it aside to the broker's dead-letter place, recording why. */
   deadLetter(reason: string): Promise<void>;
+  /**
+   * Hand it back to the broker, in one step, to be delivered again at `notBefore` (ms since the
+   * epoch): an ETA task far off then waits in the broker, not in the worker's memory. Brokers
+   * whose publishes cannot carry a delay without changing what other clients see (Redis, whose
+   * Python workers expect ETA tasks in the queue) offer this instead of
+   * {@link BrokerCapabilities.delayedDelivery}.
+   */
+  postpone?(notBefore: number): Promise<void>;
 }
 
 /** Options for {@link Broker.consume}. */
 export interface ConsumeOptions {
   /** At most this many deliveries are unsettled at once. */
   prefetch: number;
+  /**
+   * How many deliveries the caller runs at once; the rest of the prefetch waits in its memory.
+   * A broker may refill in batches while those waiting last. Default: the prefetch.
+   */
+  concurrency?: number;
 }
 
 /** A running consumer. */

@@ -43,11 +43,16 @@ export abstract class OnceSettledDelivery implements Delivery {
   /** Called once the delivery is done with, after `settle` succeeded or failed. */
   protected abstract done(): void;
 
-  async #settleOnce(settlement: Settlement): Promise<void> {
+  #settleOnce(settlement: Settlement): Promise<void> {
+    return this.settleOnceBy(() => this.settle(settlement));
+  }
+
+  /** Settles by a broker's own means (a Redis postpone), unless the delivery is settled already. */
+  protected async settleOnceBy(action: () => Promise<void> | void): Promise<void> {
     if (this.#settled) return;
     this.#settled = true;
     try {
-      await this.settle(settlement);
+      await action();
     } finally {
       this.done();
     }

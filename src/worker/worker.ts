@@ -6,7 +6,7 @@
  */
 import type { Clock, ClockTimer } from '../clock.js';
 import type { ResultBackend, ResultTuple } from '../backends/backend.js';
-import type { Broker, Consumer, Delivery } from '../brokers/broker.js';
+import type { Broker, ConsumeOptions, Consumer, Delivery } from '../brokers/broker.js';
 import { ConfigurationError, describeError, EncodeError, InvalidArguments, NotRegistered, ProtocolError, SoftTimeLimitExceeded, TaskRevokedError, TimeLimitExceeded, type RevokeReason } from '../errors.js';
 import { TypedEmitter, type RejectReason, type WorkerEventMap } from '../events.js';
 import { createLogger } from '../logger.js';
@@ -201,9 +201,11 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       logger: this.options.logger,
     });
     await this.#remote.start();
-    this.#consumer = await this.#broker.consume(this.options.queues, (delivery) => this.#onDelivery(delivery), {
-      prefetch: this.options.prefetch,
-    });
+    this.#consumer = await this.#broker.consume(this.options.queues, (delivery) => this.#onDelivery(delivery), this.#consumeOptions(this.options.prefetch));
+  }
+
+  #consumeOptions(prefetch: number): ConsumeOptions {
+    return { prefetch, concurrency: this.options.concurrency };
   }
 
   /** A task limited across every worker needs a broker that can keep the shared rate. */
@@ -375,12 +377,17 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   }
 
   /**
-   * An ETA in the future: the broker holds it if it can, unless it is due within
-   * {@link ETA_HOLD_MS}; otherwise this worker does.
+   * An ETA in the future: the broker holds it if it can (a publish with a delay, or a postpone
+   * of the delivery), unless it is due within {@link ETA_HOLD_MS}; otherwise this worker does.
    */
   #defer(delivery: Delivery, request: TaskMessage): void {
     const eta = request.eta!.getTime();
-    if (this.#broker.capabilities.delayedDelivery && eta - this.#clock.now() > ETA_HOLD_MS) {
+    const farOff = eta - this.#clock.now() > ETA_HOLD_MS;
+    if (farOff && delivery.postpone) {
+      this.#settle(delivery.postpone(eta), 'handing an ETA task to the broker');
+      return;
+    }
+    if (farOff && this.#broker.capabilities.delayedDelivery) {
       const republish = this.#broker
         .publish(delivery.queue, delivery.message, {
           notBefore: eta,
@@ -703,7 +710,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   /** Starts consuming one more queue (`add_consumer`); false when it already does. */
   async #addConsumer(queue: string): Promise<boolean> {
     if (this.options.queues.includes(queue) || this.#addedConsumers.has(queue) || this.#state !== 'running') return false;
-    this.#addedConsumers.set(queue, await this.#broker.consume([queue], (delivery) => this.#onDelivery(delivery), { prefetch: this.options.prefetch }));
+    this.#addedConsumers.set(queue, await this.#broker.consume([queue], (delivery) => this.#onDelivery(delivery), this.#consumeOptions(this.options.prefetch)));
     this.options.logger.info(`now consuming from ${queue}`);
     return true;
   }
@@ -718,7 +725,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       const remaining = this.options.queues.filter((name) => name !== queue);
       const previous = this.#consumer;
       this.options.queues = remaining;
-      this.#consumer = remaining.length > 0 ? await this.#broker.consume(remaining, (delivery) => this.#onDelivery(delivery), { prefetch: this.#prefetch }) : undefined;
+      this.#consumer = remaining.length > 0 ? await this.#broker.consume(remaining, (delivery) => this.#onDelivery(delivery), this.#consumeOptions(this.#prefetch)) : undefined;
       await previous?.cancel();
     } else {
       return false;

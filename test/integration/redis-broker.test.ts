@@ -100,6 +100,95 @@ describe('RedisBroker on kombu\'s layout', () => {
     await consumer.cancel();
   });
 
+  it('refills a small prefetch four at a time while tasks wait in the worker, and a slot at once when none do', async () => {
+    const refills = async (prefetch: number, concurrency: number, acks: number[]): Promise<number[]> => {
+      const queue = `small-${randomUUID()}`;
+      const b = (await broker()) as RedisBroker;
+      await b.publishMany(Array.from({ length: 20 }, () => ({ queue, message: message(app, 'x.task') })));
+      const asked: number[] = [];
+      const take = b.take.bind(b);
+      b.take = (queues, limit, held) => (asked.push(limit), take(queues, limit, held));
+      const got: Delivery[] = [];
+      const consumer = await b.consume([queue], (d) => got.push(d), { prefetch, concurrency });
+      await until(() => got.length === prefetch);
+      for (const count of acks) {
+        const before = asked.length;
+        await Promise.all(got.splice(0, count).map((d) => d.ack()));
+        await new Promise((resolve) => setTimeout(resolve, 50)); // fixed: a window for a take that must (or must not) come
+        asked.push(-(asked.length - before)); // marks how many takes followed these acks
+      }
+      await consumer.cancel();
+      await Promise.all(got.map((d) => d.ack()));
+      return asked;
+    };
+    // Concurrency 1, prefetch 4: one ack leaves three waiting in the worker, so no take; four acks, one take of four.
+    expect(await refills(4, 1, [1, 3])).toEqual([4, -0, 4, -1]);
+    // Concurrency 2, prefetch 2: nothing waits in the worker, so a freed slot is refilled at once.
+    expect(await refills(2, 2, [1])).toEqual([1, 1, 1, -1]);
+  });
+
+  it('hands an idle consumer a message as it arrives, without a take, and records it as unacked and held right after', async () => {
+    const queue = `wake-${randomUUID()}`;
+    const b = (await broker()) as RedisBroker;
+    const takes: number[] = [];
+    const take = b.take.bind(b);
+    b.take = async (queues, limit, held) => {
+      const taken = await take(queues, limit, held);
+      takes.push(taken.length);
+      return taken;
+    };
+    const got: Delivery[] = [];
+    const consumer = await b.consume([queue], (d) => got.push(d), { prefetch: 4 });
+    await until(() => takes.length > 0); // the first take found the queue empty: the consumer now waits
+    const wire = message(app, 'x.woken');
+    await b.publish(queue, wire);
+    await until(() => got.length === 1);
+    expect(takes.every((count) => count === 0)).toBe(true); // no take carried it
+    const tag = (got[0] as unknown as { tag: string }).tag;
+    const id = (consumer as unknown as { id: string }).id;
+    await until(async () => (await raw.hget('unacked', tag)) !== null, 2_000, 'the message to be recorded as unacked');
+    expect(JSON.parse((await raw.hget('unacked', tag))!)[2]).toBe(queue);
+    expect(await raw.sismember(`celeriac.held.${id}`, tag)).toBe(1);
+    expect(await raw.llen(`celeriac.taking.${id}|${queue}`)).toBe(0);
+    await got[0]!.ack();
+    expect(await raw.hget('unacked', tag)).toBeNull();
+    await consumer.cancel();
+  });
+
+  it("gives back what a dead consumer's taking list holds, marked redelivered", async () => {
+    const queue = `taking-${randomUUID()}`;
+    const b = (await broker()) as RedisBroker;
+    await b.publish(queue, message(app, 'x.taken'));
+    // A consumer that died between its BLMOVE and recording the message: no lease, the message in its list.
+    const takingKey = `celeriac.taking.gone:1:${randomUUID().slice(0, 8)}|${queue}`;
+    await raw.lmove(queue, takingKey, 'RIGHT', 'LEFT');
+    await b.restoreVisible();
+    expect(await raw.llen(takingKey)).toBe(0);
+    const envelope = JSON.parse((await raw.lindex(queue, 0))!);
+    expect(envelope.headers).toMatchObject({ task: 'x.taken', redelivered: true });
+  });
+
+  it('reclaims its own taking list: records what it handed out, gives back what it never did', async () => {
+    const queue = `reclaim-${randomUUID()}`;
+    const b = (await broker()) as RedisBroker;
+    await b.publish(queue, message(app, 'x.handed'));
+    await b.publish(queue, message(app, 'x.never'));
+    // Two BLMOVEs whose replies were lost with the connection; the first had been handed out.
+    const id = `me:1:${randomUUID().slice(0, 8)}`;
+    const takingKey = `celeriac.taking.${id}|${queue}`;
+    const handed = JSON.parse((await raw.lmove(queue, takingKey, 'RIGHT', 'LEFT'))!);
+    await raw.lmove(queue, takingKey, 'RIGHT', 'LEFT');
+    const tag = handed.properties.delivery_tag as string;
+    expect(await b.reclaim(`celeriac.held.${id}`, new Set([tag]), [takingKey])).toBe(1);
+    expect(await raw.llen(takingKey)).toBe(0);
+    expect(JSON.parse((await raw.hget('unacked', tag))!)[2]).toBe(queue);
+    expect(await raw.sismember(`celeriac.held.${id}`, tag)).toBe(1);
+    expect(JSON.parse((await raw.lindex(queue, 0))!).headers.task).toBe('x.never');
+    await raw.del(`celeriac.held.${id}`);
+    await raw.hdel('unacked', tag);
+    await raw.zrem('unacked_index', tag);
+  });
+
   it('finishes a restore in flight before it closes, so the restore mutex is not left held', async () => {
     const b = await createBroker(URL);
     await b.connect();
@@ -161,6 +250,49 @@ describe('RedisBroker on kombu\'s layout', () => {
     expect(got[0]!.redelivered).toBe(true);
     await got[0]!.ack();
     expect(await raw.exists(owner!)).toBe(0);
+  });
+
+  it('parks an ETA task due in more than a second in Redis, not in the worker, and runs it at its ETA once', async () => {
+    const queue = `parked-${randomUUID()}`;
+    const celeriac = new Celeriac({ broker: URL, backend: URL });
+    opened.push(celeriac);
+    const started: number[] = [];
+    const task = celeriac.task('x.parked', () => started.push(Date.now()));
+    const worker = celeriac.worker({ queues: [queue], logger: createLogger('critical') });
+    await worker.start();
+    opened.unshift({ close: () => worker.stop(1) });
+    const eta = Date.now() + 2_500;
+    const result = task.applyAsync([], { queue, eta: new Date(eta) });
+    await until(async () => (await raw.zcard(`celeriac.delayed.${queue}`)) === 1, 2_000, 'the task to be parked');
+    expect(await raw.llen(queue)).toBe(0);
+    const [member, score] = await raw.zrange(`celeriac.delayed.${queue}`, '0', '0', 'WITHSCORES');
+    expect(await raw.hget('unacked', JSON.parse(member!).properties.delivery_tag)).toBeNull(); // nothing held for it
+    expect(Number(score)).toBe(eta);
+    expect(await result.get({ timeout: 10 })).toBe(1);
+    expect(started[0]).toBeGreaterThanOrEqual(eta);
+    expect(started[0]! - eta).toBeLessThan(500);
+    expect(await raw.zcard(`celeriac.delayed.${queue}`)).toBe(0);
+  });
+
+  it('moves a parked message that comes due back to the head of its queue, whoever parked it', async () => {
+    const queue = `due-${randomUUID()}`;
+    const b = await broker();
+    await b.publish(queue, message(app, 'x.first'));
+    const got: Delivery[] = [];
+    const consumer = await b.consume([queue], (d) => got.push(d), { prefetch: 1 });
+    await until(() => got.length === 1);
+    expect(got[0]!.message.headers['task']).toBe('x.first');
+    // Parked by a worker since gone, due in 300 ms.
+    const stager = `stage-${randomUUID()}`;
+    await b.publish(stager, message(app, 'x.parked'));
+    await raw.zadd(`celeriac.delayed.${queue}`, Date.now() + 300, (await raw.rpop(stager))!);
+    await until(async () => (await raw.llen(queue)) === 1, 2_000, 'the parked message to come due');
+    await got[0]!.ack();
+    await until(() => got.length === 2);
+    expect(got[1]!.message.headers['task']).toBe('x.parked');
+    expect(got[1]!.redelivered).toBe(false);
+    await got[1]!.ack();
+    await consumer.cancel();
   });
 
   it('does not deliver an ETA task twice when it waits longer than the visibility timeout', async () => {

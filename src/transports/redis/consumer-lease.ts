@@ -11,3 +11,23 @@ export const aliveKeyOf = (consumerId: string): string => `celeriac.alive.${cons
 
 /** The set of delivery tags the consumer holds. */
 export const heldKeyOf = (consumerId: string): string => HELD_PREFIX + consumerId;
+
+/**
+ * The list a waiting consumer's blocking `BLMOVE` moves a message into from the queue: the
+ * message is out of the queue and safe there (it belongs to this consumer), and is handed to the
+ * worker at once, without waiting for another round trip; a script then records it as unacked
+ * like any other taken message. What a dead consumer's taking lists still hold goes back to the
+ * queue with its held set. One list per queue, named `celeriac.taking.<consumer id>|<queue>`
+ * (a consumer id never contains `|`).
+ */
+export const TAKING_PREFIX = 'celeriac.taking.';
+
+/** The consumer's taking list for `queue`. */
+export const takingKeyOf = (consumerId: string, queue: string): string => `${TAKING_PREFIX}${consumerId}|${queue}`;
+
+/** The consumer and the queue of a taking list's key, or null for a key of another shape. */
+export function parseTakingKey(key: string): { consumerId: string; queue: string } | null {
+  const bar = key.indexOf('|');
+  if (!key.startsWith(TAKING_PREFIX) || bar < 0) return null;
+  return { consumerId: key.slice(TAKING_PREFIX.length, bar), queue: key.slice(bar + 1) };
+}

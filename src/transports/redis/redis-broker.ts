@@ -4,10 +4,13 @@
  *
  * A consumer takes up to its free prefetch slots in one round trip: a Lua script pops them and
  * records each in `unacked` / `unacked_index` in the same step, so no message is ever out of
- * the queue without being recorded. When nothing waits, the consumer blocks without taking
- * anything: `BLMOVE q q RIGHT RIGHT` (1 s) on each queue's main list returns as soon as a
- * message arrives and leaves it in place, and the script takes it. (Messages in kombu's lower
- * priority lists, 3/6/9, are seen by the script on the next turn, within a second when idle.)
+ * the queue without a record of who holds it. When nothing waits, the consumer blocks on each queue's main
+ * list with `BLMOVE q <its taking list> RIGHT LEFT` (1 s): a message that arrives is moved into a
+ * list of the consumer's own and handed to the worker at once, and a script records it as unacked
+ * in the round trip that follows, so an idle worker starts a task one round trip sooner. What a
+ * dead consumer's taking list holds goes back to the queue with the rest of what it held.
+ * (Messages in kombu's lower priority lists, 3/6/9, are seen by the take script on the next turn,
+ * within a second when idle.)
  * A watchdog reconnects a consumer whose loop stops turning (a half-open connection that never
  * errors), so it keeps consuming after any network failure. Messages a dead consumer held are
  * restored after `visibility_timeout` (default 3600 s) under kombu's `unacked_mutex`, by Python
@@ -49,11 +52,12 @@ import {
 } from './kombu-layout.js';
 import { RedisPidbox } from './pidbox.js';
 import { defineScripts, type ScriptedClient } from './scripts.js';
-import { aliveKeyOf, HELD_PREFIX, heldKeyOf } from './consumer-lease.js';
+import { aliveKeyOf, HELD_PREFIX, heldKeyOf, parseTakingKey, TAKING_PREFIX, takingKeyOf } from './consumer-lease.js';
 import { LeaseKeeper } from '../lease-keeper.js';
 import type { RedisKeeperSettings } from './lease-keeper-thread.js';
 import { RedisRateLimits } from './rate-limits.js';
 import { RedisEvents } from './events.js';
+import { DelayedMessages, delayedKeyOf } from './delayed.js';
 
 /** How often lost messages are looked for: every 10 s, or twice per visibility timeout if shorter. */
 const RESTORE_INTERVAL_MS = 10_000;
@@ -61,6 +65,8 @@ const RESTORE_INTERVAL_MS = 10_000;
 const RENEW_INTERVAL_MS = 5_000;
 const MIN_RENEW_INTERVAL_MS = 50;
 const BLOCK_SECONDS = 1;
+/** A small prefetch is refilled this many at a time, while tasks waiting in the worker last. */
+const MIN_TAKE = 4;
 /**
  * Each celeriac consumer keeps a lease key alive (see consumer-lease.ts); when it lapses (the
  * process died), any celeriac worker gives back what that consumer held at once instead of after
@@ -74,7 +80,10 @@ const DEFAULT_STALL_SECONDS = 15;
 interface Taken {
   queue: string;
   raw: string;
-  tag: string;
+  /** The delivery tag the take script found; read from the message when absent. */
+  tag?: string;
+  /** The taking list a blocking wait moved the message into, still to be recorded as unacked. */
+  takingKey?: string;
 }
 
 /** The Redis broker. */
@@ -95,6 +104,11 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
   readonly #consumers = new Set<RedisConsumer>();
   #restoreTimer: NodeJS.Timeout | undefined;
   #restoring: Promise<number> | undefined;
+  /** ETA tasks postponed until they are due (see delayed.ts). */
+  readonly #delayed = new DelayedMessages(
+    () => this.client,
+    (error) => this.emit('warning', { message: `could not move due ETA tasks back into their queues: ${String(error)}` }),
+  );
   /** Acks of one event-loop turn go to Redis together, one script call per consumer. */
   readonly #acks = new Batcher<string>((held, tags) => this.client.celeriacAck(UNACKED, UNACKED_INDEX, held, ...tags).then(() => undefined));
 
@@ -177,7 +191,7 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
       waiter.on('error', () => undefined);
       return waiter;
     });
-    const consumer = new RedisConsumer(this, waiters, [...queues], onDelivery, options.prefetch, this.#stallMs);
+    const consumer = new RedisConsumer(this, waiters, [...queues], onDelivery, options.prefetch, this.#stallMs, options.concurrency);
     try {
       await this.#keeper.hold(consumer.id);
     } catch (error) {
@@ -185,6 +199,7 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
       throw error;
     }
     this.#consumers.add(consumer);
+    this.#delayed.watch(queues.flatMap(queueKeys));
     const pipeline = this.client.pipeline();
     this.#declare(pipeline, queues);
     await pipeline.exec();
@@ -253,17 +268,42 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
    * @internal Gives back what a consumer holds but was never handed: messages a take recorded
    * while its reply was lost with the connection.
    */
-  async reclaim(held: string, handedOut: ReadonlySet<string>): Promise<number> {
+  async reclaim(held: string, handedOut: ReadonlySet<string>, takingKeys: readonly string[] = []): Promise<number> {
     let restored = 0;
+    for (const key of takingKeys) {
+      const queue = parseTakingKey(key)!.queue;
+      for (const raw of await this.client.lrange(key, 0, -1)) {
+        const tag = tagOf(tryParse(raw));
+        if (tag && handedOut.has(tag)) await this.adopt(key, held, queue, raw, tag);
+        else if ((await this.client.celeriacReturnTaken(key, queueKey(queue, 0), raw, raw)) === 1) restored++;
+      }
+    }
     for (const tag of await this.client.smembers(held)) {
       if (!handedOut.has(tag) && (await this.restoreOne(tag, held))) restored++;
     }
     return restored;
   }
 
+  /**
+   * @internal Parks an unacked message in its list's delayed set until `notBefore` (ms), in one
+   * step; a consumer of the list moves it back then.
+   */
+  async postpone(tag: string, held: string, listKey: string, raw: string, notBefore: number): Promise<void> {
+    await this.client.celeriacPostpone(UNACKED, UNACKED_INDEX, held, delayedKeyOf(listKey), tag, notBefore, raw);
+    this.#delayed.parked(notBefore);
+  }
+
+  /**
+   * @internal Records a message a blocking wait moved into `takingKey` as unacked and held, as a
+   * take does. Resolves false when it was no longer there.
+   */
+  async adopt(takingKey: string, held: string, queue: string, raw: string, tag: string): Promise<boolean> {
+    return (await this.client.celeriacAdopt(takingKey, UNACKED, UNACKED_INDEX, held, nowSeconds(), queue, raw, tag)) === 1;
+  }
+
   /** @internal Stops renewing a consumer's lease; resolves once no renewal of it can follow. */
   async release(consumer: RedisConsumer): Promise<void> {
-    this.#consumers.delete(consumer);
+    if (this.#consumers.delete(consumer)) this.#delayed.unwatch(consumer.queues.flatMap(queueKeys));
     await this.#keeper.release(consumer.id);
   }
 
@@ -309,7 +349,28 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
         await client.del(held);
       }
     } while (cursor !== '0');
-    return restored;
+    return restored + (await this.#returnDeadTakings());
+  }
+
+  /** What dead consumers' taking lists still hold goes back to its queue, marked redelivered. */
+  async #returnDeadTakings(): Promise<number> {
+    const client = this.client;
+    let returned = 0;
+    let cursor = '0';
+    do {
+      const [next, keys] = await client.scan(cursor, 'MATCH', `${TAKING_PREFIX}*`, 'COUNT', 1000);
+      cursor = next;
+      for (const key of keys) {
+        const taking = parseTakingKey(key);
+        if (!taking || (await client.exists(aliveKeyOf(taking.consumerId)))) continue;
+        for (const raw of await client.lrange(key, 0, -1)) {
+          const envelope = tryParse(raw);
+          const list = queueKey(taking.queue, envelope?.properties.priority ?? 0);
+          if ((await client.celeriacReturnTaken(key, list, raw, envelope ? JSON.stringify(markRedelivered(envelope)) : raw)) === 1) returned++;
+        }
+      }
+    } while (cursor !== '0');
+    return returned;
   }
 
   async purge(queue: string): Promise<number> {
@@ -367,6 +428,7 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
     this.#restoreTimer = undefined;
     await this.#restoring?.catch(() => undefined);
     for (const consumer of [...this.#consumers]) await consumer.close();
+    await this.#delayed.close();
     await this.#keeper.close();
     this.#client = undefined;
     await client.quit().catch(() => client.disconnect());
@@ -402,19 +464,27 @@ class RedisConsumer implements Consumer {
    * Takes wait until a quarter of the prefetch is free (at least one slot) and take at most a
    * quarter: a busy consumer refills in batches instead of one round trip per finished task,
    * and its batches stay staggered through take → run → store → ack instead of moving in
-   * lockstep (measured: 11k → 14k tasks/s at concurrency 50, prefetch 200).
+   * lockstep (measured: 11k → 14k tasks/s at concurrency 50, prefetch 200). A small prefetch
+   * waits for {@link MIN_TAKE} free slots while the tasks waiting in the worker last (the
+   * prefetch beyond the concurrency), never while a slot would idle: at concurrency 1 and
+   * prefetch 4, taking one at a time cost 2.7 socket writes per no-op task, taking four 0.8.
    */
   readonly #batch: number;
+  /** Per queue, the list its blocking wait moves a message into (see consumer-lease.ts). */
+  readonly #takingKeys: readonly string[];
 
   constructor(
     readonly broker: RedisBroker,
     private readonly waiters: readonly RedisClient[],
-    private readonly queues: readonly string[],
+    readonly queues: readonly string[],
     private readonly onDelivery: (delivery: Delivery) => void,
     private prefetch: number,
     private readonly stallMs: number,
+    concurrency: number | undefined,
   ) {
-    this.#batch = Math.max(1, Math.floor(prefetch / 4));
+    const waitingInWorker = prefetch - (concurrency ?? prefetch);
+    this.#batch = Math.max(Math.floor(prefetch / 4), Math.min(waitingInWorker + 1, MIN_TAKE), 1);
+    this.#takingKeys = queues.map((queue) => takingKeyOf(this.id, queue));
   }
 
   setPrefetch(count: number): void {
@@ -446,7 +516,9 @@ class RedisConsumer implements Consumer {
       }
       try {
         if (this.#reclaimDue || Date.now() - this.#lastReclaim > RECLAIM_INTERVAL_MS) {
-          await this.broker.reclaim(this.heldKey, new Set([...this.outstanding].map((delivery) => delivery.tag)));
+          // A taking list whose wait is in flight may be about to hand its message out: not now.
+          const idleTakings = this.#takingKeys.filter((_, i) => !this.#waits.has(this.waiters[i]!));
+          await this.broker.reclaim(this.heldKey, new Set([...this.outstanding].map((delivery) => delivery.tag)), idleTakings);
           this.#reclaimDue = false;
           this.#lastReclaim = Date.now();
         }
@@ -461,14 +533,24 @@ class RedisConsumer implements Consumer {
     }
   }
 
-  /** Resolves when a message arrives on any queue's main list, or after BLOCK_SECONDS. */
+  /**
+   * Resolves when a message arrives on any queue's main list, or after BLOCK_SECONDS. The wait
+   * is `BLMOVE` into the queue's taking list: a message that arrives is handed out at once, and
+   * recorded as unacked by the round trip that follows instead of before it.
+   */
   #waitForMessages(): Promise<unknown> {
     return Promise.race(
       this.queues.map((queue, i) => {
         const waiter = this.waiters[i]!;
         let wait = this.#waits.get(waiter);
         if (!wait) {
-          wait = waiter.blmove(queue, queue, 'RIGHT', 'RIGHT', BLOCK_SECONDS).finally(() => this.#waits.delete(waiter));
+          const takingKey = this.#takingKeys[i]!;
+          wait = waiter
+            .blmove(queue, takingKey, 'RIGHT', 'LEFT', BLOCK_SECONDS)
+            .then((raw) => {
+              if (raw !== null) this.#deliver({ queue, raw, takingKey });
+            })
+            .finally(() => this.#waits.delete(waiter));
           this.#waits.set(waiter, wait);
         }
         return wait;
@@ -499,13 +581,29 @@ class RedisConsumer implements Consumer {
 
   #deliver(item: Taken): void {
     const delivery = new RedisDelivery(this, item);
-    if (this.#cancelled) {
+    if (item.takingKey) {
+      if (this.#cancelled) {
+        void this.broker.client.celeriacReturnTaken(item.takingKey, queueKey(item.queue, 0), item.raw, item.raw).catch(() => undefined);
+        return;
+      }
+      // Sent before anything that settles the delivery, on the same connection: Redis runs them in order.
+      this.#adopt(item.takingKey, item.queue, item.raw, delivery.tag);
+    } else if (this.#cancelled) {
       void delivery.reject(true).catch(() => undefined);
       return;
     }
     this.outstanding.add(delivery);
     if (delivery.holdUntil > nowSeconds()) void this.broker.hold(delivery.tag, delivery.holdUntil).catch(() => undefined);
     this.onDelivery(delivery);
+  }
+
+  #adopt(takingKey: string, queue: string, raw: string, tag: string): void {
+    this.broker.adopt(takingKey, this.heldKey, queue, raw, tag).then(
+      (recorded) => {
+        if (!recorded) this.broker.emit('warning', { message: `a message taken from ${queue} by ${this.id} was given back before it was recorded; it may run twice` });
+      },
+      () => (this.#reclaimDue = true), // the next reclaim records it (or gives it back if it never got here)
+    );
   }
 
   settled(delivery: RedisDelivery): void {
@@ -521,7 +619,7 @@ class RedisConsumer implements Consumer {
     this.#retiring ??= (async () => {
       try {
         await this.broker.release(this);
-        await this.broker.reclaim(this.heldKey, new Set());
+        await this.broker.reclaim(this.heldKey, new Set(), this.#takingKeys);
         await this.broker.client.del(this.heldKey, this.aliveKey);
       } catch {
         // the broker closed first: the lease lapses and the held set is swept by others
@@ -556,6 +654,8 @@ class RedisDelivery extends OnceSettledDelivery {
   /** The unacked entry's date in seconds: its ETA when that is later than now. */
   readonly holdUntil: number;
   readonly #raw: string;
+  /** The list it came from (the queue's, or one of its priority lists). */
+  readonly #listKey: string;
 
   constructor(
     private readonly consumer: RedisConsumer,
@@ -563,13 +663,20 @@ class RedisDelivery extends OnceSettledDelivery {
   ) {
     super();
     this.queue = item.queue;
-    this.tag = item.tag;
     this.#raw = item.raw;
-    this.message = parseRaw(item.raw);
+    const envelope = tryParse(item.raw);
+    this.tag = item.tag ?? tagOf(envelope);
+    this.message = messageOf(envelope, item.raw);
+    this.#listKey = queueKey(item.queue, envelope?.properties.priority ?? 0);
     const envelopeRedelivered = (this.message.headers['redelivered'] ?? false) === true;
     this.redelivered = envelopeRedelivered;
     const eta = typeof this.message.headers['eta'] === 'string' ? parseIsoDate(this.message.headers['eta']) : null;
     this.holdUntil = eta ? eta.getTime() / 1000 : 0;
+  }
+
+  postpone(notBefore: number): Promise<void> {
+    const { broker, heldKey } = this.consumer;
+    return this.settleOnceBy(() => broker.postpone(this.tag, heldKey, this.#listKey, this.#raw, notBefore));
   }
 
   protected async settle(settlement: Settlement): Promise<void> {
@@ -612,9 +719,18 @@ function tryParse(raw: string): Envelope | null {
  * aside rather than lost.
  */
 function parseRaw(raw: string): TransportMessage {
-  const envelope = tryParse(raw);
+  return messageOf(tryParse(raw), raw);
+}
+
+function messageOf(envelope: Envelope | null, raw: string): TransportMessage {
   if (envelope && typeof envelope.body === 'string') return fromEnvelope(envelope);
   return { headers: {}, properties: {}, contentType: 'application/json', contentEncoding: 'utf-8', body: Buffer.from(raw, 'utf8') };
+}
+
+/** An envelope's delivery tag, or '' (a message with none is not recorded as unacked). */
+function tagOf(envelope: Envelope | null): string {
+  const tag = envelope?.properties.delivery_tag;
+  return typeof tag === 'string' ? tag : '';
 }
 
 function nowSeconds(): number {

@@ -66,6 +66,50 @@ redis.call('RPUSH', KEYS[3], ARGV[2])
 return 1
 `;
 
+// Records a message a consumer's blocking BLMOVE moved into its taking list as unacked and held,
+// as TAKE records what it pops; a message no longer in the list (recorded already) is left
+// alone. A message without a tag is only removed: the worker refuses it.
+// KEYS: taking list, unacked, unacked_index, held. ARGV: now (s), queue, raw message, tag.
+const ADOPT = `
+if redis.call('LREM', KEYS[1], 1, ARGV[3]) == 0 then return 0 end
+if ARGV[4] == '' then return 1 end
+redis.call('HSET', KEYS[2], ARGV[4], '[' .. ARGV[3] .. ', "", ' .. cjson.encode(ARGV[2]) .. ']')
+redis.call('ZADD', KEYS[3], ARGV[1], ARGV[4])
+redis.call('SADD', KEYS[4], ARGV[4])
+return 1
+`;
+
+// Puts a message from a taking list back at the head of its queue, if it is still there.
+// KEYS: taking list, queue list key. ARGV: raw message, what to push. Returns 1 when it did.
+const RETURN_TAKEN = `
+if redis.call('LREM', KEYS[1], 1, ARGV[1]) == 0 then return 0 end
+redis.call('RPUSH', KEYS[2], ARGV[2])
+return 1
+`;
+
+// Parks an unacked message until its ETA: out of the unacked records and the consumer's held
+// set, into the list's delayed set, in one step. KEYS: unacked, unacked_index, held, delayed set.
+// ARGV: tag, ETA (ms), raw message.
+const POSTPONE = `
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[3])
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('SREM', KEYS[3], ARGV[1])
+`;
+
+// Moves up to ARGV[2] parked messages due by ARGV[1] (ms) to the head of their list, the
+// earliest ETA taken first; returns the earliest ETA still parked, or nil.
+// KEYS: delayed set, list.
+const MOVE_DUE = `
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for i = #due, 1, -1 do redis.call('RPUSH', KEYS[2], due[i]) end
+for first = 1, #due, 1000 do
+  redis.call('ZREM', KEYS[1], unpack(due, first, math.min(first + 999, #due)))
+end
+local next = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+return next[2]
+`;
+
 // Forgets acked messages, many per call. KEYS: unacked, unacked_index, held. ARGV: tags.
 const ACK = `
 redis.call('HDEL', KEYS[1], unpack(ARGV))
@@ -102,6 +146,10 @@ export type ScriptedClient = RedisClient & {
   celeriacTake(...args: Array<string | number>): Promise<string[]>;
   celeriacAck(unacked: string, index: string, held: string, ...tags: string[]): Promise<null>;
   celeriacRestoreOne(unacked: string, index: string, list: string, held: string, tag: string, envelope: string): Promise<number>;
+  celeriacAdopt(taking: string, unacked: string, index: string, held: string, now: number, queue: string, raw: string, tag: string): Promise<number>;
+  celeriacReturnTaken(taking: string, list: string, raw: string, pushed: string): Promise<number>;
+  celeriacPostpone(unacked: string, index: string, held: string, delayed: string, tag: string, eta: number, raw: string): Promise<null>;
+  celeriacMoveDue(delayed: string, list: string, now: number, limit: number): Promise<string | null>;
   celeriacReleaseMutex(key: string, token: string): Promise<number>;
   celeriacRenew(...args: Array<string | number>): Promise<null>;
 };
@@ -111,6 +159,10 @@ export function defineScripts(client: RedisClient): ScriptedClient {
   client.defineCommand('celeriacTake', { lua: TAKE });
   client.defineCommand('celeriacAck', { numberOfKeys: 3, lua: ACK });
   client.defineCommand('celeriacRestoreOne', { numberOfKeys: 4, lua: RESTORE_ONE });
+  client.defineCommand('celeriacAdopt', { numberOfKeys: 4, lua: ADOPT });
+  client.defineCommand('celeriacReturnTaken', { numberOfKeys: 2, lua: RETURN_TAKEN });
+  client.defineCommand('celeriacPostpone', { numberOfKeys: 4, lua: POSTPONE });
+  client.defineCommand('celeriacMoveDue', { numberOfKeys: 2, lua: MOVE_DUE });
   client.defineCommand('celeriacReleaseMutex', { numberOfKeys: 1, lua: RELEASE_MUTEX });
   client.defineCommand('celeriacRenew', { lua: RENEW });
   return client as ScriptedClient;
