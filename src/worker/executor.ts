@@ -74,6 +74,8 @@ export interface Execution {
 /** Runs handlers, holding up to `capacity` runs at once. */
 export interface Executor {
   readonly kind: PoolKind;
+  /** Runs going on at once, at most: the event loop's concurrency, or a pool's slots. */
+  readonly concurrency: number;
   /**
    * Runs it may hold at once: its concurrency, times how many runs a pool slot may queue while
    * tasks are short (so it may change).

@@ -19,6 +19,10 @@ export class InlineExecutor implements Executor {
 
   constructor(private readonly options: InlineExecutorOptions) {}
 
+  get concurrency(): number {
+    return this.options.concurrency;
+  }
+
   get capacity(): number {
     return this.options.concurrency;
   }

@@ -699,7 +699,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       pid: process.pid,
       clock: String(this.#remote?.clock.value ?? 0),
       uptime: Math.round((Date.now() - this.#startedAt) / 1000),
-      pool: { implementation: `celeriac:${this.options.pool}`, 'max-concurrency': executor?.capacity ?? 0, 'max-tasks-per-child': this.options.maxTasksPerChild ?? 'N/A', processes: executor?.slotIds?.() ?? [process.pid], timeouts: [0, 0] },
+      pool: { implementation: `celeriac:${this.options.pool}`, 'max-concurrency': executor?.concurrency ?? 0, 'max-tasks-per-child': this.options.maxTasksPerChild ?? 'N/A', processes: executor?.slotIds?.() ?? [process.pid], timeouts: [0, 0] },
       broker: { transport: this.#broker.displayUrl.split(':')[0], hostname: this.#broker.displayUrl },
       prefetch_count: this.#prefetch,
       rusage: { utime: usage.userCPUTime / 1e6, stime: usage.systemCPUTime / 1e6, maxrss: usage.maxRSS, minflt: usage.minorPageFault, majflt: usage.majorPageFault, nvcsw: usage.voluntaryContextSwitches, nivcsw: usage.involuntaryContextSwitches },

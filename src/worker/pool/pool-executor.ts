@@ -115,6 +115,10 @@ export class PoolExecutor implements Executor {
     this.#autoscaled = options.min < options.max;
   }
 
+  get concurrency(): number {
+    return this.options.max;
+  }
+
   get capacity(): number {
     return this.options.max * this.#runsPerSlot;
   }
