@@ -23,6 +23,15 @@ export function synchronousOption(options: URLSearchParams): Synchronous {
   return value;
 }
 
+/**
+ * How many pages the log may hold before a commit copies them back into the file (SQLite's
+ * default is 1000): each copy syncs the file to disk twice and stalls the committing event loop,
+ * and fewer, larger copies write a page rewritten by many commits (an index page of results) once.
+ */
+const AUTOCHECKPOINT_PAGES = 10_000;
+/** The size the log is cut back to after a copy, once larger (bytes). */
+const LOG_SIZE_LIMIT = 16 * 1024 * 1024;
+
 /** How long opening waits for other processes opening the same new file at the same time. */
 const OPEN_BUSY_MS = 10_000;
 
@@ -41,6 +50,8 @@ export async function openDatabase(path: string, synchronous: Synchronous = 'nor
       db = new Sqlite(path, { timeout: OPEN_BUSY_MS });
       db.pragma('journal_mode = WAL');
       db.pragma(`synchronous = ${synchronous.toUpperCase()}`);
+      db.pragma(`wal_autocheckpoint = ${AUTOCHECKPOINT_PAGES}`);
+      db.pragma(`journal_size_limit = ${LOG_SIZE_LIMIT}`);
       return db;
     } catch (error) {
       db?.close();
@@ -51,6 +62,50 @@ export async function openDatabase(path: string, synchronous: Synchronous = 'nor
       await new Promise((resolve) => setTimeout(resolve, pause));
     }
   }
+}
+
+/** A use of a {@link shareDatabase} connection; `release()` once done with it. */
+export interface SharedDatabase {
+  readonly db: Database;
+  release(): void;
+}
+
+interface OpenConnection {
+  db: Database;
+  users: number;
+}
+
+const connections = new Map<string, Promise<OpenConnection>>();
+
+/**
+ * The connection to the file at `path` that the brokers and result backends of this process
+ * share (one per `synchronous` setting). One connection keeps one page cache warm: each
+ * connection drops its whole cache whenever another one commits, so a worker whose broker and
+ * result backend wrote through connections of their own read back much of the file on every
+ * turn. Statements run on it one at a time (the event loop is single-threaded), and the writes of
+ * each user still commit through its own batch. The last release closes it.
+ */
+export async function shareDatabase(path: string, synchronous: Synchronous = 'normal'): Promise<SharedDatabase> {
+  const key = `${synchronous}:${path}`;
+  let opening = connections.get(key);
+  if (!opening) {
+    opening = openDatabase(path, synchronous).then((db) => ({ db, users: 0 }));
+    connections.set(key, opening);
+    opening.catch(() => connections.delete(key));
+  }
+  const connection = await opening;
+  connection.users++;
+  let released = false;
+  return {
+    db: connection.db,
+    release: () => {
+      if (released) return;
+      released = true;
+      if (--connection.users > 0) return;
+      connections.delete(key);
+      connection.db.close();
+    },
+  };
 }
 
 /** The absolute path a path-style URL names. */

@@ -17,10 +17,11 @@ import {
   announceChange,
   ExternalChangeWatcher,
   onLocalChange,
-  openDatabase,
   pollIntervalOption,
+  shareDatabase,
   synchronousOption,
   type Database,
+  type SharedDatabase,
   type Synchronous,
 } from './connection.js';
 import { WriteBatcher } from './write-batcher.js';
@@ -58,7 +59,7 @@ export class SqliteBackend implements ResultBackend {
   readonly #expiresMs: number;
   readonly #synchronous: Synchronous;
   readonly #pollMs: number;
-  #db: Database | undefined;
+  #connection: SharedDatabase | undefined;
   #sql!: ReturnType<typeof prepare>;
   readonly #writes: WriteBatcher;
   readonly #watchers = new WatcherRegistry();
@@ -83,11 +84,16 @@ export class SqliteBackend implements ResultBackend {
   }
 
   async connect(): Promise<void> {
-    if (this.#db) return;
-    const db = await openDatabase(this.path, this.#synchronous);
-    db.exec(SCHEMA);
-    this.#sql = prepare(db);
-    this.#db = db;
+    if (this.#connection) return;
+    const connection = await shareDatabase(this.path, this.#synchronous);
+    try {
+      connection.db.exec(SCHEMA);
+      this.#sql = prepare(connection.db);
+    } catch (error) {
+      connection.release();
+      throw error;
+    }
+    this.#connection = connection;
     this.#unlisten = onLocalChange(this.path, 'results', (origin) => origin !== this && this.#readWatched());
     this.#cleanupTimer = setInterval(() => void this.cleanup().catch(() => undefined), CLEANUP_INTERVAL_MS);
     this.#cleanupTimer.unref();
@@ -140,8 +146,9 @@ export class SqliteBackend implements ResultBackend {
 
   watch(taskId: string, onChange: (meta: ResultMeta) => void): Unwatch {
     const unwatch = this.#watchers.add(taskId, onChange);
-    if (!this.#watcher && this.#db) {
-      this.#watcher = new ExternalChangeWatcher(this.#db, this.path, () => this.#readWatched(), this.#pollMs);
+    const db = this.#connection?.db;
+    if (!this.#watcher && db) {
+      this.#watcher = new ExternalChangeWatcher(db, this.path, () => this.#readWatched(), this.#pollMs);
       this.#watcher.start();
     }
     return () => {
@@ -156,13 +163,14 @@ export class SqliteBackend implements ResultBackend {
 
   /** Reads every watched row in one query per chunk and reports those that changed. */
   #readWatched(): void {
-    if (this.#watchers.size === 0 || !this.#db) return;
+    const db = this.#connection?.db;
+    if (this.#watchers.size === 0 || !db) return;
     const ids = this.#watchers.ids();
     for (let i = 0; i < ids.length; i += QUERY_CHUNK) {
       const chunk = ids.slice(i, i + QUERY_CHUNK);
       let rows: Array<{ task_id: string; version: number; meta: string }>;
       try {
-        rows = this.#db.prepare(`SELECT task_id, version, meta FROM celeriac_results WHERE task_id IN (${chunk.map(() => '?').join(',')})`).all(...chunk) as typeof rows;
+        rows = db.prepare(`SELECT task_id, version, meta FROM celeriac_results WHERE task_id IN (${chunk.map(() => '?').join(',')})`).all(...chunk) as typeof rows;
       } catch {
         return; // busy; the next change reads again
       }
@@ -183,20 +191,19 @@ export class SqliteBackend implements ResultBackend {
   }
 
   async close(): Promise<void> {
-    const db = this.#db;
-    if (!db) return;
+    if (!this.#connection) return;
     await this.#writes.drained();
     this.#watcher?.stop();
     this.#watcher = undefined;
     this.#unlisten?.();
     clearInterval(this.#cleanupTimer);
-    this.#db = undefined;
-    db.close();
+    this.#connection?.release();
+    this.#connection = undefined;
   }
 
   #database(): Database {
-    if (!this.#db) throw new NotConnectedError(`the SQLite result backend ${this.displayUrl}`);
-    return this.#db;
+    if (!this.#connection) throw new NotConnectedError(`the SQLite result backend ${this.displayUrl}`);
+    return this.#connection.db;
   }
 }
 

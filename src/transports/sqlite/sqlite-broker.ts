@@ -33,10 +33,11 @@ import {
   announceChange,
   ExternalChangeWatcher,
   onLocalChange,
-  openDatabase,
   pollIntervalOption,
+  shareDatabase,
   synchronousOption,
   type Database,
+  type SharedDatabase,
   type Synchronous,
 } from './connection.js';
 import { WriteBatcher } from './write-batcher.js';
@@ -77,7 +78,7 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
   readonly #consumerTimeoutMs: number;
   readonly #synchronous: Synchronous;
   readonly #pollMs: number;
-  #db: Database | undefined;
+  #connection: SharedDatabase | undefined;
   #sql!: BrokerStatements;
   readonly #writes: WriteBatcher;
   readonly #consumers = new Set<SqliteConsumer>();
@@ -110,13 +111,18 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
   }
 
   async connect(): Promise<void> {
-    if (this.#db) return;
-    const db = await openDatabase(this.path, this.#synchronous);
-    createBrokerSchema(db);
-    this.#sql = prepareBrokerStatements(db);
-    const { default: Sqlite } = await import('better-sqlite3'); // loaded already by openDatabase
+    if (this.#connection) return;
+    const connection = await shareDatabase(this.path, this.#synchronous);
+    try {
+      createBrokerSchema(connection.db);
+      this.#sql = prepareBrokerStatements(connection.db);
+    } catch (error) {
+      connection.release();
+      throw error;
+    }
+    const { default: Sqlite } = await import('better-sqlite3'); // loaded already by shareDatabase
     this.#locks = new ConsumerLocks(Sqlite, this.path);
-    this.#db = db;
+    this.#connection = connection;
   }
 
   /** @internal */
@@ -222,7 +228,7 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
 
   /** @internal A cancelled consumer holds nothing any more: its row goes, then its lock. */
   retire(consumer: SqliteConsumer): void {
-    if (!this.#db) return; // closing: close() removes it
+    if (!this.#connection) return; // closing: close() removes it
     void this.write(() => this.#sql.removeConsumer.run(consumer.id))
       .catch(() => undefined) // the sweeps find its lock free and remove the row
       .finally(() => this.#locks?.release(consumer.id));
@@ -304,8 +310,7 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
   }
 
   async close(): Promise<void> {
-    const db = this.#db;
-    if (!db) return;
+    if (!this.#connection) return;
     for (const consumer of [...this.#consumers]) consumer.giveBackAll();
     await this.#writes.drained();
     for (const consumer of [...this.#consumers]) await consumer.cancel();
@@ -317,8 +322,8 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
     await this.control.close();
     await this.events.close();
     announceChange(this.path, 'messages');
-    this.#db = undefined;
-    db.close();
+    this.#connection?.release();
+    this.#connection = undefined;
   }
 
   /** @internal The open connection. */
@@ -327,8 +332,8 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
   }
 
   #database(): Database {
-    if (!this.#db) throw new NotConnectedError(`the SQLite broker ${this.displayUrl}`);
-    return this.#db;
+    if (!this.#connection) throw new NotConnectedError(`the SQLite broker ${this.displayUrl}`);
+    return this.#connection.db;
   }
 }
 
