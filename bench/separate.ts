@@ -17,10 +17,10 @@
  * `node --cpu-prof`, writing bench/profiles/*.cpuprofile; bench/profile-top.ts prints one's top
  * self-time functions.
  *
- * Run: npx tsc -p tsconfig.build.json && npx tsx bench/run.ts separate   (about 10 minutes)
+ * Run: npx tsc -p tsconfig.build.json && npx tsx bench/run.ts separate   (10-14 minutes, longer on a busy machine)
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -55,8 +55,8 @@ const TIMEOUT = { ready: 60, drain: 300 };
 const IDLE = { rss: 2, tsModule: 12, cpu: 5 };
 /** Seconds a latency probe may take, send to result. */
 const PROBE_TIMEOUT = 30;
-/** Before each clocked drain and latency run: the machine under 0.25 cores for 1 s, waiting at most 3 s. */
-const QUIET = { threshold: 0.25, windowMs: 500, windows: 2, maxSeconds: 3 };
+/** Before each clocked drain and latency run: the machine under 0.25 cores for 1 s, waiting at most 2 s. */
+const QUIET = { threshold: 0.25, windowMs: 500, windows: 2, maxSeconds: 2 };
 const PROFILE = process.env['CELERIAC_BENCH_PROFILE'] === '1' || process.argv.includes('--profile');
 const PROFILE_DIR = path('./profiles');
 const TASKS_MODULE = path('./peers/celeriac-tasks.js');
@@ -162,7 +162,12 @@ async function within<T>(seconds: number, work: Promise<T>, what: string): Promi
  */
 const now = (): number => Number(process.hrtime.bigint()) / 1e6;
 
-/** VmHWM, the peak resident set of a process so far, in MB. */
+/** Resets a process's VmHWM to its current RSS (Linux ≥ 4.0, `clear_refs` 5), so the next reading is the peak since. */
+function resetPeakRss(pid: number): void {
+  writeFileSync(`/proc/${pid}/clear_refs`, '5');
+}
+
+/** VmHWM, the peak resident set of a process since it started or since {@link resetPeakRss}, in MB. */
 function peakRssMb(pid: number): number {
   return Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? NaN) / 1024;
 }
@@ -609,6 +614,7 @@ async function measureRedis(system: System, concurrencies: number[]): Promise<vo
     const values = await withWorker(system, c, async (worker) => {
       await sleep(IDLE.rss * 1000);
       const idle = treeMemory(worker.pid);
+      resetPeakRss(worker.pid); // the peak of the drain, not of the boot
       const drained = await drain(system, worker, SIZES.tasks, new CpuMeter(worker.pid, redisPid));
       return c === 50 ? { drain50: drained.rate, others50: drained.others, idleRss: idle.rss, peakRss: peakRssMb(worker.pid), processes: idle.processes } : { [`drain${c}`]: drained.rate, [`others${c}`]: drained.others };
     });
@@ -797,7 +803,8 @@ BullMQ \`addBulk\`, Bee-Queue \`saveAll\`; celery-node has none: \`applyAsync\` 
 the list holds all of them.
 
 **Memory**: idle RSS is the c=50 worker's \`VmRSS\` (process tree; every worker here is one process) ${IDLE.rss} s after its warm-up,
-before the drain; peak is its \`VmHWM\` read after the c=50 drain: the most it ever held, boot and warm-up included.
+before the drain; peak is its \`VmHWM\` after the c=50 drain, reset to the current RSS just before it (\`echo 5 >
+/proc/<pid>/clear_refs\`): the most it held while draining, its boot and warm-up left out.
 
 ### Redis (db ${DB}: every worker and its staged tasks, flushed before each worker starts)
 
