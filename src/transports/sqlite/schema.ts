@@ -66,6 +66,7 @@ export interface MessageRow {
 type StatementName =
   | 'insert'
   | 'take'
+  | 'anyReady'
   | 'nextVisible'
   | 'ack'
   | 'requeue'
@@ -100,6 +101,7 @@ export function prepareBrokerStatements(db: Database): Record<StatementName, Sta
                     ORDER BY priority DESC, id LIMIT ?)
        RETURNING id, queue, priority, redelivered, headers, properties, content_type, content_encoding, body`,
     ),
+    anyReady: db.prepare(`SELECT 1 FROM celeriac_messages WHERE queue = ? AND consumer IS NULL AND visible_at <= ? LIMIT 1`),
     nextVisible: db.prepare(`SELECT MIN(visible_at) AS at FROM celeriac_messages WHERE queue = ? AND consumer IS NULL`),
     ack: db.prepare(`DELETE FROM celeriac_messages WHERE id = ? AND consumer = ?`),
     requeue: db.prepare(

@@ -192,8 +192,11 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
 
   /** @internal Leases up to `limit` ready messages from `queues` (in preference order) to `consumerId`. */
   take(queues: readonly string[], limit: number, consumerId: string): MessageRow[] {
+    const db = this.#database();
     const now = Date.now();
-    return this.#database().transaction(() => {
+    // A read first: a worker finding nothing (most looks of an idle one) takes no write lock.
+    if (!queues.some((queue) => this.#sql.anyReady.get(queue, now))) return [];
+    return db.transaction(() => {
       const taken: MessageRow[] = [];
       for (const queue of queues) {
         const rows = this.#sql.take.all(consumerId, now + this.#visibilityMs, queue, now, limit - taken.length) as MessageRow[];
