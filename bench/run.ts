@@ -1,6 +1,6 @@
 /**
  * Runs the benchmark suites and writes bench/RESULTS.md.
- * Usage: npm run bench [-- suite ...]   (suites: core, redis, amqp, canvas, pools, monitoring, dashboard, separate; default: all)
+ * Usage: npm run bench [-- suite ...]   (suites: core, redis, amqp, canvas, pools, monitoring, dashboard, separate, scale; default: all)
  */
 import { runAmqpBench } from './amqp.js';
 import { runCanvasBench } from './canvas.js';
@@ -9,9 +9,10 @@ import { runDashboardBench } from './dashboard.js';
 import { runMonitoringBench } from './monitoring.js';
 import { runPoolsBench } from './pools.js';
 import { runRedisBench } from './redis.js';
+import { runScaleBench } from './scale.js';
 import { runSeparateBench } from './separate.js';
 
-const SUITES: Record<string, () => Promise<void>> = { core: runCoreBench, redis: runRedisBench, amqp: runAmqpBench, canvas: runCanvasBench, pools: () => runPoolsBench(), monitoring: runMonitoringBench, dashboard: runDashboardBench, separate: runSeparateBench };
+const SUITES: Record<string, () => Promise<void>> = { core: runCoreBench, redis: runRedisBench, amqp: runAmqpBench, canvas: runCanvasBench, pools: () => runPoolsBench(), monitoring: runMonitoringBench, dashboard: runDashboardBench, separate: runSeparateBench, scale: runScaleBench };
 
 const chosen = process.argv.slice(2);
 for (const name of chosen.length ? chosen : Object.keys(SUITES)) {
