@@ -335,41 +335,45 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
     return restored;
   }
 
-  /** Held sets whose consumer's lease key expired: that consumer is gone. */
+  /**
+   * What consumers whose lease key expired (they are gone) still hold: their held sets and their
+   * taking lists, found in one SCAN of the keyspace.
+   */
   async #restoreDeadConsumers(): Promise<number> {
     const client = this.client;
     let restored = 0;
     let cursor = '0';
     do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', `${HELD_PREFIX}*`, 'COUNT', 1000);
-      cursor = next;
-      for (const held of keys) {
-        if (await client.exists(aliveKeyOf(held.slice(HELD_PREFIX.length)))) continue;
-        for (const tag of await client.smembers(held)) if (await this.restoreOne(tag, held)) restored++;
-        await client.del(held);
-      }
-    } while (cursor !== '0');
-    return restored + (await this.#returnDeadTakings());
-  }
-
-  /** What dead consumers' taking lists still hold goes back to its queue, marked redelivered. */
-  async #returnDeadTakings(): Promise<number> {
-    const client = this.client;
-    let returned = 0;
-    let cursor = '0';
-    do {
-      const [next, keys] = await client.scan(cursor, 'MATCH', `${TAKING_PREFIX}*`, 'COUNT', 1000);
+      const [next, keys] = await client.scan(cursor, 'MATCH', 'celeriac.[ht]*', 'COUNT', 1000);
       cursor = next;
       for (const key of keys) {
-        const taking = parseTakingKey(key);
-        if (!taking || (await client.exists(aliveKeyOf(taking.consumerId)))) continue;
-        for (const raw of await client.lrange(key, 0, -1)) {
-          const envelope = tryParse(raw);
-          const list = queueKey(taking.queue, envelope?.properties.priority ?? 0);
-          if ((await client.celeriacReturnTaken(key, list, raw, envelope ? JSON.stringify(markRedelivered(envelope)) : raw)) === 1) returned++;
-        }
+        if (key.startsWith(HELD_PREFIX)) restored += await this.#restoreIfDead(key);
+        else if (key.startsWith(TAKING_PREFIX)) restored += await this.#returnIfDead(key);
       }
     } while (cursor !== '0');
+    return restored;
+  }
+
+  async #restoreIfDead(held: string): Promise<number> {
+    const client = this.client;
+    if (await client.exists(aliveKeyOf(held.slice(HELD_PREFIX.length)))) return 0;
+    let restored = 0;
+    for (const tag of await client.smembers(held)) if (await this.restoreOne(tag, held)) restored++;
+    await client.del(held);
+    return restored;
+  }
+
+  /** A dead consumer's taking list goes back to its queue, marked redelivered. */
+  async #returnIfDead(key: string): Promise<number> {
+    const client = this.client;
+    const taking = parseTakingKey(key);
+    if (!taking || (await client.exists(aliveKeyOf(taking.consumerId)))) return 0;
+    let returned = 0;
+    for (const raw of await client.lrange(key, 0, -1)) {
+      const envelope = tryParse(raw);
+      const list = queueKey(taking.queue, envelope?.properties.priority ?? 0);
+      if ((await client.celeriacReturnTaken(key, list, raw, envelope ? JSON.stringify(markRedelivered(envelope)) : raw)) === 1) returned++;
+    }
     return returned;
   }
 
