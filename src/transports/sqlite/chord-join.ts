@@ -5,9 +5,10 @@
  * so recording a part costs about the same in a chord of ten members as in one of 100 000.
  *
  * **Exactly once across processes.** Recording a part, bumping and reading the count and, on
- * completion, reading and deleting the parts happen in one transaction, through the backend's
- * {@link WriteBatcher}. Its transactions are deferred (`BEGIN`), which is enough here: every
- * write this backend queues begins with a write statement, so a transaction takes SQLite's one
+ * completion, reading and deleting the parts happen in one transaction, through the batch of
+ * writes of the process's connection to the file (write-batcher.ts, shared with the broker). Its
+ * transactions are deferred (`BEGIN`), which is enough here: nearly every write queued on it
+ * begins with a write statement, so a transaction takes SQLite's one
  * write lock at its first statement (waiting out the busy timeout while another process holds
  * it) and keeps it to the commit. The count a part reads thus includes every part any process
  * committed, and no process can record a part between that read and the delete, so exactly one
@@ -18,7 +19,6 @@
 import type { Statement } from 'better-sqlite3';
 import { decodeJson, encodeJson } from '../../protocol/kombu-json.js';
 import type { Database } from './connection.js';
-import type { WriteBatcher } from './write-batcher.js';
 import type { ChordJoin, ChordPart } from '../../backends/backend.js';
 
 /** The join's tables; the backend creates them with its own. */
@@ -58,18 +58,18 @@ export class SqliteChordJoin implements ChordJoin {
 
   /**
    * @param database the backend's open connection; throws when it is not connected
-   * @param writes the backend's write batcher (one transaction per event-loop turn)
+   * @param write queues a write for the backend's next commit (one transaction per event-loop turn)
    * @param expiresMs how long an idle join is kept
    */
   constructor(
     private readonly database: () => Database,
-    private readonly writes: WriteBatcher,
+    private readonly write: <T>(run: () => T) => Promise<T>,
     private readonly expiresMs: number,
   ) {}
 
   async setSize(groupId: string, size: number): Promise<void> {
     const sql = this.#sql();
-    await this.writes.enqueue(() => {
+    await this.write(() => {
       const now = Date.now();
       this.#dropIfExpired(sql, groupId, now);
       sql.setSize.run(groupId, size, now + this.expiresMs);
@@ -80,7 +80,7 @@ export class SqliteChordJoin implements ChordJoin {
     const sql = this.#sql();
     const { groupId, taskId, groupIndex, state } = part;
     const result = encodeJson(part.result);
-    const rows = await this.writes.enqueue(() => {
+    const rows = await this.write(() => {
       const now = Date.now();
       this.#dropIfExpired(sql, groupId, now); // a write first: the transaction takes the write lock here
       const added = sql.addPart.run(groupId, taskId, groupIndex, state, result).changes;

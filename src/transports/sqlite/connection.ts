@@ -10,6 +10,7 @@ import type BetterSqlite3 from 'better-sqlite3';
 import { ConfigurationError, ConnectionError } from '../../errors.js';
 import { numberOption } from '../../url.js';
 import { onLogWrite } from './file-writes.js';
+import { WriteBatcher } from './write-batcher.js';
 
 export type Database = BetterSqlite3.Database;
 
@@ -67,11 +68,14 @@ export async function openDatabase(path: string, synchronous: Synchronous = 'nor
 /** A use of a {@link shareDatabase} connection; `release()` once done with it. */
 export interface SharedDatabase {
   readonly db: Database;
+  /** The connection's writes: those of every user made in one turn share one commit. */
+  readonly writes: WriteBatcher;
   release(): void;
 }
 
 interface OpenConnection {
   db: Database;
+  writes: WriteBatcher;
   users: number;
 }
 
@@ -82,14 +86,15 @@ const connections = new Map<string, Promise<OpenConnection>>();
  * share (one per `synchronous` setting). One connection keeps one page cache warm: each
  * connection drops its whole cache whenever another one commits, so a worker whose broker and
  * result backend wrote through connections of their own read back much of the file on every
- * turn. Statements run on it one at a time (the event loop is single-threaded), and the writes of
- * each user still commit through its own batch. The last release closes it.
+ * turn; and the writes of one turn, a worker's acks and results alike, share one commit.
+ * Statements run on it one at a time (the event loop is single-threaded). The last release
+ * closes it.
  */
 export async function shareDatabase(path: string, synchronous: Synchronous = 'normal'): Promise<SharedDatabase> {
   const key = `${synchronous}:${path}`;
   let opening = connections.get(key);
   if (!opening) {
-    opening = openDatabase(path, synchronous).then((db) => ({ db, users: 0 }));
+    opening = openDatabase(path, synchronous).then((db) => ({ db, writes: new WriteBatcher(() => db), users: 0 }));
     connections.set(key, opening);
     opening.catch(() => connections.delete(key));
   }
@@ -98,6 +103,7 @@ export async function shareDatabase(path: string, synchronous: Synchronous = 'no
   let released = false;
   return {
     db: connection.db,
+    writes: connection.writes,
     release: () => {
       if (released) return;
       released = true;

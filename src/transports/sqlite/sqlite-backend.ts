@@ -24,7 +24,6 @@ import {
   type SharedDatabase,
   type Synchronous,
 } from './connection.js';
-import { WriteBatcher } from './write-batcher.js';
 import { numberOption, pathOf, type ParsedUrl } from '../../url.js';
 import { DEFAULT_RESULT_EXPIRES_SECONDS, type GroupTuple, type ResultBackend, type ResultMeta, type Unwatch } from '../../backends/backend.js';
 import { WatcherRegistry } from '../../backends/watchers.js';
@@ -61,7 +60,7 @@ export class SqliteBackend implements ResultBackend {
   readonly #pollMs: number;
   #connection: SharedDatabase | undefined;
   #sql!: ReturnType<typeof prepare>;
-  readonly #writes: WriteBatcher;
+  readonly #announce = (): void => this.#afterCommit();
   readonly #watchers = new WatcherRegistry();
   readonly #seenVersions = new Map<string, number>();
   /** Metas queued for the next commit: reads see them at once. */
@@ -79,8 +78,7 @@ export class SqliteBackend implements ResultBackend {
     this.#expiresMs = numberOption(url.options, 'expires', DEFAULT_RESULT_EXPIRES_SECONDS) * 1000;
     this.#synchronous = synchronousOption(url.options);
     this.#pollMs = pollIntervalOption(url.options);
-    this.#writes = new WriteBatcher(() => this.#database(), () => this.#afterCommit());
-    this.chords = new SqliteChordJoin(() => this.#database(), this.#writes, this.#expiresMs);
+    this.chords = new SqliteChordJoin(() => this.#database(), (run) => this.#enqueue(run), this.#expiresMs);
   }
 
   async connect(): Promise<void> {
@@ -103,7 +101,7 @@ export class SqliteBackend implements ResultBackend {
     const text = encodeJson(meta);
     const expiresAt = Date.now() + this.#expiresMs;
     if (this.#pending.get(meta.task_id)?.status !== SUCCESS) this.#pending.set(meta.task_id, meta);
-    return this.#writes.enqueue(() => {
+    return this.#enqueue(() => {
       const changed = this.#sql.upsert.run(meta.task_id, meta.status, text, expiresAt).changes > 0;
       if (changed) this.#justStored.push(meta);
     });
@@ -126,13 +124,13 @@ export class SqliteBackend implements ResultBackend {
 
   async forget(taskId: string): Promise<void> {
     this.#pending.delete(taskId);
-    await this.#writes.enqueue(() => this.#sql.forget.run(taskId));
+    await this.#enqueue(() => this.#sql.forget.run(taskId));
   }
 
   async saveGroup(groupId: string, tuple: GroupTuple): Promise<void> {
     const text = encodeJson(tuple);
     const expiresAt = Date.now() + this.#expiresMs;
-    await this.#writes.enqueue(() => this.#sql.saveGroup.run(groupId, text, expiresAt));
+    await this.#enqueue(() => this.#sql.saveGroup.run(groupId, text, expiresAt));
   }
 
   async restoreGroup(groupId: string): Promise<GroupTuple | null> {
@@ -141,7 +139,7 @@ export class SqliteBackend implements ResultBackend {
   }
 
   async forgetGroup(groupId: string): Promise<void> {
-    await this.#writes.enqueue(() => this.#sql.forgetGroup.run(groupId));
+    await this.#enqueue(() => this.#sql.forgetGroup.run(groupId));
   }
 
   watch(taskId: string, onChange: (meta: ResultMeta) => void): Unwatch {
@@ -184,7 +182,7 @@ export class SqliteBackend implements ResultBackend {
 
   /** Deletes expired results, saved groups and chord joins; returns how many. */
   async cleanup(): Promise<number> {
-    return this.#writes.enqueue(() => {
+    return this.#enqueue(() => {
       const now = Date.now();
       return this.#sql.expire.run(now).changes + this.#sql.expireGroups.run(now).changes + this.chords.expire(now);
     });
@@ -192,7 +190,7 @@ export class SqliteBackend implements ResultBackend {
 
   async close(): Promise<void> {
     if (!this.#connection) return;
-    await this.#writes.drained();
+    await this.#connection.writes.drained();
     this.#watcher?.stop();
     this.#watcher = undefined;
     this.#unlisten?.();
@@ -202,8 +200,21 @@ export class SqliteBackend implements ResultBackend {
   }
 
   #database(): Database {
+    return this.#connected().db;
+  }
+
+  #connected(): SharedDatabase {
     if (!this.#connection) throw new NotConnectedError(`the SQLite result backend ${this.displayUrl}`);
-    return this.#connection.db;
+    return this.#connection;
+  }
+
+  /** Queues `run` for the connection's next commit; rejects when not connected. */
+  #enqueue<T>(run: () => T): Promise<T> {
+    try {
+      return this.#connected().writes.enqueue(run, this.#announce);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
   }
 }
 

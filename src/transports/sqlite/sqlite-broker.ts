@@ -40,7 +40,6 @@ import {
   type SharedDatabase,
   type Synchronous,
 } from './connection.js';
-import { WriteBatcher } from './write-batcher.js';
 import { ConsumerLocks } from './consumer-locks.js';
 import { numberOption, pathOf, type ParsedUrl } from '../../url.js';
 import type {
@@ -80,7 +79,8 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
   readonly #pollMs: number;
   #connection: SharedDatabase | undefined;
   #sql!: BrokerStatements;
-  readonly #writes: WriteBatcher;
+  /** After a commit with writes of this broker's, wakes the consumers of this process. */
+  readonly #announce = (): void => announceChange(this.path, 'messages');
   readonly #consumers = new Set<SqliteConsumer>();
   #watcher: ExternalChangeWatcher | undefined;
   #unlisten: (() => void) | undefined;
@@ -101,7 +101,6 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
     this.#synchronous = synchronousOption(url.options);
     this.#pollMs = pollIntervalOption(url.options);
     this.#renewMs = Math.max(MIN_HEARTBEAT_MS, Math.min(HEARTBEAT_MS, this.#consumerTimeoutMs / 4, this.#visibilityMs / 4));
-    this.#writes = new WriteBatcher(() => this.#database(), () => announceChange(this.path, 'messages'));
     this.control = new SqliteControlChannel(this);
     this.events = new SqliteEvents(this.path, () => this.#database(), {
       maxAgeMs: numberOption(url.options, 'event_retention', 3600) * 1000,
@@ -133,12 +132,12 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
 
   async publish(queue: string, message: TransportMessage, options: PublishOptions = {}): Promise<void> {
     const row = this.#row(queue, message, options);
-    await this.#writes.enqueue(() => this.#sql.insert.run(...row));
+    await this.#enqueue(() => this.#sql.insert.run(...row));
   }
 
   async publishMany(items: ReadonlyArray<{ queue: string; message: TransportMessage; options?: PublishOptions }>): Promise<void> {
     const rows = items.map((item) => this.#row(item.queue, item.message, item.options ?? {}));
-    await this.#writes.enqueue(() => {
+    await this.#enqueue(() => {
       for (const row of rows) this.#sql.insert.run(...row);
     });
   }
@@ -220,7 +219,7 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
 
   /** @internal Queues a write for the next batch. */
   write<T>(run: () => T): Promise<T> {
-    return this.#writes.enqueue(run);
+    return this.#enqueue(run);
   }
 
   /** @internal Stops tracking a cancelled consumer (its lock stays while it holds messages). */
@@ -283,27 +282,27 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
   }
 
   async purge(queue: string): Promise<number> {
-    return this.#writes.enqueue(() => this.#sql.purge.run(queue).changes);
+    return this.#enqueue(() => this.#sql.purge.run(queue).changes);
   }
 
   async queueLength(queue: string): Promise<number> {
-    await this.#writes.drained();
+    await this.#connection?.writes.drained();
     return (this.sql.length.get(queue) as { n: number }).n;
   }
 
   async listQueues(): Promise<string[]> {
-    await this.#writes.drained();
+    await this.#connection?.writes.drained();
     return (this.sql.queues.all() as Array<{ queue: string }>).map((row) => row.queue);
   }
 
   async listDeadLetters(limit = 100): Promise<DeadLetter[]> {
-    await this.#writes.drained();
+    await this.#connection?.writes.drained();
     const rows = this.sql.deadLetters.all(limit) as Array<Omit<MessageRow, 'id' | 'priority' | 'redelivered'> & { reason: string; at: number }>;
     return rows.reverse().map((row) => ({ queue: row.queue, reason: row.reason, at: row.at, message: toTransportMessage(row) }));
   }
 
   async removeDeadLetter(letter: Pick<DeadLetter, 'queue' | 'at' | 'message'>): Promise<boolean> {
-    await this.#writes.drained();
+    await this.#connection?.writes.drained();
     const db = this.#database();
     const rows = db
       .prepare(`SELECT id, queue, at, headers, properties, content_type, content_encoding, body FROM celeriac_dead_letters WHERE queue = ? AND at = ? ORDER BY id`)
@@ -315,9 +314,9 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
   async close(): Promise<void> {
     if (!this.#connection) return;
     for (const consumer of [...this.#consumers]) consumer.giveBackAll();
-    await this.#writes.drained();
+    await this.#connection?.writes.drained();
     for (const consumer of [...this.#consumers]) await consumer.cancel();
-    await this.#writes.drained();
+    await this.#connection?.writes.drained();
     // Every consumer this broker made, cancelled ones still holding messages too: row, then lock.
     for (const id of this.#locks?.heldIds() ?? []) this.#sql.removeConsumer.run(id);
     this.#locks?.releaseAll();
@@ -335,8 +334,21 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
   }
 
   #database(): Database {
+    return this.#connected().db;
+  }
+
+  #connected(): SharedDatabase {
     if (!this.#connection) throw new NotConnectedError(`the SQLite broker ${this.displayUrl}`);
-    return this.#connection.db;
+    return this.#connection;
+  }
+
+  /** Queues `run` for the connection's next commit; rejects when not connected. */
+  #enqueue<T>(run: () => T): Promise<T> {
+    try {
+      return this.#connected().writes.enqueue(run, this.#announce);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
   }
 }
 

@@ -1,12 +1,14 @@
 /**
  * Batches writes made in one turn of the event loop into one SQLite transaction: one commit for
  * many publishes, acks or results. If the batch fails, each write is retried alone, so one bad
- * write fails only its own caller.
+ * write fails only its own caller. After each commit, the after-commit hook of every write in it
+ * runs once (the batcher's own, or the one given with the write).
  */
 import type { Database } from './connection.js';
 
 interface PendingWrite {
   run: () => unknown;
+  afterCommit: () => void;
   resolve: (value: never) => void;
   reject: (error: unknown) => void;
 }
@@ -21,10 +23,13 @@ export class WriteBatcher {
     private readonly afterCommit: () => void = () => undefined,
   ) {}
 
-  /** Queues `run` for the next batch; resolves with its return value once committed. */
-  enqueue<T>(run: () => T): Promise<T> {
+  /**
+   * Queues `run` for the next batch; resolves with its return value once committed. `afterCommit`
+   * (by default the batcher's) runs after the commit, once however many writes of the batch name it.
+   */
+  enqueue<T>(run: () => T, afterCommit = this.afterCommit): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.#pending.push({ run, resolve: resolve as (value: never) => void, reject });
+      this.#pending.push({ run, afterCommit, resolve: resolve as (value: never) => void, reject });
       if (!this.#scheduled) {
         this.#scheduled = true;
         setImmediate(() => this.flush());
@@ -69,7 +74,7 @@ export class WriteBatcher {
         }
       }
     }
-    this.afterCommit();
+    for (const afterCommit of new Set(batch.map((write) => write.afterCommit))) afterCommit();
   }
 
   /** Resolves once everything queued so far is committed. */
