@@ -54,22 +54,27 @@ const storedResults = (): number => {
   return (counter.prepare('SELECT COUNT(*) AS n FROM celeriac_results').get() as { n: number }).n;
 };
 
-/** Sends `count` no-ops in one batch; resolves with the drain rate once all results are stored. */
-async function drain(count: number): Promise<number> {
+/**
+ * Sends `count` no-ops in one batch; resolves once all results are stored with the drain rate
+ * and the CPU time the worker `pid` spent per task (µs; unlike the rate, barely moved by other
+ * load on the machine).
+ */
+async function drain(count: number, pid: number): Promise<{ rate: number; cpuPerTask: number }> {
   const target = storedResults() + count;
   const results = noop.delayMany(Array.from({ length: count }, () => []));
   await results[0]!.sent;
   const started = performance.now();
+  const cpuBefore = processCpuSeconds(pid);
   while (storedResults() < target) await sleep(5);
-  return count / ((performance.now() - started) / 1000);
+  return { rate: count / ((performance.now() - started) / 1000), cpuPerTask: ((processCpuSeconds(pid) - cpuBefore) / count) * 1e6 };
 }
 
 try {
   const busy = startWorker(50);
   await busy.guard(noop.delay().get({ timeout: 30_000 }), 'starting');
-  await busy.guard(drain(2_000), 'warming up');
-  const drains: number[] = [];
-  for (let i = 0; i < rounds; i++) drains.push(await busy.guard(drain(DRAIN), 'draining'));
+  await busy.guard(drain(2_000, busy.pid), 'warming up');
+  const drains: Array<{ rate: number; cpuPerTask: number }> = [];
+  for (let i = 0; i < rounds; i++) drains.push(await busy.guard(drain(DRAIN, busy.pid), 'draining'));
   await busy.stop();
 
   const idle = startWorker(1);
@@ -95,7 +100,10 @@ try {
   waiter.kill();
   await idle.stop();
 
-  console.log(`drain c=50 of ${DRAIN} (results stored): ${drains.map(perSecond).join(', ')} (median ${perSecond(percentile(drains, 0.5))})`);
+  const rates = drains.map((d) => d.rate);
+  const cpu = drains.map((d) => d.cpuPerTask);
+  console.log(`drain c=50 of ${DRAIN} (results stored): ${rates.map(perSecond).join(', ')} (median ${perSecond(percentile(rates, 0.5))})`);
+  console.log(`worker CPU per task in the drain: ${cpu.map((us) => `${us.toFixed(0)} µs`).join(', ')} (median ${percentile(cpu, 0.5).toFixed(0)} µs)`);
   console.log(`enqueue→start, idle worker -c 1 (${PROBES} probes): p50 ${percentile(latencies, 0.5).toFixed(2)} ms, p99 ${percentile(latencies, 0.99).toFixed(2)} ms`);
   console.log(`idle CPU over ${IDLE_SECONDS} s: worker ${workerCpu.toFixed(2)}%, result waiter ${waiterCpu.toFixed(2)}%`);
 } finally {
