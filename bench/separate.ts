@@ -20,7 +20,8 @@
  * Run: npx tsc -p tsconfig.build.json && npx tsx bench/run.ts separate   (10-14 minutes, longer on a busy machine)
  */
 import { randomUUID } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -498,8 +499,10 @@ function celeryNodeAmqp(channel: amqp.Channel): System {
   };
 }
 
+/** Deletes the queue and the dead-letter queue celeriac declares beside it. */
 async function resetAmqp(channel: amqp.Channel, queue: string): Promise<void> {
   await channel.deleteQueue(queue);
+  await channel.deleteQueue(`${queue}.celeriac.dead`);
   await flush(DB);
 }
 
@@ -547,7 +550,8 @@ function celeriacSqlite(): System {
   const queue = uniqueQueue('celeriac-sqlite');
   return {
     name: 'celeriac',
-    reset: async () => ['', '-wal', '-shm'].forEach((suffix) => rmSync(SQLITE_FILE + suffix, { force: true })),
+    // The file, its -wal and -shm, and whatever else celeriac keeps beside it (a .consumers directory).
+    reset: async () => readdirSync(dirname(SQLITE_FILE)).filter((name) => name.startsWith(basename(SQLITE_FILE))).forEach((name) => rmSync(join(dirname(SQLITE_FILE), name), { recursive: true, force: true })),
     worker: (c) => celeriacSpec('sqlite', SQLITE_URL, SQLITE_URL, queue, c),
     async stage(n) {
       const staged = `${queue}.staged`;
