@@ -155,25 +155,43 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
 
   /** One LPUSH (after kombu's binding the first time), as kombu publishes. */
   async publish(queue: string, message: TransportMessage, options: PublishOptions = {}): Promise<void> {
-    await this.#push(this.client.pipeline(), [{ queue, message, options }]);
+    await this.#push([{ queue, message, options }], false);
   }
 
-  /** One MULTI transaction: a batch lands whole or not at all, even if the connection drops. */
+  /**
+   * One LPUSH per list with all of its messages (in order: as many LPUSHes one after another
+   * would leave them), in one MULTI transaction when the batch needs more than one command: a
+   * batch lands whole or not at all, even if the connection drops.
+   */
   async publishMany(items: ReadonlyArray<{ queue: string; message: TransportMessage; options?: PublishOptions }>): Promise<void> {
-    await this.#push(this.client.multi(), items);
+    await this.#push(items, true);
   }
 
-  async #push(commands: ReturnType<RedisClient['pipeline']>, items: ReadonlyArray<{ queue: string; message: TransportMessage; options?: PublishOptions }>): Promise<void> {
-    const queues = new Set(items.map((item) => item.queue));
-    this.#declare(commands, queues);
+  async #push(items: ReadonlyArray<{ queue: string; message: TransportMessage; options?: PublishOptions }>, atomic: boolean): Promise<void> {
+    const lists = new Map<string, string[]>();
+    const queues = new Set<string>();
     for (const { queue, message, options } of items) {
+      queues.add(queue);
       const priority = clampPriority(options?.priority ?? (message.properties.priority as number | undefined));
-      commands.lpush(queueKey(queue, priority), JSON.stringify(toEnvelope(queue, message, priority)));
+      const key = queueKey(queue, priority);
+      const envelope = JSON.stringify(toEnvelope(queue, message, priority));
+      const list = lists.get(key);
+      if (list) list.push(envelope);
+      else lists.set(key, [envelope]);
     }
+    const undeclared = [...queues].filter((queue) => !this.#declared.has(queue));
+    if (undeclared.length === 0 && lists.size === 1) {
+      const [key, envelopes] = lists.entries().next().value!;
+      await this.client.lpush(key, ...envelopes);
+      return;
+    }
+    const commands = atomic ? this.client.multi() : this.client.pipeline();
+    this.#declare(commands, undeclared);
+    for (const [key, envelopes] of lists) commands.lpush(key, ...envelopes);
     const results = await commands.exec();
     const failed = results?.find(([error]) => error);
     if (failed) throw failed[0];
-    for (const queue of queues) this.#declared.add(queue);
+    for (const queue of undeclared) this.#declared.add(queue);
   }
 
   /** Adds kombu's binding for queues not yet declared by this broker (remembered by the caller). */
