@@ -69,6 +69,9 @@ export class SqliteBackend implements ResultBackend {
   #watcher: ExternalChangeWatcher | undefined;
   #unlisten: (() => void) | undefined;
   #cleanupTimer: NodeJS.Timeout | undefined;
+  /** A read of the watched rows put off until `#nextReadAt`. */
+  #deferredRead: NodeJS.Timeout | undefined;
+  #nextReadAt = 0;
 
   constructor(url: ParsedUrl, raw: string) {
     this.displayUrl = url.display;
@@ -159,8 +162,29 @@ export class SqliteBackend implements ResultBackend {
     };
   }
 
-  /** Reads every watched row in one query per chunk and reports those that changed. */
+  /**
+   * Reads the watched rows after a change, but never sooner after the last read than that read
+   * took: a client awaiting thousands of results while a worker commits every few milliseconds
+   * spends at most about half its time reading them, each read finding more results.
+   */
   #readWatched(): void {
+    if (this.#deferredRead) return;
+    const wait = this.#nextReadAt - performance.now();
+    if (wait > 0) {
+      this.#deferredRead = setTimeout(() => {
+        this.#deferredRead = undefined;
+        this.#readWatched();
+      }, wait);
+      return;
+    }
+    const started = performance.now();
+    this.#readWatchedRows();
+    const ended = performance.now();
+    this.#nextReadAt = ended + (ended - started);
+  }
+
+  /** Reads every watched row in one query per chunk and reports those that changed. */
+  #readWatchedRows(): void {
     const db = this.#connection?.db;
     if (this.#watchers.size === 0 || !db) return;
     const ids = this.#watchers.ids();
@@ -195,6 +219,8 @@ export class SqliteBackend implements ResultBackend {
     this.#watcher = undefined;
     this.#unlisten?.();
     clearInterval(this.#cleanupTimer);
+    clearTimeout(this.#deferredRead);
+    this.#deferredRead = undefined;
     this.#connection?.release();
     this.#connection = undefined;
   }
