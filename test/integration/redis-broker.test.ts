@@ -127,6 +127,37 @@ describe('RedisBroker on kombu\'s layout', () => {
     expect(await refills(2, 2, [1])).toEqual([1, 1, 1, -1]);
   });
 
+  it('sends the acks that free a parked consumer\'s slots with the take that refills them, in one call', async () => {
+    const queue = `ack-take-${randomUUID()}`;
+    const b = (await broker()) as RedisBroker;
+    await b.publishMany(Array.from({ length: 12 }, () => ({ queue, message: message(app, 'x.task') })));
+    const takes: Array<{ limit: number; acked: number; got: number }> = [];
+    const take = b.take.bind(b);
+    b.take = async (queues, limit, held, acked = []) => {
+      const taken = await take(queues, limit, held, acked);
+      takes.push({ limit, acked: acked.length, got: taken.length });
+      return taken;
+    };
+    let plainAcks = 0;
+    const ack = b.ack.bind(b);
+    b.ack = (held, tags) => (plainAcks++, ack(held, tags));
+    const got: Delivery[] = [];
+    const consumer = await b.consume([queue], (d) => got.push(d), { prefetch: 4, concurrency: 1 });
+    await until(() => got.length === 4);
+    const first = got.splice(0, 4);
+    const tags = first.map((d) => (d as unknown as { tag: string }).tag);
+    await Promise.all(first.map((d) => d.ack()));
+    await until(() => got.length === 4);
+    expect(takes).toEqual([
+      { limit: 4, acked: 0, got: 4 },
+      { limit: 4, acked: 4, got: 4 },
+    ]);
+    expect(plainAcks).toBe(0);
+    for (const tag of tags) expect(await raw.hget('unacked', tag)).toBeNull();
+    await consumer.cancel();
+    await Promise.all(got.map((d) => d.ack()));
+  });
+
   it('hands an idle consumer a message as it arrives, without a take, and records it as unacked and held right after', async () => {
     const queue = `wake-${randomUUID()}`;
     const b = (await broker()) as RedisBroker;

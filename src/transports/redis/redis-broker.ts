@@ -3,7 +3,8 @@
  * clients share its queues (see kombu-layout.ts).
  *
  * A consumer takes up to its free prefetch slots in one round trip: a Lua script pops them and
- * records each in `unacked` / `unacked_index` in the same step, so no message is ever out of
+ * records each in `unacked` / `unacked_index` in the same step (riding on the call that sends the
+ * acks which freed the slots, when there is one), so no message is ever out of
  * the queue without a record of who holds it. When nothing waits, the consumer blocks on each queue's main
  * list with `BLMOVE q <its taking list> RIGHT LEFT` (1 s): a message that arrives is moved into a
  * list of the consumer's own and handed to the worker at once, and a script records it as unacked
@@ -109,8 +110,6 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
     () => this.client,
     (error) => this.emit('warning', { message: `could not move due ETA tasks back into their queues: ${String(error)}` }),
   );
-  /** Acks of one event-loop turn go to Redis together, one script call per consumer. */
-  readonly #acks = new Batcher<string>((held, tags) => this.client.celeriacAck(UNACKED, UNACKED_INDEX, held, ...tags).then(() => undefined));
 
   constructor(private readonly url: ParsedUrl) {
     super();
@@ -235,12 +234,14 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
 
   /**
    * @internal Pops and records up to `limit` messages from `queues`, in kombu's order, as
-   * unacked and as held by the consumer whose held set is `held`.
+   * unacked and as held by the consumer whose held set is `held`; forgets the `acked` tags
+   * first, in the same call.
    */
-  async take(queues: readonly string[], limit: number, held: string): Promise<Taken[]> {
+  async take(queues: readonly string[], limit: number, held: string, acked: readonly string[] = []): Promise<Taken[]> {
     const keys = queues.flatMap(queueKeys);
     const names = queues.flatMap((queue) => queueKeys(queue).map(() => queue));
-    const flat = await this.client.celeriacTake(keys.length + 3, ...keys, UNACKED, UNACKED_INDEX, held, limit, nowSeconds(), ...names);
+    const args = [keys.length + 3, ...keys, UNACKED, UNACKED_INDEX, held, limit, nowSeconds(), ...names];
+    const flat = acked.length > 0 ? await this.client.celeriacAckThenTake(...args, ...acked) : await this.client.celeriacTake(...args);
     const taken: Taken[] = [];
     for (let i = 0; i < flat.length; i += 3) taken.push({ queue: flat[i]!, raw: flat[i + 1]!, tag: flat[i + 2]! });
     return taken;
@@ -251,15 +252,16 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
     await this.client.zadd(UNACKED_INDEX, 'XX', seconds, tag);
   }
 
+  /** @internal Forgets acked messages: their unacked records and their place in the consumer's held set. */
+  async ack(held: string, tags: readonly string[]): Promise<void> {
+    await this.client.celeriacAck(UNACKED, UNACKED_INDEX, held, ...tags);
+  }
+
   /**
    * @internal Removes a message from the unacked bookkeeping and its consumer's held set, in
-   * one transaction with `then`'s commands (a requeue or a dead letter) when given.
+   * one transaction with `then`'s commands (a requeue or a dead letter).
    */
-  async forgetUnacked(tag: string, held: string, then?: (multi: ReturnType<RedisClient['multi']>) => void): Promise<void> {
-    if (!then) {
-      if (tag) await this.#acks.add(held, tag);
-      return;
-    }
+  async forgetUnacked(tag: string, held: string, then: (multi: ReturnType<RedisClient['multi']>) => void): Promise<void> {
     const multi = this.client.multi();
     then(multi);
     if (tag) multi.zrem(UNACKED_INDEX, tag).hdel(UNACKED, tag).srem(held, tag);
@@ -480,6 +482,10 @@ class RedisConsumer implements Consumer {
   /** One wait in flight per queue's connection, shared by loop turns until it returns. */
   readonly #waits = new Map<RedisClient, Promise<unknown>>();
   #lastTurn = Date.now();
+  /** A take is on its way (the loop's, or one riding on acks): no other take or reclaim starts meanwhile. */
+  #taking = false;
+  /** Acks of one event-loop turn go to Redis together, with the take that refills their slots when one is due. */
+  readonly #acks = new Batcher<string>((_, tags) => this.#sendAcks(tags));
   #watchdog: NodeJS.Timeout | undefined;
   #lastCheck = Date.now();
   /**
@@ -532,7 +538,7 @@ class RedisConsumer implements Consumer {
     while (!this.#cancelled) {
       this.#lastTurn = Date.now();
       const free = this.prefetch - this.outstanding.size;
-      if (free < this.#batch) {
+      if (free < this.#batch || this.#taking) {
         await new Promise<void>((resolve) => (this.#slotFreed = resolve));
         continue;
       }
@@ -544,7 +550,8 @@ class RedisConsumer implements Consumer {
           this.#reclaimDue = false;
           this.#lastReclaim = Date.now();
         }
-        const taken = await this.broker.take(this.queues, Math.min(free, this.#batch), this.heldKey);
+        this.#taking = true;
+        const taken = await this.broker.take(this.queues, Math.min(free, this.#batch), this.heldKey).finally(() => (this.#taking = false));
         for (const item of taken) this.#deliver(item);
         if (taken.length === 0) await this.#waitForMessages();
       } catch {
@@ -617,6 +624,34 @@ class RedisConsumer implements Consumer {
     this.outstanding.add(delivery);
     if (delivery.holdUntil > nowSeconds()) void this.broker.hold(delivery.tag, delivery.holdUntil).catch(() => undefined);
     this.onDelivery(delivery);
+  }
+
+  /** @internal Acks `tag` with the others of this turn. */
+  ack(tag: string): Promise<void> {
+    return this.#acks.add('', tag);
+  }
+
+  /**
+   * Sends a turn's acks. When the loop is parked until slots free up and these acks free
+   * enough, the take that refills them rides in the same call (as a job queue that hands out
+   * the next job with the last one's completion does): one round trip fewer per batch.
+   */
+  async #sendAcks(tags: string[]): Promise<void> {
+    const freeAfter = this.prefetch - (this.outstanding.size - tags.length);
+    if (this.#cancelled || this.#taking || !this.#slotFreed || freeAfter < this.#batch) {
+      await this.broker.ack(this.heldKey, tags);
+      return;
+    }
+    this.#taking = true;
+    try {
+      const taken = await this.broker.take(this.queues, Math.min(freeAfter, this.#batch), this.heldKey, tags);
+      for (const item of taken) this.#deliver(item);
+    } catch (error) {
+      this.#reclaimDue = true; // a take may have been recorded whose reply was lost
+      throw error;
+    } finally {
+      this.#taking = false;
+    }
   }
 
   #adopt(takingKey: string, queue: string, raw: string, tag: string): void {
@@ -704,7 +739,10 @@ class RedisDelivery extends OnceSettledDelivery {
   protected async settle(settlement: Settlement): Promise<void> {
     const { broker, heldKey } = this.consumer;
     // Acks of one turn go out together; the rest change more than the unacked records.
-    if (settlement.kind === 'ack') return broker.forgetUnacked(this.tag, heldKey);
+    if (settlement.kind === 'ack') {
+      if (this.tag) await this.consumer.ack(this.tag);
+      return;
+    }
     await broker.forgetUnacked(this.tag, heldKey, (multi) => {
       if (settlement.kind === 'dead-letter') {
         multi.lpush(deadLetterKey(this.queue), JSON.stringify({ reason: settlement.reason, at: Date.now(), queue: this.queue, raw: this.#raw }));
