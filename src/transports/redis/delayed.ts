@@ -90,16 +90,13 @@ export class DelayedMessages {
       .finally(() => (this.#moving = undefined));
   }
 
-  /** Moves what is due on every watched list; resolves with the earliest ETA still parked. */
+  /** Moves what is due on every watched list, in one call per batch; resolves with the earliest ETA still parked. */
   async #moveDue(): Promise<number> {
-    let next = Infinity;
-    for (const listKey of this.#watched.keys()) {
-      let earliest: number | null;
-      do {
-        earliest = await this.client().celeriacMoveDue(delayedKeyOf(listKey), listKey, Date.now(), MOVE_BATCH).then((value) => (value === null ? null : Number(value)));
-      } while (earliest !== null && earliest <= Date.now());
-      if (earliest !== null) next = Math.min(next, earliest);
+    const keys = [...this.#watched.keys()].flatMap((listKey) => [delayedKeyOf(listKey), listKey]);
+    for (;;) {
+      const earliest = await this.client().celeriacMoveDue(keys.length, ...keys, Date.now(), MOVE_BATCH);
+      if (earliest === null) return Infinity;
+      if (Number(earliest) > Date.now()) return Number(earliest);
     }
-    return next;
   }
 }

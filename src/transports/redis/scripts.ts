@@ -97,17 +97,22 @@ redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('SREM', KEYS[3], ARGV[1])
 `;
 
-// Moves up to ARGV[2] parked messages due by ARGV[1] (ms) to the head of their list, the
-// earliest ETA taken first; returns the earliest ETA still parked, or nil.
-// KEYS: delayed set, list.
+// Moves up to ARGV[2] parked messages due by ARGV[1] (ms) from each delayed set to the head of
+// its list, the earliest ETA taken first; returns the earliest ETA still parked in any, or nil.
+// KEYS: delayed set, list, delayed set, list...
 const MOVE_DUE = `
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-for i = #due, 1, -1 do redis.call('RPUSH', KEYS[2], due[i]) end
-for first = 1, #due, 1000 do
-  redis.call('ZREM', KEYS[1], unpack(due, first, math.min(first + 999, #due)))
+local earliest = nil
+for k = 1, #KEYS, 2 do
+  local due = redis.call('ZRANGEBYSCORE', KEYS[k], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+  for i = #due, 1, -1 do redis.call('RPUSH', KEYS[k + 1], due[i]) end
+  for first = 1, #due, 1000 do
+    redis.call('ZREM', KEYS[k], unpack(due, first, math.min(first + 999, #due)))
+  end
+  local next = redis.call('ZRANGE', KEYS[k], 0, 0, 'WITHSCORES')[2]
+  if next and (earliest == nil or tonumber(next) < earliest) then earliest = tonumber(next) end
 end
-local next = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-return next[2]
+if earliest == nil then return nil end
+return tostring(earliest)
 `;
 
 // Forgets acked messages, then takes as TAKE does, in one call: a consumer's acks carry the take
@@ -162,7 +167,7 @@ export type ScriptedClient = RedisClient & {
   celeriacAdopt(taking: string, unacked: string, index: string, held: string, now: number, queue: string, raw: string, tag: string): Promise<number>;
   celeriacReturnTaken(taking: string, list: string, raw: string, pushed: string): Promise<number>;
   celeriacPostpone(unacked: string, index: string, held: string, delayed: string, tag: string, eta: number, raw: string): Promise<null>;
-  celeriacMoveDue(delayed: string, list: string, now: number, limit: number): Promise<string | null>;
+  celeriacMoveDue(numberOfKeys: number, ...keysThenArgs: Array<string | number>): Promise<string | null>;
   celeriacReleaseMutex(key: string, token: string): Promise<number>;
   celeriacRenew(...args: Array<string | number>): Promise<null>;
 };
@@ -176,7 +181,7 @@ export function defineScripts(client: RedisClient): ScriptedClient {
   client.defineCommand('celeriacAdopt', { numberOfKeys: 4, lua: ADOPT });
   client.defineCommand('celeriacReturnTaken', { numberOfKeys: 2, lua: RETURN_TAKEN });
   client.defineCommand('celeriacPostpone', { numberOfKeys: 4, lua: POSTPONE });
-  client.defineCommand('celeriacMoveDue', { numberOfKeys: 2, lua: MOVE_DUE });
+  client.defineCommand('celeriacMoveDue', { lua: MOVE_DUE });
   client.defineCommand('celeriacReleaseMutex', { numberOfKeys: 1, lua: RELEASE_MUTEX });
   client.defineCommand('celeriacRenew', { lua: RENEW });
   return client as ScriptedClient;
