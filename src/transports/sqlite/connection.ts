@@ -157,7 +157,8 @@ const RECHECKS_MS = [1, 4, 16];
  * commits to the file at `path`, read `db`: on each write to the file's write-ahead log the kernel
  * reports (file-writes.ts), and every `pollMs` in case one went unreported, it compares
  * `PRAGMA data_version`, which changes only when another connection committed. While started, the
- * poll keeps the process alive, as a socket does on the other brokers.
+ * poll keeps the process alive, as a socket does on the other brokers, unless `holdsProcess` is
+ * false.
  */
 export class ExternalChangeWatcher {
   #poll: NodeJS.Timeout | undefined;
@@ -171,6 +172,7 @@ export class ExternalChangeWatcher {
     private readonly path: string,
     private readonly onChange: () => void,
     private readonly pollMs = DEFAULT_POLL_MS,
+    private readonly holdsProcess = true,
   ) {
     this.#version = this.#read();
   }
@@ -180,6 +182,7 @@ export class ExternalChangeWatcher {
     if (this.#unlisten) return;
     this.#unlisten = onLogWrite(this.path, () => this.#written());
     this.#poll = setInterval(() => this.#check(), this.pollMs);
+    if (!this.holdsProcess) this.#poll.unref();
   }
 
   stop(): void {

@@ -3,15 +3,15 @@
  *
  * - Commands: `celeriac_control (id, at, command)`, one row per broadcast (the command as JSON),
  *   kept for {@link CONTROL_REPLAY_MS}. A subscriber reads the rows after the last it read when
- *   this process announces a write (`announceChange(path, 'control')`) and on a poll every
- *   250 ms (other processes). A new subscriber first hears the recent fire-and-forget commands
+ *   this process announces a write (`announceChange(path, 'control')`) and when another process
+ *   commits to the file (connection.ts: the kernel's report, and a check every second). A new subscriber first hears the recent fire-and-forget commands
  *   again (a revoke, so a worker started late still honours it); commands that wait for
  *   replies, and those whose `expiresAt` has passed, are not replayed (see control-log.ts).
  * - Replies: a client's inbox registers its routing key in `celeriac_inboxes (routing_key, pid,
  *   hostname, opened_at)`; `reply` writes a row to `celeriac_replies (id, routing_key, ticket,
  *   body, at)` only while an inbox of that key is registered (a reply nobody waits for is
  *   dropped, as RabbitMQ and kombu's Redis layout drop it). The inbox reads its rows in order on
- *   `announceChange(path, 'replies')` and on a poll every 50 ms, and deletes what it has read;
+ *   `announceChange(path, 'replies')` and on another process's commit, and deletes what it has read;
  *   closing removes its registration and any rows left. Replies older than a minute are pruned
  *   by the writers; registrations of dead processes on this host, by the next inbox opened.
  */
@@ -22,7 +22,7 @@ import type { Consumer, ControlChannel, ControlCommand, ReplyAddress, ReplyInbox
 import { CONTROL_REPLAY_MS, replayable } from '../../brokers/control-log.js';
 import { PIDBOX_REPLY_EXCHANGE } from '../../brokers/pidbox-message.js';
 import { decodeJsonObject, encodeJson } from '../../protocol/kombu-json.js';
-import { announceChange, onLocalChange, type Database } from './connection.js';
+import { announceChange, ExternalChangeWatcher, onLocalChange, type Database } from './connection.js';
 import type { BrokerStatements } from './schema.js';
 import { isProcessAlive } from '../../process-alive.js';
 
@@ -45,8 +45,9 @@ CREATE INDEX IF NOT EXISTS celeriac_replies_inbox ON celeriac_replies (routing_k
 
 /** Replies nobody read within this long are pruned. */
 export const REPLY_RETENTION_MS = 60_000;
-const COMMAND_POLL_MS = 250;
-const REPLY_POLL_MS = 50;
+/** How often a subscriber checks for commits it was not told of (commands, then replies). */
+const COMMAND_POLL_MS = 1_000;
+const REPLY_POLL_MS = 250;
 const HOST = hostname();
 
 interface ReplyStatements {
@@ -130,6 +131,7 @@ export class SqliteControlChannel implements ControlChannel {
       }
     };
     const stop = this.#listen('control', deliver, COMMAND_POLL_MS, false);
+    deliver(); // what another process committed before the watch began
     return { cancel: async () => stop() };
   }
 
@@ -199,16 +201,17 @@ export class SqliteControlChannel implements ControlChannel {
   }
 
   /**
-   * Calls `read` on every change of `topic` in this process and every `pollMs`; returns the stop.
-   * With `holdsProcess`, the poll keeps the process alive, as a socket does on the other brokers.
+   * Calls `read` on every change of `topic` in this process and on every commit of another
+   * process (checked every `pollMs` too); returns the stop. With `holdsProcess`, the watch keeps
+   * the process alive, as a socket does on the other brokers.
    */
   #listen(topic: string, read: () => void, pollMs: number, holdsProcess: boolean): () => void {
     const unlisten = onLocalChange(this.store.path, topic, read);
-    const timer = setInterval(read, pollMs);
-    if (!holdsProcess) timer.unref();
+    const watcher = new ExternalChangeWatcher(this.store.database(), this.store.path, read, pollMs, holdsProcess);
+    watcher.start();
     const stop = (): void => {
       unlisten();
-      clearInterval(timer);
+      watcher.stop();
       this.#stops.delete(stop);
     };
     this.#stops.add(stop);

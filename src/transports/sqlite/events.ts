@@ -7,8 +7,9 @@
  * than `event_retention` seconds (URL option, default 3600) and all but the newest
  * `event_max_rows` (default 50000) go, checked at most once a second per process. A subscriber
  * notes the newest id when it subscribes and from then on reads the rows after the last it read,
- * in order, when this process announces a write (`announceChange(path, 'events')`) and on a poll
- * every 100 ms (writes from other processes); it hears only events written after it subscribed,
+ * in order, when this process announces a write (`announceChange(path, 'events')`) and when
+ * another process commits to the file (connection.ts: the kernel's report, and a check every
+ * second); it hears only events written after it subscribed,
  * and a subscriber that falls further behind than the window loses the oldest. Ids come from
  * AUTOINCREMENT and writes are serialised by SQLite, so a row never appears behind one already
  * read.
@@ -16,7 +17,7 @@
 import type { Statement } from 'better-sqlite3';
 import type { CeleryEvent, EventChannel, EventSubscription } from '../../brokers/broker.js';
 import { decodeEvents, encodeEvents, topicMatches } from '../../brokers/event-message.js';
-import { announceChange, onLocalChange, type Database } from './connection.js';
+import { announceChange, ExternalChangeWatcher, onLocalChange, type Database } from './connection.js';
 import { WriteBatcher } from './write-batcher.js';
 
 const SCHEMA = `
@@ -29,8 +30,8 @@ CREATE TABLE IF NOT EXISTS celeriac_events (
 CREATE INDEX IF NOT EXISTS celeriac_events_at ON celeriac_events (at);
 `;
 
-/** How often a subscriber looks for rows written by other processes. */
-const POLL_MS = 100;
+/** How often a subscriber checks for commits of other processes it was not told of. */
+const POLL_MS = 1_000;
 /** How often a process prunes the table, at most. */
 const PRUNE_EVERY_MS = 1_000;
 /** Rows read at a time by a subscriber. */
@@ -139,12 +140,14 @@ export class SqliteEvents implements EventChannel {
       }
     };
     const unlisten = onLocalChange(this.path, 'events', deliver);
-    // Not unref'd: a subscription keeps the process alive, as a socket does on the other brokers.
-    const timer = setInterval(deliver, POLL_MS);
+    // A subscription keeps the process alive, as a socket does on the other brokers.
+    const watcher = new ExternalChangeWatcher(this.database(), this.path, deliver, POLL_MS);
+    watcher.start();
+    deliver(); // what another process committed before the watch began
     const stop = (): void => {
       stopped = true;
       unlisten();
-      clearInterval(timer);
+      watcher.stop();
       this.#subscriptions.delete(stop);
     };
     this.#subscriptions.add(stop);
