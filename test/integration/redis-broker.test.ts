@@ -133,9 +133,9 @@ describe('RedisBroker on kombu\'s layout', () => {
     await b.publishMany(Array.from({ length: 12 }, () => ({ queue, message: message(app, 'x.task') })));
     const takes: Array<{ limit: number; acked: number; got: number }> = [];
     const take = b.take.bind(b);
-    b.take = async (queues, limit, held, acked = []) => {
+    b.take = async (queues, limit, held, acked) => {
       const taken = await take(queues, limit, held, acked);
-      takes.push({ limit, acked: acked.length, got: taken.length });
+      takes.push({ limit, acked: acked?.length ?? 0, got: taken.length });
       return taken;
     };
     let plainAcks = 0;
