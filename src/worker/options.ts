@@ -44,8 +44,15 @@ export interface WorkerOptions {
   module: string | null;
   /** Broker and backend URLs that threads and children apply over the module's own (`--broker`, `--backend`). */
   moduleOverrides: { broker?: string | undefined; backend?: string | undefined };
-  /** Messages taken from the broker ahead of time (unsettled at once). Default 4 × concurrency, as Celery (`worker_prefetch_multiplier` 4). */
+  /**
+   * Messages taken from the broker ahead of time (unsettled at once). Default 4 × concurrency,
+   * as Celery (`worker_prefetch_multiplier` 4), following the pool as it holds more: 4 × the
+   * runs a thread or process pool holds while its slots queue short tasks. A prefetch given
+   * stays as given.
+   */
   prefetch: number;
+  /** The multiplier a default prefetch follows the pool by; null for a prefetch given. */
+  prefetchMultiplier: number | null;
   /** This worker's node name. Default `celeriac.<pid>@<host>`. */
   hostname: string;
   /** On shutdown, how long running tasks may take before their signal fires. Default 30. */
@@ -84,7 +91,10 @@ export interface WorkerOptions {
 }
 
 /** What `app.worker()` takes: any option may be left out, and the logger may be a foreign one. */
-export type WorkerSettings = Partial<Omit<WorkerOptions, 'logger' | 'module'>> & { logger?: Logger | ForeignLogger; module?: string | URL | null };
+export type WorkerSettings = Partial<Omit<WorkerOptions, 'logger' | 'module' | 'prefetchMultiplier'>> & { logger?: Logger | ForeignLogger; module?: string | URL | null };
+
+/** Celery's `worker_prefetch_multiplier` default. */
+const PREFETCH_MULTIPLIER = 4;
 
 const POOLS: readonly PoolKind[] = ['event', 'threads', 'processes'];
 
@@ -111,7 +121,7 @@ export function resolveWorkerOptions(given: WorkerSettings, defaultQueue: string
   const processes = positiveInteger('processes', given.processes ?? cpus);
   const maxTasksPerChild = given.maxTasksPerChild == null ? null : positiveInteger('maxTasksPerChild', given.maxTasksPerChild);
   const maxMemoryPerChild = given.maxMemoryPerChild == null ? null : positiveInteger('maxMemoryPerChild', given.maxMemoryPerChild);
-  const prefetch = given.prefetch ?? concurrency * 4;
+  const prefetch = given.prefetch ?? concurrency * PREFETCH_MULTIPLIER;
   if (!Number.isInteger(prefetch) || prefetch < concurrency) {
     throw new RangeError(`prefetch must be an integer of at least the concurrency (${concurrency}); got ${prefetch}`);
   }
@@ -128,6 +138,7 @@ export function resolveWorkerOptions(given: WorkerSettings, defaultQueue: string
     module: given.module === undefined || given.module === null ? null : String(given.module),
     moduleOverrides: given.moduleOverrides ?? {},
     prefetch,
+    prefetchMultiplier: given.prefetch === undefined ? PREFETCH_MULTIPLIER : null,
     hostname: given.hostname ?? `celeriac.${process.pid}@${hostname()}`,
     shutdownGrace: given.shutdownGrace ?? 30,
     maxMessageBytes: given.maxMessageBytes ?? 16 * 1024 * 1024,

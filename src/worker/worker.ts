@@ -123,6 +123,8 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
   /** The consumer's prefetch now: the option's, plus one per held task. */
   #prefetch: number;
   #prefetchSyncDue = false;
+  /** The main pool's capacity when the prefetch last followed it. */
+  #capacitySeen = 0;
   #idle: (() => void) | undefined;
   #stopping: Promise<void> | undefined;
   readonly #logWarning = ({ message }: { message: string }): void => this.options.logger.warning(message);
@@ -510,8 +512,25 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     this.#next();
   }
 
+  /**
+   * The prefetch before held tasks: the option's, or, for a default prefetch, the multiplier
+   * times what the main pool holds when that is more (a pool whose slots queue short tasks).
+   */
+  #basePrefetch(): number {
+    const { prefetch, prefetchMultiplier } = this.options;
+    const capacity = this.#executors.main?.capacity ?? 0;
+    return prefetchMultiplier === null ? prefetch : Math.max(prefetch, prefetchMultiplier * capacity);
+  }
+
   /** Runs reserved tasks, in order, wherever their executor has room. */
   #next(): void {
+    if (this.options.prefetchMultiplier !== null) {
+      const capacity = this.#executors.main?.capacity ?? 0;
+      if (capacity !== this.#capacitySeen) {
+        this.#capacitySeen = capacity;
+        this.#syncPrefetch();
+      }
+    }
     const reserved = this.#reserved;
     for (let i = 0; i < reserved.length && this.#state === 'running' && this.#hasRoom(); ) {
       const job = reserved[i]!;
@@ -745,7 +764,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
     this.#prefetchSyncDue = true;
     queueMicrotask(() => {
       this.#prefetchSyncDue = false;
-      const base = this.options.prefetch;
+      const base = this.#basePrefetch();
       const wanted = base + Math.min(this.#held.size + this.#rateGates.held, base * HELD_MAX_FACTOR);
       if (wanted === this.#prefetch) return;
       this.#prefetch = wanted;

@@ -252,6 +252,21 @@ describe.each(['threads', 'processes'] as const)('the %s pool queues runs in a s
     expect(slot(await send<Where>(h.app, 'pool.where').get(WAIT))).toBe(slot(before));
   });
 
+  it('takes 4 x the runs its slots hold ahead when no prefetch is given, and keeps a prefetch given', async () => {
+    const prefetchOf = async (): Promise<number> => {
+      const replies = Object.values(await h.app.control.inspect({ timeout: 2, limit: 1 }).stats()) as Array<{ prefetch_count: number }>;
+      return replies[0]!.prefetch_count;
+    };
+    await warmWorker(); // --prefetch 8
+    expect(await prefetchOf()).toBe(8);
+    await h.close();
+    h = harness();
+    await h.start(['-P', pool, '-c', '1']);
+    expect(await prefetchOf()).toBe(4);
+    await gather(Array.from({ length: 40 }, () => send<number>(h.app, 'pool.add', [1, 1])), WAIT);
+    await until(async () => (await prefetchOf()) > 4, 5_000, 'the prefetch to follow the runs the slot holds');
+  });
+
   it('runs the queued runs of a slot that died in another slot, without failing them', async () => {
     await warmWorker();
     const dying = send(h.app, 'pool.exit', [3]);

@@ -497,7 +497,7 @@ class RedisConsumer implements Consumer {
    * prefetch beyond the concurrency), never while a slot would idle: at concurrency 1 and
    * prefetch 4, taking one at a time cost 2.7 socket writes per no-op task, taking four 0.8.
    */
-  readonly #batch: number;
+  #batch: number;
   /** Per queue, the list its blocking wait moves a message into (see consumer-lease.ts). */
   readonly #takingKeys: readonly string[];
 
@@ -508,15 +508,20 @@ class RedisConsumer implements Consumer {
     private readonly onDelivery: (delivery: Delivery) => void,
     private prefetch: number,
     private readonly stallMs: number,
-    concurrency: number | undefined,
+    private readonly concurrency: number | undefined,
   ) {
-    const waitingInWorker = prefetch - (concurrency ?? prefetch);
-    this.#batch = Math.max(Math.floor(prefetch / 4), Math.min(waitingInWorker + 1, MIN_TAKE), 1);
+    this.#batch = this.#batchFor(prefetch);
     this.#takingKeys = queues.map((queue) => takingKeyOf(this.id, queue));
+  }
+
+  #batchFor(prefetch: number): number {
+    const waitingInWorker = prefetch - (this.concurrency ?? prefetch);
+    return Math.max(Math.floor(prefetch / 4), Math.min(waitingInWorker + 1, MIN_TAKE), 1);
   }
 
   setPrefetch(count: number): void {
     this.prefetch = count;
+    this.#batch = this.#batchFor(count);
     const wake = this.#slotFreed;
     this.#slotFreed = undefined;
     wake?.();
