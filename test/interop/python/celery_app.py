@@ -123,8 +123,19 @@ def priorities(queue):
 
 
 def routed(exchange):
-    """Calls ts.add through an exchange with the routing key from argv, naming no queue."""
-    print(app.send_task('ts.add', args=[2, 3], exchange=exchange, routing_key=sys.argv[3]).get(timeout=30))
+    """Calls ts.add through an exchange with the routing key from argv, naming no queue.
+
+    Celery declares its default queue on such a send; a queue of this call's own (deleted after)
+    keeps it from clashing with a `celery` queue some other client declared with other arguments.
+    """
+    import uuid
+    default_queue = f'celery-routed-{uuid.uuid4().hex[:8]}'
+    app.conf.task_default_queue = default_queue
+    try:
+        print(app.send_task('ts.add', args=[2, 3], exchange=exchange, routing_key=sys.argv[3]).get(timeout=30))
+    finally:
+        with app.connection_for_write() as connection:
+            connection.default_channel.queue_delete(default_queue)
 
 
 if __name__ == '__main__':
