@@ -32,13 +32,21 @@ interface RateClient extends RedisClient {
   celeriacRateAcquire(key: string, intervalMicros: number, wanted: number, horizonMicros: number): Promise<[number, number]>;
 }
 
+/**
+ * Defines the acquire script on the broker's client when it connects. Not on first use: a command
+ * defined while an auto-pipelined batch of the same turn is open is missing from that batch, and
+ * ioredis fails the whole batch (seen when a rate-limited task arrived with its unacked record).
+ */
+export function defineRateScript(client: RedisClient): void {
+  client.defineCommand('celeriacRateAcquire', { numberOfKeys: 1, lua: ACQUIRE });
+}
+
 /** The shared rate store of one Redis broker. */
 export class RedisRateLimits implements SharedRateStore {
   constructor(private readonly client: () => RedisClient) {}
 
   async acquire(key: string, perSecond: number, count: number): Promise<{ granted: number; waitMs: number }> {
     const client = this.client() as RateClient;
-    if (typeof client.celeriacRateAcquire !== 'function') client.defineCommand('celeriacRateAcquire', { numberOfKeys: 1, lua: ACQUIRE });
     const [granted, waitMs] = await client.celeriacRateAcquire(PREFIX + key, Math.max(1, Math.round(1_000_000 / perSecond)), count, SLOT_HORIZON_MS * 1000);
     return { granted: Number(granted), waitMs: Number(waitMs) };
   }

@@ -56,7 +56,7 @@ import { defineScripts, type ScriptedClient } from './scripts.js';
 import { aliveKeyOf, HELD_PREFIX, heldKeyOf, parseTakingKey, TAKING_PREFIX, takingKeyOf } from './consumer-lease.js';
 import { LeaseKeeper } from '../lease-keeper.js';
 import type { RedisKeeperSettings } from './lease-keeper-thread.js';
-import { RedisRateLimits } from './rate-limits.js';
+import { defineRateScript, RedisRateLimits } from './rate-limits.js';
 import { RedisEvents } from './events.js';
 import { DelayedMessages, delayedKeyOf } from './delayed.js';
 
@@ -132,6 +132,7 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
   async connect(): Promise<void> {
     if (this.#client) return;
     const client = defineScripts(await connectRedis(this.url));
+    defineRateScript(client);
     try {
       // A user whose ACL forbids INFO gets no check rather than no broker.
       requireBrokerVersion(await client.info('server').catch(() => ''), this.displayUrl);
