@@ -77,7 +77,8 @@ describe.each(BROKERS)('dashboard actions on $name', ({ key, open }) => {
   });
 
   it('shows a queue’s tasks in flight and its rates in and out', async () => {
-    const slow = [1, 2, 3].map(() => producer.sendTask('acts.sleep', [2_500]));
+    // Long enough to stay in flight through the page loads below on a busy machine (2.5 s was not).
+    const slow = [1, 2, 3].map(() => producer.sendTask('acts.sleep', [5_000]));
     for (const result of slow) await result.sent;
     const page = await context.newPage();
     await until(async () => {
