@@ -320,10 +320,14 @@ describe('celeriac worker --dashboard', () => {
       await page.goto(worker.url);
       await page.locator(`tr[data-worker="${node}"] .badge.online`).waitFor({ timeout: 10_000 });
       // Started without -E: the dashboard asked it for task events (enable_events), as Flower does.
-      const result = app.sendTask<number>('fx.add', [2, 2]);
-      expect(await result.get({ timeout: 10 })).toBe(4);
-      await page.goto(`${worker.url}/tasks`);
-      await page.locator(`tr[data-task-id="${result.id}"][data-state="SUCCESS"]`).waitFor({ timeout: 10_000 });
+      // A task that ran before the command arrived sent none, so send tasks until one shows.
+      await until(async () => {
+        const result = app.sendTask<number>('fx.add', [2, 2]);
+        expect(await result.get({ timeout: 10 })).toBe(4);
+        await page.goto(`${worker.url}/tasks`);
+        const row = page.locator(`tr[data-task-id="${result.id}"][data-state="SUCCESS"]`);
+        return row.waitFor({ timeout: 2_000 }).then(() => true, () => false);
+      }, 20_000, 'a task of the worker to show as SUCCESS in its own dashboard');
       await page.close();
     } finally {
       await app.close();

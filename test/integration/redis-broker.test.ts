@@ -20,8 +20,9 @@ import { openBackend } from '../conformance/open.js';
 import { startFaultProxy } from '../helpers/tcp-proxy.js';
 import { until } from '../helpers/wait.js';
 
-const URL = 'redis://127.0.0.1:6379/7';
-const raw = new Redis('redis://127.0.0.1:6379/7');
+// A db of its own: its restores (visibility_timeout=1) give back whatever any client left unacked in the db.
+const URL = 'redis://127.0.0.1:6379/2';
+const raw = new Redis('redis://127.0.0.1:6379/2');
 const opened: Array<{ close(): Promise<unknown> }> = [];
 
 afterAll(async () => {
