@@ -21,8 +21,9 @@ import { startFaultProxy } from '../helpers/tcp-proxy.js';
 import { until } from '../helpers/wait.js';
 
 // A db of its own: its restores (visibility_timeout=1) give back whatever any client left unacked in the db.
-const URL = 'redis://127.0.0.1:6379/2';
-const raw = new Redis('redis://127.0.0.1:6379/2');
+const DB = 2;
+const URL = `redis://127.0.0.1:6379/${DB}`;
+const raw = new Redis(URL);
 const opened: Array<{ close(): Promise<unknown> }> = [];
 
 afterAll(async () => {
@@ -380,7 +381,7 @@ describe('RedisBroker on kombu\'s layout', () => {
     const proxy = await startFaultProxy(6379);
     opened.push(proxy);
     const queue = `watchdog-${randomUUID()}`;
-    const consumerSide = await broker(`redis://127.0.0.1:${proxy.port}/7?stall_timeout=2`);
+    const consumerSide = await broker(`redis://127.0.0.1:${proxy.port}/${DB}?stall_timeout=2`);
     const warnings: string[] = [];
     consumerSide.on('warning', ({ message }) => warnings.push(message));
     const got: Delivery[] = [];
@@ -416,7 +417,7 @@ describe('RedisBackend subscriptions', () => {
   it('sees a result stored while its subscription is still on the way', async () => {
     const proxy = await startFaultProxy(6379);
     opened.push(proxy);
-    const waiter = await openBackend(`redis://127.0.0.1:${proxy.port}/7?poll_interval=60`);
+    const waiter = await openBackend(`redis://127.0.0.1:${proxy.port}/${DB}?poll_interval=60`);
     opened.push(waiter);
     const writer = await openBackend(URL);
     opened.push(writer);
