@@ -73,6 +73,18 @@ export interface SharedDatabase {
   release(): void;
 }
 
+/**
+ * Queues `run` for the next commit of the connection `connected` returns; a promise that rejects
+ * (rather than a throw) when there is none, so callers treat a closed store like a failed write.
+ */
+export function enqueueWrite<T>(connected: () => SharedDatabase, run: () => T, afterCommit: () => void): Promise<T> {
+  try {
+    return connected().writes.enqueue(run, afterCommit);
+  } catch (error) {
+    return Promise.reject(error as Error);
+  }
+}
+
 interface OpenConnection {
   db: Database;
   writes: WriteBatcher;

@@ -15,6 +15,7 @@ import { SUCCESS } from '../../states.js';
 import {
   absolutePath,
   announceChange,
+  enqueueWrite,
   ExternalChangeWatcher,
   onLocalChange,
   pollIntervalOption,
@@ -236,11 +237,7 @@ export class SqliteBackend implements ResultBackend {
 
   /** Queues `run` for the connection's next commit; rejects when not connected. */
   #enqueue<T>(run: () => T): Promise<T> {
-    try {
-      return this.#connected().writes.enqueue(run, this.#announce);
-    } catch (error) {
-      return Promise.reject(error as Error);
-    }
+    return enqueueWrite(() => this.#connected(), run, this.#announce);
   }
 }
 

@@ -31,6 +31,7 @@ import type { TransportMessage } from '../../protocol/message.js';
 import {
   absolutePath,
   announceChange,
+  enqueueWrite,
   ExternalChangeWatcher,
   onLocalChange,
   pollIntervalOption,
@@ -344,11 +345,7 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
 
   /** Queues `run` for the connection's next commit; rejects when not connected. */
   #enqueue<T>(run: () => T): Promise<T> {
-    try {
-      return this.#connected().writes.enqueue(run, this.#announce);
-    } catch (error) {
-      return Promise.reject(error as Error);
-    }
+    return enqueueWrite(() => this.#connected(), run, this.#announce);
   }
 }
 
