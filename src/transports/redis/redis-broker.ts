@@ -717,8 +717,8 @@ class RedisDelivery extends OnceSettledDelivery {
   /** The unacked entry's date in seconds: its ETA when that is later than now. */
   readonly holdUntil: number;
   readonly #raw: string;
-  /** The list it came from (the queue's, or one of its priority lists). */
-  readonly #listKey: string;
+  /** Its priority, which names the list it came from (the queue's, or one of its priority lists). */
+  readonly #priority: number;
 
   constructor(
     private readonly consumer: RedisConsumer,
@@ -730,7 +730,7 @@ class RedisDelivery extends OnceSettledDelivery {
     const envelope = tryParse(item.raw);
     this.tag = item.tag ?? tagOf(envelope);
     this.message = messageOf(envelope, item.raw);
-    this.#listKey = queueKey(item.queue, envelope?.properties.priority ?? 0);
+    this.#priority = envelope?.properties.priority ?? 0;
     const envelopeRedelivered = (this.message.headers['redelivered'] ?? false) === true;
     this.redelivered = envelopeRedelivered;
     const eta = typeof this.message.headers['eta'] === 'string' ? parseIsoDate(this.message.headers['eta']) : null;
@@ -739,7 +739,7 @@ class RedisDelivery extends OnceSettledDelivery {
 
   postpone(notBefore: number): Promise<void> {
     const { broker, heldKey } = this.consumer;
-    return this.settleOnceBy(() => broker.postpone(this.tag, heldKey, this.#listKey, this.#raw, notBefore));
+    return this.settleOnceBy(() => broker.postpone(this.tag, heldKey, queueKey(this.queue, this.#priority), this.#raw, notBefore));
   }
 
   protected async settle(settlement: Settlement): Promise<void> {
