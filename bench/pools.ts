@@ -71,9 +71,6 @@ const QUIET = { threshold: 0.25, maxSeconds: 60 };
 /** A measurement during which other processes used fewer cores than this counts as undisturbed, for a second reading of the ratios. */
 const UNDISTURBED_CORES = 0.15;
 
-/** The prefetch of the extra no-op row of \`-P processes -c 2\`: the window of the event pool's default \`-c 10\`. */
-const WIDE_PREFETCH = 40;
-
 /** Seconds: a worker must answer its ping within READY, a batch finish within BATCH. */
 const TIMEOUT = { ready: 60, batch: 300, stop: 10 };
 
@@ -85,8 +82,6 @@ interface Setup {
   system: 'celeriac' | 'celery';
   pool: Pool;
   concurrency: number | null;
-  /** `--prefetch`, when the setup sets it rather than taking the default (4 × c). */
-  prefetch: number | null;
   /** As the tables name it: `celeriac -P processes -c 2`. */
   label: string;
   db: number;
@@ -98,14 +93,13 @@ interface Setup {
 // ---------------------------------------------------------------------------------------------
 // The workers.
 
-export function celeriacSetup(pool: Exclude<Pool, 'prefork'>, concurrency: number | null, queue: string, scenarios: Scenario[], prefetch: number | null = null): Setup {
+export function celeriacSetup(pool: Exclude<Pool, 'prefork'>, concurrency: number | null, queue: string, scenarios: Scenario[]): Setup {
   const db = DB.celeriac;
-  const poolArgs = ['-P', pool, ...(concurrency === null ? [] : ['-c', String(concurrency)]), ...(prefetch === null ? [] : ['--prefetch', String(prefetch)])];
+  const poolArgs = ['-P', pool, ...(concurrency === null ? [] : ['-c', String(concurrency)])];
   return {
     system: 'celeriac',
     pool,
     concurrency,
-    prefetch,
     label: `celeriac ${poolArgs.join(' ')}${concurrency === null ? ' (default -c 10)' : ''}`,
     db,
     queue,
@@ -125,7 +119,6 @@ function celerySetup(version: string, queue: string): Setup {
     system: 'celery',
     pool: 'prefork',
     concurrency: 2,
-    prefetch: null,
     label: `Celery ${version} -P prefork -c 2`,
     db,
     queue,
@@ -365,10 +358,9 @@ interface ReportContext {
 
 function report(measured: Measured, context: ReportContext): string {
   const { setups, sizes, rounds, celeryName } = context;
-  const find = (system: Setup['system'], pool: Pool, concurrency: number | null, prefetch: number | null = null): Setup =>
-    setups.find((s) => s.system === system && s.pool === pool && s.concurrency === concurrency && s.prefetch === prefetch)!;
+  const find = (system: Setup['system'], pool: Pool, concurrency: number | null): Setup =>
+    setups.find((s) => s.system === system && s.pool === pool && s.concurrency === concurrency)!;
   const processes = find('celeriac', 'processes', 2);
-  const processesWide = find('celeriac', 'processes', 2, WIDE_PREFETCH);
   const threads = find('celeriac', 'threads', 2);
   const event = find('celeriac', 'event', 2);
   const eventDefault = find('celeriac', 'event', null);
@@ -439,7 +431,7 @@ Reproduce: \`npm run bench -- pools\` (script: bench/pools.ts; tasks: bench/pool
 
 Workers, each a process of its own, as users start them:
 - celeriac: \`node bin/celeriac.js worker -A bench/pool-tasks.js -P <pool> [-c N] --broker ${redisUrl(DB.celeriac)} --backend ${redisUrl(DB.celeriac)} -Q <queue> -l warning\`
-  (prefetch: the default, 4 × c, except in the no-op row that sets \`--prefetch ${WIDE_PREFETCH}\`);
+  (prefetch: the default, 4 × the runs the pool holds: 4 × c on the event pool; on threads and processes, 4 × the runs their slots queue, up to 16 each while tasks are short);
 - ${celeryName}: \`/usr/bin/python3 -m celery -A pool_tasks worker -P prefork -c 2 -Q <queue> -l WARNING --without-mingle --without-gossip --without-heartbeat\`
   (broker and backend \`${redisUrl(DB.celery)}\`; prefetch: the default, 4 × c).
 
@@ -467,8 +459,6 @@ ${table(['worker', 'tasks/s', 'time per task, median (min–max)', 'tasks per ro
 
 **No-op dispatch**: ${n(sizes.noop)} no-op tasks (\`bench.noop\`, returns null; every result stored), after a warm-up of
 ${n(sizes.noopWarmUp)}. \`-P event\` is shown at \`-c 2\` (the same slots as the other pools) and at its default, \`-c 10\`.
-\`-P processes -c 2\` is also shown with \`--prefetch ${WIDE_PREFETCH}\` (the default -c 10's window): at the default prefetch of 8 the
-worker holds at most 8 unacked messages, which bounds a drain through any pool (\`-P event -c 2\` has the same window).
 CPU per task: the CPU time the worker's own process (its threads included) and its pool children spent per task during
 the drain (median round).
 
@@ -484,7 +474,7 @@ ${table(['worker', 'processes', 'RSS, sum', 'PSS, sum'], memoryRows)}
 
 Ratios: CPU-bound, \`-P processes -c 2\` / Celery prefork \`-c 2\` ${ratio(cpuRate(processes), cpuRate(prefork))},
 \`-P processes -c 2\` / \`-P event\` ${ratio(cpuRate(processes), cpuRate(event))}, \`-P threads -c 2\` / \`-P event\` ${ratio(cpuRate(threads), cpuRate(event))};
-no-op drain, \`-P processes -c 2\` / Celery prefork \`-c 2\` ${ratio(noopRate(processes), noopRate(prefork))} (with \`--prefetch ${WIDE_PREFETCH}\`: ${ratio(noopRate(processesWide), noopRate(prefork))}), \`-P threads -c 2\` / \`-P event -c 2\` ${ratio(noopRate(threads), noopRate(event))}
+no-op drain, \`-P processes -c 2\` / Celery prefork \`-c 2\` ${ratio(noopRate(processes), noopRate(prefork))}, \`-P threads -c 2\` / \`-P event -c 2\` ${ratio(noopRate(threads), noopRate(event))}
 (/ \`-P event\` at its default \`-c 10\`: ${ratio(noopRate(threads), noopRate(eventDefault))}), \`-P processes -c 2\` / \`-P event -c 2\` ${ratio(noopRate(processes), noopRate(event))};
 idle RSS, \`-P processes -c 2\` / Celery prefork \`-c 2\` ${ratio(median(memory(processes).map((m) => m.rss)), median(memory(prefork).map((m) => m.rss)))},
 \`-P threads -c 2\` / Celery prefork \`-c 2\` ${ratio(median(memory(threads).map((m) => m.rss)), median(memory(prefork).map((m) => m.rss)))}.
@@ -506,7 +496,7 @@ ${table(['worker', 'measurement', 'rounds'], roundRows)}
 
 Targets (issue 9): CPU-bound \`-P processes\` ≥ 2× Celery prefork — ${met(cpuVsCelery >= 2)} (${cpuVsCelery.toFixed(2)}×);
 \`-P processes\` ≥ 1.8× \`-P event\` — ${met(cpuVsEvent >= 1.8)} (${cpuVsEvent.toFixed(2)}×);
-no-op drain \`-P processes\` ≥ 10× Celery prefork — ${met(noopVsCelery >= 10)} (${noopVsCelery.toFixed(2)}×; with \`--prefetch ${WIDE_PREFETCH}\` ${(noopRate(processesWide) / noopRate(prefork)).toFixed(2)}×);
+no-op drain \`-P processes\` ≥ 10× Celery prefork — ${met(noopVsCelery >= 10)} (${noopVsCelery.toFixed(2)}×);
 \`-P threads\` ≥ 50% of \`-P event\` (both \`-c 2\`) — ${met(threadsVsEvent >= 0.5)} (${(threadsVsEvent * 100).toFixed(0)}%);
 idle RSS of \`-P processes -c 2\`, \`-P threads -c 2\` and Celery prefork \`-c 2\` — reported above.`;
 }
@@ -550,7 +540,6 @@ export async function runPoolsBench(options: PoolsBenchOptions = {}): Promise<vo
   const celeriacQueue = uniqueQueue('pools-celeriac');
   const setups = [
     celeriacSetup('processes', 2, celeriacQueue, ['cpu', 'noop']),
-    celeriacSetup('processes', 2, celeriacQueue, ['noop'], WIDE_PREFETCH),
     celeriacSetup('threads', 2, celeriacQueue, ['cpu', 'noop']),
     celeriacSetup('event', 2, celeriacQueue, ['cpu', 'noop']),
     celeriacSetup('event', null, celeriacQueue, ['noop']),
