@@ -74,8 +74,14 @@ interface SlotState {
 const EXIT_GRACE_MS = 5_000;
 /** A slot that failed to start is tried again after this, doubling up to the cap. */
 const RESTART_BACKOFF_MS = [500, 30_000] as const;
-/** A slot holds at most this many runs (the one going on and those queued behind it). */
-const MAX_RUNS_PER_SLOT = 16;
+/**
+ * A slot holds at most this many runs (the one going on and those queued behind it). Short runs
+ * reach it well within {@link QUEUE_BUDGET_MS}; deeper queues make every batch bigger (the runs
+ * handed to a slot and ended by it in one message, the results stored and acked in one call):
+ * no-ops through `-P processes -c 2` on Redis went from 13.8k to 20.6k/s at 64 instead of 16,
+ * the worker's CPU per run from 60 to 42 µs and its socket writes per run from 0.17 to 0.04.
+ */
+const MAX_RUNS_PER_SLOT = 64;
 /**
  * How long, at most, a run should wait behind those queued ahead of it in its slot: a slot
  * holds as many runs as, at the pool's recent time per run, take this long (one when runs
