@@ -85,11 +85,20 @@ export interface Delivery {
    * {@link BrokerCapabilities.delayedDelivery}.
    */
   postpone?(notBefore: number): Promise<void>;
+  /**
+   * Its task has run; what remains is recording the outcome (the result stored, then the ack).
+   * A broker that keeps the prefetch window itself stops counting the delivery from here, so the
+   * next messages arrive while this one is recorded instead of after it.
+   */
+  ran?(): void;
 }
 
 /** Options for {@link Broker.consume}. */
 export interface ConsumeOptions {
-  /** At most this many deliveries are unsettled at once. */
+  /**
+   * At most this many deliveries are unsettled at once; where deliveries report
+   * {@link Delivery.ran}, up to as many again whose tasks ran may still be being recorded.
+   */
   prefetch: number;
   /**
    * How many deliveries the caller runs at once; the rest of the prefetch waits in its memory.

@@ -502,6 +502,7 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
       return;
     }
     if (!this.#active.delete(job)) return; // already handed back or timed out
+    job.delivery.ran?.();
     const runtime = startedAt ? (performance.now() - startedAt) / 1000 : 0;
     const recorded = this.#record(job, outcome, runtime).catch(async (error: unknown) => {
       // Not recorded, so not acked: give it back to run again rather than lose it.

@@ -86,8 +86,9 @@ describe('RedisBroker on kombu\'s layout', () => {
     await b.publishMany(Array.from({ length: 150 }, () => ({ queue, message: message(app, 'x.task') })));
     const takes: Array<{ asked: number; got: number }> = [];
     const take = b.take.bind(b);
-    b.take = async (queues, limit, held) => {
-      const taken = await take(queues, limit, held);
+    // Acks may ride on a take: they pass through, or the messages would stay unacked.
+    b.take = async (queues, limit, held, acked) => {
+      const taken = await take(queues, limit, held, acked);
       takes.push({ asked: limit, got: taken.length });
       return taken;
     };
@@ -109,7 +110,7 @@ describe('RedisBroker on kombu\'s layout', () => {
       await b.publishMany(Array.from({ length: 20 }, () => ({ queue, message: message(app, 'x.task') })));
       const asked: number[] = [];
       const take = b.take.bind(b);
-      b.take = (queues, limit, held) => (asked.push(limit), take(queues, limit, held));
+      b.take = (queues, limit, held, acked) => (asked.push(limit), take(queues, limit, held, acked));
       const got: Delivery[] = [];
       const consumer = await b.consume([queue], (d) => got.push(d), { prefetch, concurrency });
       await until(() => got.length === prefetch);
@@ -160,13 +161,35 @@ describe('RedisBroker on kombu\'s layout', () => {
     await Promise.all(got.map((d) => d.ack()));
   });
 
+  it('stops counting a delivery whose task ran against the prefetch, for up to a prefetch of them, so the next arrive while it is recorded', async () => {
+    const queue = `ran-${randomUUID()}`;
+    const b = (await broker()) as RedisBroker;
+    await b.publishMany(Array.from({ length: 20 }, () => ({ queue, message: message(app, 'x.task') })));
+    const got: Delivery[] = [];
+    const consumer = await b.consume([queue], (d) => got.push(d), { prefetch: 4, concurrency: 1 });
+    await until(() => got.length === 4);
+    for (const delivery of got.slice(0, 4)) delivery.ran!();
+    await until(() => got.length === 8, 5_000, 'four more while the first four are recorded');
+    const tagOf = (d: Delivery): string => (d as unknown as { tag: string }).tag;
+    for (const delivery of got.slice(0, 4)) expect(await raw.hget('unacked', tagOf(delivery))).not.toBeNull();
+    // Eight ran and unacked: four of them count again, which fills the prefetch; one acked frees one slot, less than a take of four.
+    for (const delivery of got.slice(4, 8)) delivery.ran!();
+    await got[0]!.ack();
+    await new Promise((resolve) => setTimeout(resolve, 100)); // fixed: a window for a take that must not come
+    expect(got).toHaveLength(8);
+    await Promise.all(got.slice(1, 4).map((d) => d.ack()));
+    await until(() => got.length === 12, 5_000, 'four more once four were acked');
+    await consumer.cancel();
+    await Promise.all(got.slice(4).map((d) => d.ack()));
+  });
+
   it('hands an idle consumer a message as it arrives, without a take, and records it as unacked and held right after', async () => {
     const queue = `wake-${randomUUID()}`;
     const b = (await broker()) as RedisBroker;
     const takes: number[] = [];
     const take = b.take.bind(b);
-    b.take = async (queues, limit, held) => {
-      const taken = await take(queues, limit, held);
+    b.take = async (queues, limit, held, acked) => {
+      const taken = await take(queues, limit, held, acked);
       takes.push(taken.length);
       return taken;
     };
