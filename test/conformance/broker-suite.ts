@@ -124,6 +124,28 @@ export function describeBrokerConformance(name: string, open: () => Promise<Brok
       await Promise.all(got.slice(1).map((d) => d.ack()));
     });
 
+    it('stops counting deliveries whose task ran against the prefetch, up to a prefetch of them (where deliveries report ran)', async ({ skip }) => {
+      fresh();
+      await broker.publishMany(Array.from({ length: 12 }, (_, i) => ({ queue, message: message(`r${i}`) })));
+      const { got, consumer } = await collect(broker, queue, 3);
+      await until(() => got.length === 3);
+      if (!got[0]!.ran) {
+        await consumer.cancel();
+        await Promise.all(got.map((d) => d.ack()));
+        skip();
+      }
+      for (const delivery of got.slice(0, 3)) delivery.ran!();
+      await until(() => got.length === 6, 5_000, 'three more while the first three are recorded');
+      // Six ran: three of them count again. One acked frees one slot.
+      for (const delivery of got.slice(3, 6)) delivery.ran!();
+      await got[0]!.ack();
+      await until(() => got.length === 7, 5_000, 'one more once one was acked');
+      await new Promise((resolve) => setTimeout(resolve, 50)); // fixed: a window in which an 8th delivery must NOT come
+      expect(got).toHaveLength(7);
+      await consumer.cancel();
+      await Promise.all(got.slice(1).map((d) => d.ack()));
+    });
+
     it('redelivers a message rejected with requeue, and drops one rejected without', async () => {
       fresh();
       await broker.publish(queue, message('again'));
