@@ -44,6 +44,21 @@ export interface Envelope {
   };
 }
 
+/**
+ * {@link toEnvelope} as the JSON text a list holds, written without building the envelope
+ * object first (the bulk publish path: about a fifth of its CPU went to that object).
+ */
+export function envelopeText(queue: string, message: TransportMessage, priority: number): string {
+  const given = message.properties;
+  if ('priority' in given || 'delivery_info' in given || 'body_encoding' in given || 'delivery_tag' in given) return JSON.stringify(toEnvelope(queue, message, priority));
+  const properties = JSON.stringify(given);
+  const extra = `"delivery_info":{"exchange":"","routing_key":${JSON.stringify(queue)}},"priority":${priority},"body_encoding":"base64","delivery_tag":"${randomUUID()}"}`;
+  return (
+    `{"body":"${message.body.toString('base64')}","content-encoding":${JSON.stringify(message.contentEncoding)},"content-type":${JSON.stringify(message.contentType)}` +
+    `,"headers":${JSON.stringify(message.headers)},"properties":${properties.length > 2 ? `${properties.slice(0, -1)},` : '{'}${extra}}`
+  );
+}
+
 /** Wraps a message as kombu does: base64 body, a fresh delivery tag. */
 export function toEnvelope(queue: string, message: TransportMessage, priority: number): Envelope {
   return {

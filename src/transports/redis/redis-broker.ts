@@ -42,11 +42,11 @@ import { sameDeadLetter } from '../../brokers/dead-letters.js';
 import { clampPriority } from '../../brokers/priority.js';
 import {
   binding,
+  envelopeText,
   fromEnvelope,
   markRedelivered,
   queueKey,
   queueKeys,
-  toEnvelope,
   UNACKED,
   UNACKED_INDEX,
   UNACKED_MUTEX,
@@ -175,7 +175,7 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
       queues.add(queue);
       const priority = clampPriority(options?.priority ?? (message.properties.priority as number | undefined));
       const key = queueKey(queue, priority);
-      const envelope = JSON.stringify(toEnvelope(queue, message, priority));
+      const envelope = envelopeText(queue, message, priority);
       const list = lists.get(key);
       if (list) list.push(envelope);
       else lists.set(key, [envelope]);
