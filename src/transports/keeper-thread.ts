@@ -1,6 +1,7 @@
 /**
  * The thread side of a lease keeper (see lease-keeper.ts): keeps the set of consumer ids the main
- * thread holds and renews them all every `intervalMs`, one renewal at a time. A failed renewal is
+ * thread holds and renews them all at once when it starts, then every `intervalMs`, one renewal
+ * at a time. A failed renewal is
  * reported once (until one succeeds again) and tried again on the next tick.
  */
 import { parentPort } from 'node:worker_threads';
@@ -40,9 +41,14 @@ export function runKeeper(work: KeeperWork): void {
   };
   const timer = setInterval(tick, work.intervalMs);
 
+  let renewedOnce = false;
   port.on('message', (command: KeeperCommand) => {
     if (command.type === 'hold') {
       ids.add(command.id);
+      // The main thread hands renewals over as this thread starts (a task may block it from now
+      // on): the first is now, once the holds posted with the start are all in.
+      if (!renewedOnce) setImmediate(tick);
+      renewedOnce = true;
     } else if (command.type === 'release') {
       ids.delete(command.id);
       void (running ?? Promise.resolve()).then(() => post({ type: 'released', seq: command.seq }));

@@ -308,6 +308,27 @@ describe('RedisBroker on kombu\'s layout', () => {
     expect(await raw.exists(owner!)).toBe(0);
   });
 
+  it('renews an idle consumer\'s lease from the main thread, runs the keeper thread while it holds deliveries, and stops it after an idle spell', async () => {
+    const queue = `keeper-${randomUUID()}`;
+    const b = (await broker(`${URL}?consumer_timeout=1`)) as RedisBroker; // a 1 s lease, renewed every 250 ms
+    const got: Delivery[] = [];
+    await b.consume([queue], (d) => got.push(d), { prefetch: 1 });
+    const leaseAlive = async (): Promise<boolean> => (await raw.keys('celeriac.alive.*')).length > 0 && (await Promise.all((await raw.keys('celeriac.alive.*')).map((key) => raw.pttl(key)))).some((ttl) => ttl > 0);
+    await new Promise((resolve) => setTimeout(resolve, 2_500)); // 2.5 leases
+    expect(b.keeperThreadRunning).toBe(false);
+    expect(await leaseAlive()).toBe(true);
+
+    await b.publish(queue, message(app, 'x.held'));
+    await until(() => got.length === 1);
+    expect(b.keeperThreadRunning).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 6_000)); // past the idle spell, the delivery still held
+    expect(b.keeperThreadRunning).toBe(true);
+    await got[0]!.ack();
+    await until(() => !b.keeperThreadRunning, 8_000, 'the keeper thread to stop once idle');
+    await new Promise((resolve) => setTimeout(resolve, 2_500));
+    expect(await leaseAlive()).toBe(true);
+  }, 30_000);
+
   it('parks an ETA task due in more than a second in Redis, not in the worker, and runs it at its ETA once', async () => {
     const queue = `parked-${randomUUID()}`;
     const celeriac = new Celeriac({ broker: URL, backend: URL });

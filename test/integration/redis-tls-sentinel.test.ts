@@ -37,18 +37,25 @@ async function roundTrip(url: string): Promise<number> {
 }
 
 /**
- * Starts a lease keeper on `url` holding one consumer with a 1 s lease renewed every 100 ms,
- * and checks the lease is set and still there after three times its length, with no warning.
+ * Starts a lease keeper thread on `url` holding one consumer with a 1 s lease renewed every
+ * 100 ms, and checks the lease is set and still there after three times its length, with no
+ * warning. The main thread's renewals are left out: only the thread's connection renews.
  */
 async function keeperRenews(url: string): Promise<void> {
   const broker = (await createBroker(url)) as RedisBroker;
   await broker.connect();
   const warnings: string[] = [];
   const settings: RedisKeeperSettings = { url, leaseMs: 1_000, intervalMs: 100 };
-  const keeper = new LeaseKeeper('transports/redis/lease-keeper-thread.js', settings, (message) => warnings.push(message));
+  const keeper = new LeaseKeeper('transports/redis/lease-keeper-thread.js', settings, {
+    renewHere: () => Promise.resolve(),
+    holdsWork: () => true,
+    warn: (message) => warnings.push(message),
+  });
   const id = `keeper-${randomUUID()}`;
   try {
-    await keeper.hold(id);
+    keeper.hold(id);
+    keeper.busy();
+    expect(keeper.threadRunning).toBe(true);
     await until(async () => (await broker.client.pttl(aliveKeyOf(id))) > 0, 10_000, 'the keeper to set the lease');
     await new Promise((resolve) => setTimeout(resolve, 3_000));
     expect(await broker.client.pttl(aliveKeyOf(id))).toBeGreaterThan(500);

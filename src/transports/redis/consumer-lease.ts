@@ -4,6 +4,8 @@
  * lapses (the process died), any celeriac worker gives back what the set names at once, instead
  * of after kombu's visibility timeout.
  */
+import { UNACKED_INDEX } from './kombu-layout.js';
+
 export const HELD_PREFIX = 'celeriac.held.';
 
 /** The consumer's lease key. */
@@ -11,6 +13,11 @@ export const aliveKeyOf = (consumerId: string): string => `celeriac.alive.${cons
 
 /** The set of delivery tags the consumer holds. */
 export const heldKeyOf = (consumerId: string): string => HELD_PREFIX + consumerId;
+
+/** The RENEW script's keys and arguments (see scripts.ts) for renewing `consumerIds` now. */
+export function renewArguments(consumerIds: readonly string[], leaseMs: number): Array<string | number> {
+  return [1 + 2 * consumerIds.length, UNACKED_INDEX, ...consumerIds.flatMap((id) => [aliveKeyOf(id), heldKeyOf(id)]), Date.now() / 1000, leaseMs];
+}
 
 /**
  * The list a waiting consumer's blocking `BLMOVE` moves a message into from the queue: the

@@ -1,6 +1,6 @@
 /**
- * The Redis broker's lease keeper (a worker thread; see ../lease-keeper.ts): with a connection of
- * its own, it renews the lease key of every consumer the main thread holds and dates the unacked
+ * The Redis broker's lease keeper thread (see ../lease-keeper.ts; it runs while the worker holds
+ * deliveries): with a connection of its own, it renews the lease key of every consumer the main thread holds and dates the unacked
  * entries in its held set at now, so a task that blocks the event loop does not make them look
  * lost to other workers (celeriac's lease check, kombu's visibility restore).
  *
@@ -15,8 +15,7 @@ import { workerData } from 'node:worker_threads';
 import { parseTransportUrl } from '../../url.js';
 import { runKeeper } from '../keeper-thread.js';
 import { redisAddressOf } from './client.js';
-import { aliveKeyOf, heldKeyOf } from './consumer-lease.js';
-import { UNACKED_INDEX } from './kombu-layout.js';
+import { renewArguments } from './consumer-lease.js';
 import { askSentinels, RedisReplyError, RespConnection } from './resp.js';
 import { RENEW } from './scripts.js';
 
@@ -65,7 +64,7 @@ async function connection(): Promise<RespConnection> {
 }
 
 async function renew(ids: readonly string[]): Promise<void> {
-  const args = [1 + 2 * ids.length, UNACKED_INDEX, ...ids.flatMap((id) => [aliveKeyOf(id), heldKeyOf(id)]), Date.now() / 1000, leaseMs];
+  const args = renewArguments(ids, leaseMs);
   const client = await connection();
   try {
     await client.command(['EVALSHA', renewSha, ...args]);

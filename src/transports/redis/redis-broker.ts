@@ -19,9 +19,10 @@
  * message's entry is dated at its ETA, so neither is delivered twice for outliving the timeout.
  * celeriac consumers also keep a lease and a set of what they hold, so what a dead celeriac
  * consumer held comes back once its lease lapses (`consumer_timeout`, default 30 s), without
- * waiting for the visibility timeout. Leases and unacked dates are renewed by a keeper thread
- * with its own connection (lease-keeper-thread.ts), so a task that blocks the event loop for
- * longer than either timeout is still not delivered twice.
+ * waiting for the visibility timeout. While the worker holds deliveries, leases and unacked
+ * dates are renewed by a keeper thread with its own connection (lease-keeper-thread.ts), so a
+ * task that blocks the event loop for longer than either timeout is still not delivered twice;
+ * an idle worker renews them from its main thread.
  *
  * Priorities follow kombu: buckets 0, 3, 6, 9, and bucket 0 is served first (the reverse of
  * RabbitMQ), so `capabilities.priorities` is false: the port's "9 first" does not hold here.
@@ -54,7 +55,7 @@ import {
 } from './kombu-layout.js';
 import { RedisPidbox } from './pidbox.js';
 import { defineScripts, type ScriptedClient } from './scripts.js';
-import { aliveKeyOf, HELD_PREFIX, heldKeyOf, parseTakingKey, TAKING_PREFIX, takingKeyOf } from './consumer-lease.js';
+import { aliveKeyOf, HELD_PREFIX, heldKeyOf, parseTakingKey, renewArguments, TAKING_PREFIX, takingKeyOf } from './consumer-lease.js';
 import { LeaseKeeper } from '../lease-keeper.js';
 import type { RedisKeeperSettings } from './lease-keeper-thread.js';
 import { defineRateScript, RedisRateLimits } from './rate-limits.js';
@@ -123,7 +124,11 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
       leaseMs: this.leaseMs,
       intervalMs: Math.max(MIN_RENEW_INTERVAL_MS, Math.min(RENEW_INTERVAL_MS, this.leaseMs / 4, this.#visibilitySeconds * 250)),
     };
-    this.#keeper = new LeaseKeeper('transports/redis/lease-keeper-thread.js', settings, (message) => this.emit('warning', { message }));
+    this.#keeper = new LeaseKeeper('transports/redis/lease-keeper-thread.js', settings, {
+      renewHere: (ids) => this.client.celeriacRenew(...renewArguments(ids, this.leaseMs)),
+      holdsWork: () => [...this.#consumers].some((consumer) => consumer.outstanding.size > 0),
+      warn: (message) => this.emit('warning', { message }),
+    });
     this.control = new RedisPidbox(() => this.client, databaseOf(url));
     this.events = new RedisEvents(() => this.client, databaseOf(url));
   }
@@ -211,12 +216,7 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
       return waiter;
     });
     const consumer = new RedisConsumer(this, waiters, [...queues], onDelivery, options.prefetch, this.#stallMs, options.concurrency);
-    try {
-      await this.#keeper.hold(consumer.id);
-    } catch (error) {
-      for (const waiter of waiters) waiter.disconnect();
-      throw error;
-    }
+    this.#keeper.hold(consumer.id);
     this.#consumers.add(consumer);
     this.#delayed.watch(queues.flatMap(queueKeys));
     const pipeline = this.client.pipeline();
@@ -321,6 +321,16 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
    */
   async adopt(takingKey: string, held: string, queue: string, raw: string, tag: string): Promise<boolean> {
     return (await this.client.celeriacAdopt(takingKey, UNACKED, UNACKED_INDEX, held, nowSeconds(), queue, raw, tag)) === 1;
+  }
+
+  /** @internal A consumer handed out a delivery: from now on a task may block the event loop (see lease-keeper.ts). */
+  busy(): void {
+    this.#keeper.busy();
+  }
+
+  /** @internal True while leases are renewed from the keeper thread (deliveries were handed out lately). */
+  get keeperThreadRunning(): boolean {
+    return this.#keeper.threadRunning;
   }
 
   /** @internal Stops renewing a consumer's lease; resolves once no renewal of it can follow. */
@@ -636,6 +646,7 @@ class RedisConsumer implements Consumer {
       return;
     }
     this.#window.add(delivery);
+    this.broker.busy();
     if (delivery.holdUntil > nowSeconds()) void this.broker.hold(delivery.tag, delivery.holdUntil).catch(() => undefined);
     this.onDelivery(delivery);
   }
