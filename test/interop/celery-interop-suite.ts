@@ -195,10 +195,13 @@ export function describeCeleryInterop(name: string, setup: InteropSetup): void {
       await doomed.connect();
       harness.defer(() => doomed.close().catch(() => undefined));
       const taken: Delivery[] = [];
-      await doomed.consume([queue], (delivery) => taken.push(delivery), { prefetch: 1 });
+      const consumer = await doomed.consume([queue], (delivery) => taken.push(delivery), { prefetch: 1 });
       await until(() => taken.length === 1, 10_000, 'the doomed consumer to take the task');
       const tag = (taken[0] as unknown as { tag: string }).tag;
-      (doomed as unknown as { client: { disconnect(): void } }).client.disconnect();
+      const internals = doomed as unknown as { client: { disconnect(): void }; release(consumer: unknown): Promise<void> };
+      internals.client.disconnect();
+      // Its lease keeper thread would go on renewing the taken time; in a dead process it dies too.
+      await internals.release(consumer);
       // kombu restores when its consumer starts (then every 10th 10-second tick), what was taken
       // longer ago than its visibility timeout: move the time it was taken back past Python's 2 s
       // rather than wait for them to pass.
