@@ -183,6 +183,16 @@ describe('RedisBroker on kombu\'s layout', () => {
     await Promise.all(got.slice(4).map((d) => d.ack()));
   });
 
+  it("writes a consumer's acks as they are called, not through ioredis' auto-pipeline (the consumer batches them per turn already)", async () => {
+    const b = (await broker()) as RedisBroker;
+    const client = (b as unknown as { client: Redis }).client;
+    const acked = b.ack(`celeriac.held.test-${randomUUID()}`, ['no-such-tag']);
+    expect(client.autoPipelineQueueSize).toBe(0);
+    const read = client.get(`no-such-key-${randomUUID()}`);
+    expect(client.autoPipelineQueueSize).toBe(1); // what is not a consumer's command still waits for the turn's pipeline
+    await Promise.all([acked, read]);
+  });
+
   it('hands an idle consumer a message as it arrives, without a take, and records it as unacked and held right after', async () => {
     const queue = `wake-${randomUUID()}`;
     const b = (await broker()) as RedisBroker;

@@ -23,8 +23,13 @@ const FIRST_CONNECT_MS = 5_000;
  * Connects to the Redis a URL names. The first connection must succeed within a few seconds or
  * this rejects with one line naming the server and the reason; after that the client
  * reconnects on its own, forever.
+ *
+ * Commands go out auto-pipelined (those of one event-loop turn in one write), except
+ * `directCommands`: the caller batches those per turn itself, and sending them straight away
+ * spares each the pipeline ioredis would build around it (measured on a worker's takes, acks and
+ * result stores: about 20% more no-op tasks per second at concurrency 1, 10% at 50).
  */
-export async function connectRedis(url: ParsedUrl): Promise<RedisClient> {
+export async function connectRedis(url: ParsedUrl, directCommands: readonly string[] = []): Promise<RedisClient> {
   const { Redis } = await importOptional('ioredis', `the Redis transport (${url.display})`, () => import('ioredis'));
   const { options, where } = addressOf(url);
   const clientOptions: RedisOptions = {
@@ -33,6 +38,7 @@ export async function connectRedis(url: ParsedUrl): Promise<RedisClient> {
     connectTimeout: FIRST_CONNECT_MS,
     maxRetriesPerRequest: null,
     enableAutoPipelining: true,
+    autoPipeliningIgnoredCommands: [...directCommands],
     retryStrategy: (attempt: number) => Math.min(attempt * 100, 2_000),
   };
   // ioredis' constructor overloads reject RedisOptions under exactOptionalPropertyTypes.

@@ -87,7 +87,7 @@ export class RedisBackend implements ResultBackend {
 
   async connect(): Promise<void> {
     if (this.#client) return;
-    const client = await connectRedis(this.url);
+    const client = await connectRedis(this.url, ['celeriacStoreResults']); // stores are batched per turn (#stores)
     client.defineCommand('celeriacStoreResults', { lua: STORE_SCRIPT });
     defineChordScript(client);
     const subscriber = client.duplicate();

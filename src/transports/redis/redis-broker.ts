@@ -80,6 +80,13 @@ const RECLAIM_INTERVAL_MS = 30_000;
 /** A consumer loop that has not turned for this long (`?stall_timeout=` seconds) is reconnected. */
 const DEFAULT_STALL_SECONDS = 15;
 
+/**
+ * What consumers send, batched per event-loop turn by the consumer itself, go out as they are
+ * called rather than auto-pipelined (see client.ts). Each is the first thing sent about the
+ * messages it names, so nothing auto-pipelined earlier in a turn that it could overtake concerns them.
+ */
+const CONSUMER_COMMANDS = ['celeriacTake', 'celeriacAckThenTake', 'celeriacAck', 'celeriacAdopt', 'blmove'];
+
 interface Taken {
   queue: string;
   raw: string;
@@ -137,7 +144,7 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
 
   async connect(): Promise<void> {
     if (this.#client) return;
-    const client = defineScripts(await connectRedis(this.url));
+    const client = defineScripts(await connectRedis(this.url, CONSUMER_COMMANDS));
     defineRateScript(client);
     try {
       // A user whose ACL forbids INFO gets no check rather than no broker.
