@@ -193,6 +193,22 @@ describe('RedisBroker on kombu\'s layout', () => {
     await Promise.all([acked, read]);
   });
 
+  it('writes a publish at the end of its tick, with the others of the tick, not in the next turn of the event loop', async () => {
+    const queue = `tick-${randomUUID()}`;
+    const b = (await broker()) as RedisBroker;
+    await b.publish(queue, message(app, 'x.declared')); // the first publish also declares the queue
+    const client = (b as unknown as { client: Redis }).client;
+    const first = message(app, 'x.first');
+    const second = message(app, 'x.second');
+    const sent = [b.publish(queue, first), b.publish(queue, second)];
+    expect(client.autoPipelineQueueSize).toBe(0);
+    expect(client.stream.writableLength).toBeGreaterThan(0); // held in the socket until the tick ends
+    await Promise.all(sent);
+    expect(client.stream.writableLength).toBe(0);
+    const ids = (await raw.lrange(queue, 0, 1)).map((entry) => (JSON.parse(entry) as { headers: { id: string } }).headers.id);
+    expect(ids).toEqual([second.headers['id'], first.headers['id']]); // LPUSHed in the order they were called
+  });
+
   it('hands an idle consumer a message as it arrives, without a take, and records it as unacked and held right after', async () => {
     const queue = `wake-${randomUUID()}`;
     const b = (await broker()) as RedisBroker;
@@ -204,12 +220,15 @@ describe('RedisBroker on kombu\'s layout', () => {
       return taken;
     };
     const got: Delivery[] = [];
-    const consumer = await b.consume([queue], (d) => got.push(d), { prefetch: 4 });
+    const stream = (b as unknown as { client: Redis }).client.stream;
+    const unsentWhenHanded: number[] = [];
+    const consumer = await b.consume([queue], (d) => got.push(d) && unsentWhenHanded.push(stream.writableLength), { prefetch: 4 });
     await until(() => takes.length > 0); // the first take found the queue empty: the consumer now waits
     const wire = message(app, 'x.woken');
     await b.publish(queue, wire);
     await until(() => got.length === 1);
     expect(takes.every((count) => count === 0)).toBe(true); // no take carried it
+    expect(unsentWhenHanded[0]).toBeGreaterThan(0); // the record was still to be written: the task starts first
     const tag = (got[0] as unknown as { tag: string }).tag;
     const id = (consumer as unknown as { id: string }).id;
     await until(async () => (await raw.hget('unacked', tag)) !== null, 2_000, 'the message to be recorded as unacked');

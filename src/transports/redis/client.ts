@@ -60,6 +60,20 @@ export async function connectRedis(url: ParsedUrl, directCommands: readonly stri
   return client;
 }
 
+/**
+ * Holds back what `client` writes from now until this tick's work is done (the code running and
+ * the promise callbacks it queues), then sends it in one write, in order. For commands that must
+ * go out before others on the connection without making the work at hand wait for the socket: a
+ * write to a loopback socket took 50-100 µs on a 2-core machine, as long as a worker's path
+ * from a message's arrival to its task's start.
+ */
+export function writeAtTickEnd(client: RedisClient): void {
+  const { stream } = client;
+  if (!stream || stream.writableCorked > 0) return;
+  stream.cork();
+  process.nextTick(() => stream.uncork());
+}
+
 /** The oldest Redis the broker runs on: it waits with `BLMOVE` and takes with `RPOP key count` (6.2). */
 const MINIMUM_BROKER_VERSION = [6, 2] as const;
 

