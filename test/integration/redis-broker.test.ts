@@ -222,7 +222,11 @@ describe('RedisBroker on kombu\'s layout', () => {
     const got: Delivery[] = [];
     const stream = (b as unknown as { client: Redis }).client.stream;
     const unsentWhenHanded: number[] = [];
-    const consumer = await b.consume([queue], (d) => got.push(d) && unsentWhenHanded.push(stream.writableLength), { prefetch: 4 });
+    const onDelivery = (delivery: Delivery): void => {
+      got.push(delivery);
+      unsentWhenHanded.push(stream.writableLength);
+    };
+    const consumer = await b.consume([queue], onDelivery, { prefetch: 4 });
     await until(() => takes.length > 0); // the first take found the queue empty: the consumer now waits
     const wire = message(app, 'x.woken');
     await b.publish(queue, wire);
