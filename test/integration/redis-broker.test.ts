@@ -209,6 +209,26 @@ describe('RedisBroker on kombu\'s layout', () => {
     expect(ids).toEqual([second.headers['id'], first.headers['id']]); // LPUSHed in the order they were called
   });
 
+  it('hands a batch to the socket as one buffer of UTF-8 envelopes, never as one long string, and non-ASCII text survives', async () => {
+    const queue = `bytes-${randomUUID()}`;
+    const b = (await broker()) as RedisBroker;
+    const client = (b as unknown as { client: Redis }).client;
+    const written: unknown[] = [];
+    const write = client.stream.write.bind(client.stream);
+    client.stream.write = ((chunk: unknown, ...rest: never[]) => (written.push(chunk), write(chunk as Buffer, ...rest))) as typeof client.stream.write;
+    const wires = ['x.ascii', 'x.naïve', 'x.日本'].map((name) => message(app, name, ['€', '🥕']));
+    try {
+      await b.publishMany(wires.map((wire) => ({ queue, message: wire })));
+    } finally {
+      client.stream.write = write;
+    }
+    expect(written.length).toBeGreaterThan(0);
+    expect(written.every((chunk) => Buffer.isBuffer(chunk))).toBe(true);
+    const stored = (await raw.lrange(queue, 0, -1)).map((entry) => JSON.parse(entry) as { headers: { task: string; argsrepr: string } });
+    expect(stored.map((envelope) => envelope.headers.task)).toEqual(['x.日本', 'x.naïve', 'x.ascii']);
+    expect(stored[0]!.headers.argsrepr).toBe("['€', '🥕']");
+  });
+
   it('hands an idle consumer a message as it arrives, without a take, and records it as unacked and held right after', async () => {
     const queue = `wake-${randomUUID()}`;
     const b = (await broker()) as RedisBroker;

