@@ -240,11 +240,12 @@ describe('RedisBroker on kombu\'s layout', () => {
       return taken;
     };
     const got: Delivery[] = [];
-    const stream = (b as unknown as { client: Redis }).client.stream;
-    const unsentWhenHanded: number[] = [];
+    const steps: string[] = [];
+    const adopt = b.adopt.bind(b);
+    b.adopt = (...args) => (steps.push('recorded'), adopt(...args));
     const onDelivery = (delivery: Delivery): void => {
       got.push(delivery);
-      unsentWhenHanded.push(stream.writableLength);
+      steps.push('handed');
     };
     const consumer = await b.consume([queue], onDelivery, { prefetch: 4 });
     await until(() => takes.length > 0); // the first take found the queue empty: the consumer now waits
@@ -252,7 +253,7 @@ describe('RedisBroker on kombu\'s layout', () => {
     await b.publish(queue, wire);
     await until(() => got.length === 1);
     expect(takes.every((count) => count === 0)).toBe(true); // no take carried it
-    expect(unsentWhenHanded[0]).toBeGreaterThan(0); // the record was still to be written: the task starts first
+    expect(steps).toEqual(['handed', 'recorded']); // the task starts first: its record is built after
     const tag = (got[0] as unknown as { tag: string }).tag;
     const id = (consumer as unknown as { id: string }).id;
     await until(async () => (await raw.hget('unacked', tag)) !== null, 2_000, 'the message to be recorded as unacked');
@@ -262,6 +263,29 @@ describe('RedisBroker on kombu\'s layout', () => {
     await got[0]!.ack();
     expect(await raw.hget('unacked', tag)).toBeNull();
     await consumer.cancel();
+  });
+
+  it('records a woken message as unacked before a settlement made while it is handed out', async () => {
+    const queue = `wake-settle-${randomUUID()}`;
+    const b = (await broker()) as RedisBroker;
+    const got: Delivery[] = [];
+    const dropped: Array<Promise<void>> = [];
+    // Dropped at once, from inside the callback: the drop must follow the record, or the record
+    // would land after it and leave the dropped message unacked, to come back later.
+    const consumer = await b.consume([queue], (delivery) => (got.push(delivery), dropped.push(delivery.reject(false))), { prefetch: 4 });
+    await until(async () => ((await raw.client('LIST')) as string).includes(`cmd=blmove`), 2_000, 'the consumer to wait');
+    await b.publish(queue, message(app, 'x.dropped'));
+    await until(() => dropped.length === 1);
+    await dropped[0];
+    const tag = (got[0] as unknown as { tag: string }).tag;
+    const id = (consumer as unknown as { id: string }).id;
+    await until(async () => (await raw.llen(`celeriac.taking.${id}|${queue}`)) === 0, 2_000, 'the taking list to empty');
+    expect(await raw.hget('unacked', tag)).toBeNull();
+    expect(await raw.zscore('unacked_index', tag)).toBeNull();
+    expect(await raw.sismember(`celeriac.held.${id}`, tag)).toBe(0);
+    expect(await raw.llen(queue)).toBe(0);
+    await consumer.cancel();
+    expect(got).toHaveLength(1);
   });
 
   it("gives back what a dead consumer's taking list holds, marked redelivered", async () => {
