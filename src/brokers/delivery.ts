@@ -47,14 +47,27 @@ export abstract class OnceSettledDelivery implements Delivery {
     return this.settleOnceBy(() => this.settle(settlement));
   }
 
-  /** Settles by a broker's own means (a Redis postpone), unless the delivery is settled already. */
-  protected async settleOnceBy(action: () => Promise<void> | void): Promise<void> {
-    if (this.#settled) return;
+  /**
+   * Settles by a broker's own means (a Redis postpone), unless the delivery is settled already.
+   * One reaction rather than an async function's promises: every task settles a delivery, and
+   * each promise costs more while AsyncLocalStorage follows handlers (the worker's default).
+   */
+  protected settleOnceBy(action: () => Promise<void> | void): Promise<void> {
+    if (this.#settled) return Promise.resolve();
     this.#settled = true;
+    let settling: Promise<void> | void;
     try {
-      await action();
-    } finally {
+      settling = action();
+    } catch (error) {
       this.done();
+      return Promise.reject(error as Error);
     }
+    return Promise.resolve(settling).then(
+      () => this.done(),
+      (error: unknown) => {
+        this.done();
+        throw error;
+      },
+    );
   }
 }

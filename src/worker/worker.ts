@@ -775,9 +775,15 @@ export class Worker extends TypedEmitter<WorkerEventMap> {
 
   /** Tracks background work so shutdown can wait for it; reports its failure. */
   #settle(work: Promise<void>, during: string): void {
-    const tracked = work.catch((error: unknown) => this.emit('error', { error, during }));
+    // One reaction per piece of work (a task's record and ack is one): not catch, then finally.
+    const tracked: Promise<void> = work.then(
+      () => void this.#settling.delete(tracked),
+      (error: unknown) => {
+        this.#settling.delete(tracked);
+        this.emit('error', { error, during });
+      },
+    );
     this.#settling.add(tracked);
-    void tracked.finally(() => this.#settling.delete(tracked));
   }
 }
 

@@ -102,8 +102,15 @@ export class RedisBackend implements ResultBackend {
     this.#poller = setInterval(() => void this.#readAndNotify(this.#watchers.ids()), this.#pollIntervalMs).unref();
   }
 
-  async store(meta: ResultMeta): Promise<void> {
-    await this.#stores.add('', { key: resultKey(meta.task_id), json: encodeJson(meta) });
+  /** The turn's batch's promise, no async function around it: a worker stores once per task. */
+  store(meta: ResultMeta): Promise<void> {
+    let json: string;
+    try {
+      json = encodeJson(meta);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
+    return this.#stores.add('', { key: resultKey(meta.task_id), json });
   }
 
   async get(taskId: string): Promise<ResultMeta | null> {

@@ -824,14 +824,16 @@ class RedisDelivery extends OnceSettledDelivery {
     return this.settleOnceBy(() => broker.postpone(this.tag, heldKey, queueKey(this.queue, this.#priority), this.#raw, notBefore));
   }
 
-  protected async settle(settlement: Settlement): Promise<void> {
+  protected settle(settlement: Settlement): Promise<void> | void {
     this.recorded();
+    // Acks of one turn go out together (the batch's promise, no async function around it: one
+    // per task); the rest change more than the unacked records.
+    if (settlement.kind === 'ack') return this.tag ? this.consumer.ack(this) : undefined;
+    return this.#forget(settlement);
+  }
+
+  async #forget(settlement: Exclude<Settlement, { kind: 'ack' }>): Promise<void> {
     const { broker, heldKey } = this.consumer;
-    // Acks of one turn go out together; the rest change more than the unacked records.
-    if (settlement.kind === 'ack') {
-      if (this.tag) await this.consumer.ack(this);
-      return;
-    }
     await broker.forgetUnacked(this.tag, heldKey, (multi) => {
       if (settlement.kind === 'dead-letter') {
         multi.lpush(deadLetterKey(this.queue), JSON.stringify({ reason: settlement.reason, at: Date.now(), queue: this.queue, raw: this.#raw }));
