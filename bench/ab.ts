@@ -1,0 +1,187 @@
+/**
+ * A/B of celeriac builds, from outside: each build a snapshot directory (its dist/, bin/ and
+ * package.json), its worker a `celeriac worker` process of its own on Redis db 13, this script
+ * the producer. The builds take turns, round after round, so the machine's drift hits them alike;
+ * the medians of each build's rounds are printed.
+ *
+ *   npx tsx bench/ab.ts snapshot <dir>                        the current dist/ (run `npm run build` first)
+ *   npx tsx bench/ab.ts drain <rounds> <c> <dir>[|<worker option>...] ...
+ *       20,000 no-ops shown at once to a warmed-up worker at concurrency c: tasks/s, the worker's
+ *       CPU per task (utime + stime) and its peak RSS (VmHWM)
+ *   npx tsx bench/ab.ts latency <rounds> <dir>[|<worker option>...] ...
+ *       enqueue→start p50 and p99 of 300 probes 2 ms apart to an idle -c 1 worker
+ *   npx tsx bench/ab.ts bulk <rounds> <dir> ...
+ *       20,000 `delayMany` sends in batches of 1,000, no worker
+ *
+ * Options after `|` go to that build's worker (`"/tmp/a|--no-track-children"`), so one build can
+ * be compared with itself under another setting.
+ */
+import { cpSync, mkdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import type { Celeriac as CeleriacClass } from '../src/index.js';
+import { percentile } from './lib.js';
+import { killOnExit, processCpuSeconds, WorkerProcess } from './processes.js';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const URL_13 = 'redis://127.0.0.1:6379/13';
+const TASKS = 20_000;
+const BATCH = 1_000;
+const PROBES = 300;
+const QUEUE = 'ab';
+
+interface Build {
+  dir: string;
+  workerOptions: string[];
+  label: string;
+}
+
+const parseBuild = (spec: string): Build => {
+  const [dir = '', ...workerOptions] = spec.split('|');
+  return { dir: resolve(dir), workerOptions, label: spec };
+};
+
+/** Copies the current build where a later build cannot overwrite it. */
+function snapshot(dir: string): void {
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(dir, { recursive: true });
+  for (const part of ['dist', 'bin', 'package.json']) cpSync(join(ROOT, part), join(dir, part), { recursive: true });
+  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
+  writeFileSync(join(dir, 'tasks.js'), readFileSync(join(ROOT, 'bench/peers/celeriac-tasks.js')));
+}
+
+async function appOf(build: Build): Promise<CeleriacClass> {
+  const { Celeriac } = (await import(join(build.dir, 'dist/index.js'))) as { Celeriac: typeof CeleriacClass };
+  return new Celeriac({ broker: URL_13, backend: URL_13, defaultQueue: QUEUE });
+}
+
+/** The build's worker on {@link QUEUE} at concurrency `c`, ready once it has run one task. */
+async function startWorker(build: Build, app: CeleriacClass, c: number): Promise<WorkerProcess> {
+  const worker = new WorkerProcess({
+    label: build.label,
+    command: process.execPath,
+    args: [join(build.dir, 'bin/celeriac.js'), 'worker', '-A', join(build.dir, 'tasks.js'), '--broker', URL_13, '--backend', URL_13, '-Q', QUEUE, '-c', String(c), '-l', 'warning', ...build.workerOptions],
+    env: process.env,
+  });
+  await worker.guard(app.sendTask('bench.noop').get({ timeout: 60 }), 'starting');
+  return worker;
+}
+
+const peakRssMb = (pid: number): number => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+
+async function drain(build: Build, redis: Redis, c: number): Promise<Record<string, number>> {
+  const app = await appOf(build);
+  const noop = app.task('bench.noop', () => null);
+  try {
+    const keys: string[] = [];
+    for (let i = 0; i < TASKS; i += BATCH) {
+      const sent = noop.delayMany(Array.from({ length: BATCH }, () => []), { queue: `${QUEUE}.staged` });
+      await sent[0]!.sent;
+      keys.push(...sent.map((result) => `celery-task-meta-${result.id}`));
+    }
+    const worker = await startWorker(build, app, c);
+    try {
+      await sleep(1_500);
+      const before = await redis.dbsize();
+      // Keys grown since, then, near the end, exactly: other keys come and go meanwhile.
+      const stored = async (): Promise<number> => {
+        const grown = (await redis.dbsize()) - before;
+        return grown < TASKS - 50 ? grown : redis.exists(...keys);
+      };
+      const cpu = processCpuSeconds(worker.pid);
+      const started = performance.now();
+      await redis.rename(`${QUEUE}.staged`, QUEUE);
+      while ((await stored()) < TASKS) await worker.guard(sleep(5), 'draining');
+      const seconds = (performance.now() - started) / 1000;
+      return { 'tasks/s': TASKS / seconds, 'CPU µs/task': ((processCpuSeconds(worker.pid) - cpu) * 1e6) / TASKS, 'peak RSS MB': peakRssMb(worker.pid) };
+    } finally {
+      await worker.stop();
+    }
+  } finally {
+    await app.close();
+  }
+}
+
+async function latency(build: Build): Promise<Record<string, number>> {
+  const app = await appOf(build);
+  const now = (): number => Number(process.hrtime.bigint()) / 1e6;
+  try {
+    const worker = await startWorker(build, app, 1);
+    try {
+      const probe = (): Promise<number> => worker.guard(app.sendTask<number>('bench.probe', [now()]).get({ timeout: 30 }), 'probing');
+      for (let i = 0; i < 50; i++) await probe(); // warm-up
+      await sleep(1_000);
+      const samples: number[] = [];
+      for (let i = 0; i < PROBES; i++) {
+        samples.push(await probe());
+        await sleep(2);
+      }
+      return { 'p50 ms': percentile(samples, 0.5), 'p99 ms': percentile(samples, 0.99) };
+    } finally {
+      await worker.stop();
+    }
+  } finally {
+    await app.close();
+  }
+}
+
+async function bulk(build: Build): Promise<Record<string, number>> {
+  const app = await appOf(build);
+  const noop = app.task('bench.noop', () => null);
+  try {
+    await app.broker();
+    const started = performance.now();
+    for (let i = 0; i < TASKS; i += BATCH) await noop.delayMany(Array.from({ length: BATCH }, () => []))[0]!.sent;
+    return { 'sends/s': TASKS / ((performance.now() - started) / 1000) };
+  } finally {
+    await app.close();
+  }
+}
+
+async function compare(rounds: number, builds: Build[], measure: (build: Build) => Promise<Record<string, number>>): Promise<void> {
+  const redis = new Redis(URL_13);
+  const results = new Map<Build, Array<Record<string, number>>>(builds.map((build) => [build, []]));
+  const stopAll = killOnExit();
+  try {
+    for (let round = 1; round <= rounds; round++) {
+      for (const build of builds) {
+        await redis.flushdb();
+        const figures = await measure(build);
+        results.get(build)!.push(figures);
+        console.log(`round ${round} ${build.label}: ${format(figures)}`);
+      }
+    }
+  } finally {
+    stopAll();
+    redis.disconnect();
+  }
+  console.log(`\nmedians of ${rounds} rounds:`);
+  for (const [build, rows] of results) {
+    const medians = Object.fromEntries(Object.keys(rows[0] ?? {}).map((key) => [key, percentile(rows.map((row) => row[key]!), 0.5)]));
+    console.log(`${build.label}: ${format(medians)}`);
+  }
+}
+
+const format = (figures: Record<string, number>): string =>
+  Object.entries(figures)
+    .map(([key, value]) => `${key} ${value >= 100 ? Math.round(value) : value.toFixed(2)}`)
+    .join(', ');
+
+const [command, ...rest] = process.argv.slice(2);
+const usage = 'usage: npx tsx bench/ab.ts snapshot <dir> | drain <rounds> <c> <dir>... | latency <rounds> <dir>... | bulk <rounds> <dir>...';
+if (command === 'snapshot' && rest[0]) {
+  snapshot(resolve(rest[0]));
+} else if (command === 'drain' && rest.length >= 3) {
+  const [rounds, c, ...dirs] = rest;
+  const redis = new Redis(URL_13);
+  await compare(Number(rounds), dirs.map(parseBuild), (build) => drain(build, redis, Number(c))).finally(() => redis.disconnect());
+} else if (command === 'latency' && rest.length >= 2) {
+  await compare(Number(rest[0]), rest.slice(1).map(parseBuild), latency);
+} else if (command === 'bulk' && rest.length >= 2) {
+  await compare(Number(rest[0]), rest.slice(1).map(parseBuild), bulk);
+} else {
+  console.error(usage);
+  process.exit(2);
+}
