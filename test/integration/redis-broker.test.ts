@@ -273,8 +273,15 @@ describe('RedisBroker on kombu\'s layout', () => {
     const dropped: Array<Promise<void>> = [];
     // Dropped at once, from inside the callback: the drop must follow the record, or the record
     // would land after it and leave the dropped message unacked, to come back later.
+    const takes: number[] = [];
+    const take = b.take.bind(b);
+    b.take = async (queues, limit, held, acked) => {
+      const taken = await take(queues, limit, held, acked);
+      takes.push(taken.length);
+      return taken;
+    };
     const consumer = await b.consume([queue], (delivery) => (got.push(delivery), dropped.push(delivery.reject(false))), { prefetch: 4 });
-    await until(async () => ((await raw.client('LIST')) as string).includes(`cmd=blmove`), 2_000, 'the consumer to wait');
+    await until(() => takes.length > 0); // the first take found the queue empty: the consumer now waits
     await b.publish(queue, message(app, 'x.dropped'));
     await until(() => dropped.length === 1);
     await dropped[0];
@@ -287,6 +294,7 @@ describe('RedisBroker on kombu\'s layout', () => {
     expect(await raw.llen(queue)).toBe(0);
     await consumer.cancel();
     expect(got).toHaveLength(1);
+    expect(takes.every((count) => count === 0)).toBe(true); // the blocking wait handed it out, not a take
   });
 
   it("gives back what a dead consumer's taking list holds, marked redelivered", async () => {
