@@ -48,6 +48,18 @@ async function clients(): Promise<Array<Record<string, string>>> {
     .map((line) => Object.fromEntries(line.split(' ').map((field) => [field.slice(0, field.indexOf('=')), field.slice(field.indexOf('=') + 1)])));
 }
 
+/** How many messages each of the broker's takes returned, from now on. */
+function takenCounts(b: RedisBroker): number[] {
+  const counts: number[] = [];
+  const take = b.take.bind(b);
+  b.take = async (queues, limit, held, acked) => {
+    const taken = await take(queues, limit, held, acked);
+    counts.push(taken.length);
+    return taken;
+  };
+  return counts;
+}
+
 function message(app: Celeriac, name: string, args: unknown[] = []) {
   return encodeTaskMessage(app.buildMessage(name, args, {}, {}));
 }
@@ -233,13 +245,7 @@ describe('RedisBroker on kombu\'s layout', () => {
   it('hands an idle consumer a message as it arrives, without a take, and records it as unacked and held right after', async () => {
     const queue = `wake-${randomUUID()}`;
     const b = (await broker()) as RedisBroker;
-    const takes: number[] = [];
-    const take = b.take.bind(b);
-    b.take = async (queues, limit, held, acked) => {
-      const taken = await take(queues, limit, held, acked);
-      takes.push(taken.length);
-      return taken;
-    };
+    const takes = takenCounts(b);
     const got: Delivery[] = [];
     const steps: string[] = [];
     const adopt = b.adopt.bind(b);
@@ -273,13 +279,7 @@ describe('RedisBroker on kombu\'s layout', () => {
     const dropped: Array<Promise<void>> = [];
     // Dropped at once, from inside the callback: the drop must follow the record, or the record
     // would land after it and leave the dropped message unacked, to come back later.
-    const takes: number[] = [];
-    const take = b.take.bind(b);
-    b.take = async (queues, limit, held, acked) => {
-      const taken = await take(queues, limit, held, acked);
-      takes.push(taken.length);
-      return taken;
-    };
+    const takes = takenCounts(b);
     const consumer = await b.consume([queue], (delivery) => (got.push(delivery), dropped.push(delivery.reject(false))), { prefetch: 4 });
     await until(() => takes.length > 0); // the first take found the queue empty: the consumer now waits
     await b.publish(queue, message(app, 'x.dropped'));
