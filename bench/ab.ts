@@ -52,64 +52,75 @@ function snapshot(dir: string): void {
   writeFileSync(join(dir, 'tasks.js'), readFileSync(join(ROOT, 'bench/peers/celeriac-tasks.js')));
 }
 
-async function appOf(build: Build): Promise<CeleriacClass> {
+/** A client app of the build, closed after `use`. */
+async function withApp<T>(build: Build, use: (app: CeleriacClass) => Promise<T>): Promise<T> {
   const { Celeriac } = (await import(join(build.dir, 'dist/index.js'))) as { Celeriac: typeof CeleriacClass };
-  return new Celeriac({ broker: URL_13, backend: URL_13, defaultQueue: QUEUE });
+  const app = new Celeriac({ broker: URL_13, backend: URL_13, defaultQueue: QUEUE });
+  try {
+    return await use(app);
+  } finally {
+    await app.close();
+  }
 }
 
-/** The build's worker on {@link QUEUE} at concurrency `c`, ready once it has run one task. */
-async function startWorker(build: Build, app: CeleriacClass, c: number): Promise<WorkerProcess> {
+/** The build's worker on {@link QUEUE} at concurrency `c`, started, warmed by one task, stopped after `use`. */
+async function withWorker<T>(build: Build, app: CeleriacClass, c: number, use: (worker: WorkerProcess) => Promise<T>): Promise<T> {
   const worker = new WorkerProcess({
     label: build.label,
     command: process.execPath,
     args: [join(build.dir, 'bin/celeriac.js'), 'worker', '-A', join(build.dir, 'tasks.js'), '--broker', URL_13, '--backend', URL_13, '-Q', QUEUE, '-c', String(c), '-l', 'warning', ...build.workerOptions],
     env: process.env,
   });
-  await worker.guard(app.sendTask('bench.noop').get({ timeout: 60 }), 'starting');
-  return worker;
+  try {
+    await worker.guard(app.sendTask('bench.noop').get({ timeout: 60 }), 'starting');
+    return await use(worker);
+  } finally {
+    await worker.stop();
+  }
+}
+
+/** {@link TASKS} no-ops sent with `delayMany` in batches of {@link BATCH}, each awaited; their ids. */
+async function sendNoops(app: CeleriacClass, queue = QUEUE): Promise<string[]> {
+  const noop = app.task('bench.noop', () => null);
+  const ids: string[] = [];
+  for (let i = 0; i < TASKS; i += BATCH) {
+    const sent = noop.delayMany(Array.from({ length: BATCH }, () => []), { queue });
+    await sent[0]!.sent;
+    ids.push(...sent.map((result) => result.id));
+  }
+  return ids;
 }
 
 const peakRssMb = (pid: number): number => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
-async function drain(build: Build, redis: Redis, c: number): Promise<Record<string, number>> {
-  const app = await appOf(build);
-  const noop = app.task('bench.noop', () => null);
-  try {
-    const keys: string[] = [];
-    for (let i = 0; i < TASKS; i += BATCH) {
-      const sent = noop.delayMany(Array.from({ length: BATCH }, () => []), { queue: `${QUEUE}.staged` });
-      await sent[0]!.sent;
-      keys.push(...sent.map((result) => `celery-task-meta-${result.id}`));
-    }
-    const worker = await startWorker(build, app, c);
-    try {
-      await sleep(1_500);
-      const before = await redis.dbsize();
-      // Keys grown since, then, near the end, exactly: other keys come and go meanwhile.
-      const stored = async (): Promise<number> => {
-        const grown = (await redis.dbsize()) - before;
-        return grown < TASKS - 50 ? grown : redis.exists(...keys);
-      };
-      const cpu = processCpuSeconds(worker.pid);
-      const started = performance.now();
-      await redis.rename(`${QUEUE}.staged`, QUEUE);
-      while ((await stored()) < TASKS) await worker.guard(sleep(5), 'draining');
-      const seconds = (performance.now() - started) / 1000;
-      return { 'tasks/s': TASKS / seconds, 'CPU µs/task': ((processCpuSeconds(worker.pid) - cpu) * 1e6) / TASKS, 'peak RSS MB': peakRssMb(worker.pid) };
-    } finally {
-      await worker.stop();
-    }
-  } finally {
-    await app.close();
-  }
-}
+type Measure = (build: Build, redis: Redis) => Promise<Record<string, number>>;
 
-async function latency(build: Build): Promise<Record<string, number>> {
-  const app = await appOf(build);
-  const now = (): number => Number(process.hrtime.bigint()) / 1e6;
-  try {
-    const worker = await startWorker(build, app, 1);
-    try {
+const drain =
+  (c: number): Measure =>
+  (build, redis) =>
+    withApp(build, async (app) => {
+      const keys = (await sendNoops(app, `${QUEUE}.staged`)).map((id) => `celery-task-meta-${id}`);
+      return withWorker(build, app, c, async (worker) => {
+        await sleep(1_500);
+        const before = await redis.dbsize();
+        // Keys grown since, then, near the end, exactly: other keys come and go meanwhile.
+        const stored = async (): Promise<number> => {
+          const grown = (await redis.dbsize()) - before;
+          return grown < TASKS - 50 ? grown : redis.exists(...keys);
+        };
+        const cpu = processCpuSeconds(worker.pid);
+        const started = performance.now();
+        await redis.rename(`${QUEUE}.staged`, QUEUE);
+        while ((await stored()) < TASKS) await worker.guard(sleep(5), 'draining');
+        const seconds = (performance.now() - started) / 1000;
+        return { 'tasks/s': TASKS / seconds, 'CPU µs/task': ((processCpuSeconds(worker.pid) - cpu) * 1e6) / TASKS, 'peak RSS MB': peakRssMb(worker.pid) };
+      });
+    });
+
+const latency: Measure = (build) =>
+  withApp(build, (app) =>
+    withWorker(build, app, 1, async (worker) => {
+      const now = (): number => Number(process.hrtime.bigint()) / 1e6;
       const probe = (): Promise<number> => worker.guard(app.sendTask<number>('bench.probe', [now()]).get({ timeout: 30 }), 'probing');
       for (let i = 0; i < 50; i++) await probe(); // warm-up
       await sleep(1_000);
@@ -119,28 +130,18 @@ async function latency(build: Build): Promise<Record<string, number>> {
         await sleep(2);
       }
       return { 'p50 ms': percentile(samples, 0.5), 'p99 ms': percentile(samples, 0.99) };
-    } finally {
-      await worker.stop();
-    }
-  } finally {
-    await app.close();
-  }
-}
+    }),
+  );
 
-async function bulk(build: Build): Promise<Record<string, number>> {
-  const app = await appOf(build);
-  const noop = app.task('bench.noop', () => null);
-  try {
+const bulk: Measure = (build) =>
+  withApp(build, async (app) => {
     await app.broker();
     const started = performance.now();
-    for (let i = 0; i < TASKS; i += BATCH) await noop.delayMany(Array.from({ length: BATCH }, () => []))[0]!.sent;
+    await sendNoops(app);
     return { 'sends/s': TASKS / ((performance.now() - started) / 1000) };
-  } finally {
-    await app.close();
-  }
-}
+  });
 
-async function compare(rounds: number, builds: Build[], measure: (build: Build) => Promise<Record<string, number>>): Promise<void> {
+async function compare(rounds: number, builds: Build[], measure: Measure): Promise<void> {
   const redis = new Redis(URL_13);
   const results = new Map<Build, Array<Record<string, number>>>(builds.map((build) => [build, []]));
   const stopAll = killOnExit();
@@ -148,7 +149,7 @@ async function compare(rounds: number, builds: Build[], measure: (build: Build) 
     for (let round = 1; round <= rounds; round++) {
       for (const build of builds) {
         await redis.flushdb();
-        const figures = await measure(build);
+        const figures = await measure(build, redis);
         results.get(build)!.push(figures);
         console.log(`round ${round} ${build.label}: ${format(figures)}`);
       }
@@ -175,8 +176,7 @@ if (command === 'snapshot' && rest[0]) {
   snapshot(resolve(rest[0]));
 } else if (command === 'drain' && rest.length >= 3) {
   const [rounds, c, ...dirs] = rest;
-  const redis = new Redis(URL_13);
-  await compare(Number(rounds), dirs.map(parseBuild), (build) => drain(build, redis, Number(c))).finally(() => redis.disconnect());
+  await compare(Number(rounds), dirs.map(parseBuild), drain(Number(c)));
 } else if (command === 'latency' && rest.length >= 2) {
   await compare(Number(rest[0]), rest.slice(1).map(parseBuild), latency);
 } else if (command === 'bulk' && rest.length >= 2) {
