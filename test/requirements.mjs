@@ -1,6 +1,6 @@
 // What the test suite needs besides Node, checked in a few seconds before any test runs: one
 // line per missing piece, with the command that provides it. `npm run provision` provides all.
-import { spawnSync } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { connect } from 'node:net';
 
 const PROVISION = 'npm run provision';
@@ -19,9 +19,16 @@ function listening(port) {
   });
 }
 
+/**
+ * Resolves true when the command exits 0 within 30 seconds. Asynchronous on purpose: a blocking
+ * spawn (a cold Chromium can take seconds to start) would hold the event loop past the port
+ * checks' timers, which then fire before their sockets' connect events and report a running
+ * service as missing.
+ */
 function runs(command, args) {
-  const run = spawnSync(command, args, { stdio: 'ignore', timeout: 10_000 });
-  return run.status === 0;
+  return new Promise((resolve) => {
+    execFile(command, args, { timeout: 30_000 }, (error) => resolve(error === null));
+  });
 }
 
 const checks = [
