@@ -151,4 +151,26 @@ describe('waking across processes on one SQLite file', () => {
     const exit = await Promise.race([storer.exited, pause(5000).then(() => 'still running')]);
     expect(exit).toBe(0);
   });
+
+  it('hands a message to an idle consumer in the turn the change is noticed, not a turn later', async () => {
+    const sqlite = tempSqlite();
+    cleanups.push(sqlite.cleanup);
+    const queue = `q-${randomUUID()}`;
+    const broker = await createBroker(`${sqlite.url}?${NO_POLL}`);
+    await broker.connect();
+    cleanups.push(() => broker.close());
+    const taken: string[] = [];
+    const consumer = await broker.consume([queue], (delivery) => {
+      taken.push(String(delivery.message.headers.id));
+      void delivery.ack();
+    }, { prefetch: 1 });
+    cleanups.push(() => consumer.cancel());
+    await pause(QUIET_MS); // idle: the consumer's first look found nothing
+
+    // The publish's commit tells this process's consumers of it; the idle one leases and takes the
+    // message right then, before the publish's caller resumes (a pump put off to the next turn
+    // of the event loop would have handed out nothing yet).
+    await broker.publish(queue, message('m1'));
+    expect(taken).toEqual(['m1']);
+  });
 });

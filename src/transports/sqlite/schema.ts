@@ -65,7 +65,8 @@ export interface MessageRow {
 
 type StatementName =
   | 'insert'
-  | 'take'
+  | 'ready'
+  | 'lease'
   | 'anyReady'
   | 'nextVisible'
   | 'ack'
@@ -94,11 +95,12 @@ export function prepareBrokerStatements(db: Database): Record<StatementName, Sta
       `INSERT INTO celeriac_messages (queue, priority, visible_at, headers, properties, content_type, content_encoding, body)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
-    take: db.prepare(
-      `UPDATE celeriac_messages SET consumer = ?, locked_until = ?
-       WHERE id IN (SELECT id FROM celeriac_messages
-                    WHERE queue = ? AND consumer IS NULL AND visible_at <= ?
-                    ORDER BY priority DESC, id LIMIT ?)
+    ready: db.prepare(
+      `SELECT id FROM celeriac_messages WHERE queue = ? AND consumer IS NULL AND visible_at <= ?
+       ORDER BY priority DESC, id LIMIT ?`,
+    ),
+    lease: db.prepare(
+      `UPDATE celeriac_messages SET consumer = ?, locked_until = ? WHERE id = ?
        RETURNING id, queue, priority, redelivered, headers, properties, content_type, content_encoding, body`,
     ),
     anyReady: db.prepare(`SELECT 1 FROM celeriac_messages WHERE queue = ? AND consumer IS NULL AND visible_at <= ? LIMIT 1`),
