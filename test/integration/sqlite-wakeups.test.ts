@@ -4,7 +4,8 @@
  * milliseconds, with `poll_interval` an hour long, so the wake-up can only come from the kernel's
  * report of the write; and while nothing is written, neither checks the file at all. The watch
  * survives a checkpoint that truncates the log, and closing leaves nothing that keeps the process
- * alive.
+ * alive. An idle consumer takes what another connection committed in the very turn its watcher
+ * notices the commit.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -14,9 +15,12 @@ import Sqlite from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createBackend } from '../../src/backends/index.js';
 import { createBroker } from '../../src/brokers/index.js';
+import { onLogWrite } from '../../src/transports/sqlite/file-writes.js';
+import { prepareBrokerStatements } from '../../src/transports/sqlite/schema.js';
 import type { TransportMessage } from '../../src/protocol/message.js';
 import { ROOT, tempSqlite } from '../helpers/cli.js';
 import { dataVersionReads } from '../helpers/sqlite-reads.js';
+import { until } from '../helpers/wait.js';
 
 const FIXTURE = join(ROOT, 'test', 'fixtures', 'sqlite-peer.ts');
 /** No poll within the test: a wake-up comes from the notification or not at all. */
@@ -151,8 +155,10 @@ describe('waking across processes on one SQLite file', () => {
     const exit = await Promise.race([storer.exited, pause(5000).then(() => 'still running')]);
     expect(exit).toBe(0);
   });
+});
 
-  it('hands a message to an idle consumer in the turn the change is noticed, not a turn later', async () => {
+describe('waking on a commit of another connection', () => {
+  it('hands the message out in the turn the watcher notices the commit, not a turn later', async () => {
     const sqlite = tempSqlite();
     cleanups.push(sqlite.cleanup);
     const queue = `q-${randomUUID()}`;
@@ -167,10 +173,20 @@ describe('waking across processes on one SQLite file', () => {
     cleanups.push(() => consumer.cancel());
     await pause(QUIET_MS); // idle: the consumer's first look found nothing
 
-    // The publish's commit tells this process's consumers of it; the idle one leases and takes the
-    // message right then, before the publish's caller resumes (a pump put off to the next turn
-    // of the event loop would have handed out nothing yet).
-    await broker.publish(queue, message('m1'));
+    // A listener to the log's writes added after the broker's: it runs in the same turn, right
+    // after the broker's watcher has read the change.
+    const file = join(sqlite.dir, 'broker.db');
+    const seenByThen: number[] = [];
+    const unlisten = onLogWrite(file, () => seenByThen.push(taken.length));
+    cleanups.push(unlisten);
+    // Another connection's commit, as another process's would be: nothing in this process
+    // announces it, so only the watcher can wake the consumer.
+    const other = new Sqlite(file);
+    cleanups.push(() => other.close());
+    prepareBrokerStatements(other).insert.run(queue, 0, Date.now(), JSON.stringify({ id: 'm1' }), '{}', 'application/json', 'utf-8', Buffer.from('[[], {}, null]'));
+
+    await until(() => taken.length === 1, 5_000, 'the message taken');
     expect(taken).toEqual(['m1']);
+    expect(seenByThen[0], `deliveries seen by the listener in each turn: ${seenByThen.join(', ')}`).toBe(1);
   });
 });

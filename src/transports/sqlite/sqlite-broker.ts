@@ -170,7 +170,7 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
   }
 
   #startConsuming(db: Database): void {
-    this.#watcher = new ExternalChangeWatcher(db, this.path, () => this.#wakeAll(), this.#pollMs);
+    this.#watcher = new ExternalChangeWatcher(db, this.path, () => this.#lookNow(), this.#pollMs);
     this.#watcher.start();
     this.#unlisten = onLocalChange(this.path, 'messages', () => this.#wakeAll());
     this.#timers = [setInterval(() => this.sweep(), SWEEP_MS)];
@@ -186,8 +186,17 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
     this.#timers = [];
   }
 
-  /** Lets every consumer look now: called once per change noticed, not once per message. */
+  /** Lets every consumer look in the next turn (a change made in this process). */
   #wakeAll(): void {
+    for (const consumer of this.#consumers) consumer.schedulePump();
+  }
+
+  /**
+   * Lets every consumer look at once: another process committed (the watcher calls this once
+   * per turn, not per message). A change made in this process waits a turn instead, so what
+   * its writer does on the commit (a client's `task-sent` event) comes before the task starts.
+   */
+  #lookNow(): void {
     for (const consumer of this.#consumers) consumer.pump();
   }
 
