@@ -5,7 +5,8 @@
  *
  * A task's queue is the one its `task-sent` event names (producers with `taskSentEvents`, or
  * Celery's `task_send_sent_event`); failing that, the worker's own queue when it consumes just
- * one. The rate in counts `task-sent` events where a queue has any; elsewhere it is the rate
+ * one. Events of different processes arrive in no set order: a worker's `task-received` can come
+ * before the producer's `task-sent`, and is counted once that names the queue. The rate in counts `task-sent` events where a queue has any; elsewhere it is the rate
  * out plus the growth of the queue between two length samples (in = out + d(length)/dt), so a
  * queue nobody takes from still shows what arrives.
  */
@@ -17,6 +18,8 @@ import { systemClock } from '../clock.js';
 export const RATE_WINDOW = 60;
 /** Tasks whose queue is remembered (the latest). */
 const MAX_TASKS = 100_000;
+/** Received tasks waiting for a `task-sent` event to name their queue (the latest). */
+const MAX_UNPLACED = 10_000;
 /** A rate from length samples needs them at least this far apart (seconds). */
 const MIN_SAMPLE_SPAN = 2;
 
@@ -73,6 +76,8 @@ export class QueueFlow {
   readonly #flows = new Map<string, Flow>();
   /** Task id → its queue, in arrival order (the oldest forgotten first). */
   readonly #queueOf = new Map<string, string>();
+  /** Task id → when it was received, for tasks received before anything named their queue. */
+  readonly #unplaced = new Map<string, { at: number; ended: boolean }>();
   readonly #clock: Clock;
 
   constructor(
@@ -97,21 +102,40 @@ export class QueueFlow {
       const flow = this.#flow(queue);
       flow.sentSeen = true;
       flow.sent.add(at);
+      const received = this.#unplaced.get(uuid);
+      if (received) {
+        this.#unplaced.delete(uuid);
+        this.#received(flow, uuid, received.at, received.ended);
+      }
     } else if (type === 'task-received') {
       let queue = this.#queueOf.get(uuid);
       if (!queue) {
         const queues = this.workerQueues(String(event['hostname']));
         if (queues?.length === 1) queue = queues[0]!;
       }
-      if (!queue) return;
+      if (!queue) {
+        this.#awaitQueue(uuid, at);
+        return;
+      }
       this.#remember(uuid, queue);
-      const flow = this.#flow(queue);
-      flow.received.add(at);
-      flow.inFlight.add(uuid);
+      this.#received(this.#flow(queue), uuid, at, false);
     } else if (ENDED.has(type)) {
       const queue = this.#queueOf.get(uuid);
       if (queue) this.#flows.get(queue)?.inFlight.delete(uuid);
+      const received = this.#unplaced.get(uuid);
+      if (received) received.ended = true;
     }
+  }
+
+  #received(flow: Flow, uuid: string, at: number, ended: boolean): void {
+    flow.received.add(at);
+    if (!ended) flow.inFlight.add(uuid);
+  }
+
+  /** Holds a received task until a `task-sent` event names its queue. */
+  #awaitQueue(uuid: string, at: number): void {
+    this.#unplaced.set(uuid, { at, ended: false });
+    if (this.#unplaced.size > MAX_UNPLACED) this.#unplaced.delete(this.#unplaced.keys().next().value!);
   }
 
   /** The queue a task was sent to or taken from, where known. */

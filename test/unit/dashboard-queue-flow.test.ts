@@ -1,6 +1,6 @@
 /**
- * The dashboard's queue flow: tasks in flight per queue from the events, rates out from
- * task-received, rates in from task-sent events or, without them, from the rate out and the
+ * The dashboard's queue flow: tasks in flight per queue from the events (in whatever order
+ * processes' events arrive), rates out from task-received, rates in from task-sent events or, without them, from the rate out and the
  * queue's growth between length samples; and reading back the Python reprs of arguments that
  * the "retry" action sends again.
  */
@@ -34,6 +34,21 @@ describe('QueueFlow', () => {
     expect(flow.stats('solo-q').inFlight).toBe(1);
     expect(flow.stats('a').inFlight + flow.stats('b').inFlight).toBe(0);
     expect(flow.queueOf('x')).toBe('solo-q');
+  });
+
+  it('counts a task received before its task-sent event arrives, once that names the queue', () => {
+    const clock = new ManualClock(1_000_000_000);
+    const flow = new QueueFlow(() => ['a', 'b'], { clock });
+    const t = clock.now() / 1000;
+    flow.observe(event('task-received', 'early', t));
+    flow.observe(event('task-received', 'done-early', t));
+    flow.observe(event('task-succeeded', 'done-early', t));
+    expect(flow.stats('q1').inFlight).toBe(0); // no queue known yet
+    flow.observe(event('task-sent', 'early', t, { queue: 'q1' }));
+    flow.observe(event('task-sent', 'done-early', t, { queue: 'q1' }));
+    expect(flow.stats('q1')).toMatchObject({ inFlight: 1, rateOut: 2 / RATE_WINDOW, rateIn: 2 / RATE_WINDOW });
+    flow.observe(event('task-succeeded', 'early', t));
+    expect(flow.stats('q1').inFlight).toBe(0);
   });
 
   it('without task-sent events, the rate in is the rate out plus the growth between length samples', () => {
