@@ -6,9 +6,10 @@
  * A task's queue is the one its `task-sent` event names (producers with `taskSentEvents`, or
  * Celery's `task_send_sent_event`); failing that, the worker's own queue when it consumes just
  * one. Events of different processes arrive in no set order: a worker's `task-received` can come
- * before the producer's `task-sent`, and is counted once that names the queue. The rate in counts `task-sent` events where a queue has any; elsewhere it is the rate
- * out plus the growth of the queue between two length samples (in = out + d(length)/dt), so a
- * queue nobody takes from still shows what arrives.
+ * before the producer's `task-sent`, and is counted once that names the queue. The rate in
+ * counts `task-sent` events where a queue has any; elsewhere it is the rate out plus the growth
+ * of the queue between two length samples (in = out + d(length)/dt), so a queue nobody takes
+ * from still shows what arrives.
  */
 import type { CeleryEvent } from '../brokers/broker.js';
 import type { Clock } from '../clock.js';

@@ -162,9 +162,9 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
     // Locked before its row is added: a sweep that sees the row finds the lock held.
     this.#locks?.hold(consumer.id);
     this.#sql.registerConsumer.run(consumer.id, process.pid, HOST, Date.now());
-    this.sweep(); // before the consumer is woken with the others: it takes its first look later
     this.#consumers.add(consumer);
     if (this.#consumers.size === 1) this.#startConsuming(db);
+    this.sweep();
     consumer.schedulePump();
     return consumer;
   }
