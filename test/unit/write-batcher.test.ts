@@ -2,6 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Sqlite from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
 import { openDatabase, type Database } from '../../src/transports/sqlite/connection.js';
 import { WriteBatcher } from '../../src/transports/sqlite/write-batcher.js';
@@ -41,6 +42,31 @@ describe('WriteBatcher', () => {
     expect(later).toBe(1);
     expect(commits()).toBe(2);
     expect(db.prepare('SELECT v FROM t ORDER BY v').all()).toEqual([{ v: 1 }, { v: 2 }]);
+  });
+
+  it('holds the write lock from the start: a write that reads first is not refused for another connection committing after its read', async () => {
+    const { batcher } = await setup();
+    const other = new Sqlite(join(dir, 'b.db'), { timeout: 0 }); // as another process: busy at once
+    try {
+      const othersCommits: string[] = [];
+      const written = batcher.enqueue(() => {
+        const before = (db.prepare('SELECT count(*) AS n FROM t').get() as { n: number }).n;
+        try {
+          other.prepare('INSERT INTO t (v) VALUES (?)').run(1000);
+          othersCommits.push('committed');
+        } catch (error) {
+          othersCommits.push((error as { code?: string }).code ?? String(error));
+        }
+        db.prepare('INSERT INTO t (v) VALUES (?)').run(before + 1);
+        return before;
+      });
+      // A deferred transaction lets the other connection commit between the read and the write,
+      // and then fails the write (SQLITE_BUSY_SNAPSHOT): the batch is run again, on a count read anew.
+      await expect(written).resolves.toBe(0);
+      expect(othersCommits).toEqual(['SQLITE_BUSY']); // one run, during which the other could not write
+    } finally {
+      other.close();
+    }
   });
 
   it('retries each write alone when the batch fails, so only the bad one is refused', async () => {

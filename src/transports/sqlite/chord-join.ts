@@ -7,14 +7,10 @@
  * **Exactly once across processes.** Recording a part, bumping and reading the count and, on
  * completion, reading and deleting the parts happen in one transaction, through the batch of
  * writes of the process's connection to the file (write-batcher.ts, shared with the broker). Its
- * transactions are deferred (`BEGIN`), which is enough here: nearly every write queued on it
- * begins with a write statement, so a transaction takes SQLite's one
- * write lock at its first statement (waiting out the busy timeout while another process holds
- * it) and keeps it to the commit. The count a part reads thus includes every part any process
- * committed, and no process can record a part between that read and the delete, so exactly one
- * transaction sees the count reach the size. Even a transaction that read first could not act on
- * a stale count: in WAL mode its upgrade to a writer fails with SQLITE_BUSY_SNAPSHOT, the batch
- * rolls back, and the batcher runs each write again alone.
+ * transactions are IMMEDIATE: each takes SQLite's one write lock at its start (waiting out the
+ * busy timeout while another process holds it) and keeps it to the commit. The count a part reads
+ * thus includes every part any process committed, and no process can record a part between that
+ * read and the delete, so exactly one transaction sees the count reach the size.
  */
 import type { Statement } from 'better-sqlite3';
 import { decodeJson, encodeJson } from '../../protocol/kombu-json.js';

@@ -2,7 +2,10 @@
  * Batches writes made in one turn of the event loop into one SQLite transaction: one commit for
  * many publishes, acks or results. If the batch fails, each write is retried alone, so one bad
  * write fails only its own caller. After each commit, the after-commit hook of every write in it
- * runs once (the batcher's own, or the one given with the write).
+ * runs once (the batcher's own, or the one given with the write). Transactions are IMMEDIATE:
+ * they take the write lock at their start (waiting out the busy timeout while another process
+ * holds it), so a write that reads first (opening a control inbox reads the inboxes of this host)
+ * cannot fail with SQLITE_BUSY_SNAPSHOT because another process committed after its read.
  */
 import type { Database } from './connection.js';
 
@@ -59,7 +62,7 @@ export class WriteBatcher {
     }
     let results: unknown[] | undefined;
     try {
-      results = db.transaction(() => batch.map((write) => write.run()))();
+      results = db.transaction(() => batch.map((write) => write.run())).immediate();
     } catch {
       results = undefined;
     }
@@ -68,7 +71,7 @@ export class WriteBatcher {
     } else {
       for (const write of batch) {
         try {
-          write.resolve(db.transaction(write.run)() as never);
+          write.resolve(db.transaction(write.run).immediate() as never);
         } catch (error) {
           write.reject(error);
         }
