@@ -209,11 +209,12 @@ export class SqliteBroker extends TypedEmitter<BrokerEventMap> implements Broker
     // The ready ids, then a lease of each by its id: cheaper than one UPDATE of the rows a
     // subquery picks. Immediate, to hold the write lock from the start: no other process commits
     // between the read and the leases (a deferred transaction would fail with SQLITE_BUSY_SNAPSHOT).
+    const lockedUntil = now + this.#visibilityMs;
     const lease = db.transaction(() => {
       const taken: MessageRow[] = [];
       for (const queue of queues) {
         const ready = this.#sql.ready.all(queue, now, limit - taken.length) as Array<{ id: number }>;
-        for (const { id } of ready) taken.push(this.#sql.lease.get(consumerId, now + this.#visibilityMs, id) as MessageRow);
+        for (const { id } of ready) taken.push(this.#sql.lease.get(consumerId, lockedUntil, id) as MessageRow);
         if (taken.length >= limit) break;
       }
       return taken;
