@@ -218,8 +218,8 @@ async function compare(rounds: number, builds: Build[], measure: Measure): Promi
     }
   } finally {
     stopAll();
-    target.close();
     await target.reset();
+    target.close();
   }
   console.log(`\nmedians of ${rounds} rounds:`);
   for (const [build, rows] of results) {
