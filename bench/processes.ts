@@ -73,6 +73,11 @@ export class WorkerProcess {
     return this.#child.pid!;
   }
 
+  /** The last 8,000 characters it wrote, stdout and stderr together. */
+  get output(): string {
+    return this.#output;
+  }
+
   /** Rejects, with the worker's last output, if it exits before `work` settles. */
   guard<T>(work: Promise<T>, during: string): Promise<T> {
     const died = this.exited.then((code) => {

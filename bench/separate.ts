@@ -20,8 +20,10 @@
  * Run: npx tsc -p tsconfig.build.json && npx tsx bench/run.ts separate   (10-14 minutes, longer on a busy machine)
  */
 import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import { connect } from 'node:net';
 import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -637,6 +639,44 @@ async function latencyRun(system: System): Promise<{ p50: number; p99: number }>
   });
 }
 
+/**
+ * The machine's floor for an enqueue→start figure: round trips over TCP on 127.0.0.1 between this
+ * script and an echo server in a Node process of its own, one at a time, 2 ms apart, as the probes
+ * are sent. A probe's path has the same shape (this process writes; Redis or RabbitMQ reads and
+ * writes; the worker reads), so no system's p50 or p99 can be expected below these.
+ */
+async function measureFloor(): Promise<void> {
+  const server = new WorkerProcess(nodeSpec('echo', './peers/echo-server.mjs', []));
+  try {
+    const port = await server.guard(within(TIMEOUT.ready, listeningPort(server), 'the echo server'), 'starting');
+    const socket = connect(port, '127.0.0.1').setNoDelay(true);
+    await server.guard(once(socket, 'connect'), 'connecting');
+    const roundTrip = async (): Promise<number> => {
+      const sentAt = now();
+      const echoed = once(socket, 'data');
+      socket.write('x');
+      await echoed;
+      return now() - sentAt;
+    };
+    for (let i = 0; i < 50; i++) await roundTrip(); // warm-up, as the probes have
+    await waitForQuiet(QUIET);
+    const latencies = await probeLoop(SIZES.probes, roundTrip);
+    socket.destroy();
+    record('floor', 'tcp', { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) });
+  } finally {
+    await server.stop();
+  }
+}
+
+/** The port a server peer printed on its first line of output. */
+async function listeningPort(server: WorkerProcess): Promise<number> {
+  for (;;) {
+    const port = Number.parseInt(server.output, 10);
+    if (port > 0) return port;
+    await sleep(10);
+  }
+}
+
 async function measureSqlite(system: System): Promise<void> {
   record('sqlite', system.name, { drain50: (await withWorker(system, 50, (worker) => drain(system, worker, SIZES.tasks, new CpuMeter(worker.pid, null)))).rate });
   const values = await withWorker(system, 1, async (worker) => {
@@ -810,6 +850,11 @@ the list holds all of them.
 before the drain; peak is its \`VmHWM\` after the c=50 drain, reset to the current RSS just before it (\`echo 5 >
 /proc/<pid>/clear_refs\`): the most it held while draining, its boot and warm-up left out.
 
+**The machine's floor** for the enqueue→start figures, in the same run: round trips over TCP on 127.0.0.1 between this script
+and an echo server in a Node process of its own (\`bench/peers/echo-server.mjs\`), ${n(SIZES.probes)} one at a time, 2 ms apart. A probe's path
+has the same shape (this process writes, the broker reads and writes, the worker reads): p50 ${cell('floor', 'tcp', 'p50', fmtMs)},
+p99 ${cell('floor', 'tcp', 'p99', fmtMs)}.
+
 ### Redis (db ${DB}: every worker and its staged tasks, flushed before each worker starts)
 
 ${redisTables(names)}
@@ -868,6 +913,7 @@ export async function runSeparateBench(): Promise<void> {
   try {
     for (let round = 1; round <= ROUNDS; round++) {
       console.log(`== round ${round} of ${ROUNDS}`);
+      await measureFloor();
       for (const [system, concurrencies] of redisSystems) await measureRedis(system, concurrencies);
       for (const system of amqpSystems) {
         record('amqp', system.name, await drainFromFirstResult(system, 50).then((d) => ({ drain50: d.rate, others50: d.others })));
