@@ -23,7 +23,7 @@ import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { connect } from 'node:net';
+import { connect, type Socket } from 'node:net';
 import { loadavg } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -647,23 +647,25 @@ async function latencyRun(system: System): Promise<{ p50: number; p99: number }>
  */
 async function measureFloor(): Promise<void> {
   const server = new WorkerProcess(nodeSpec('echo', './peers/echo-server.mjs', []));
+  let socket: Socket | undefined;
   try {
     const port = await server.guard(within(TIMEOUT.ready, listeningPort(server), 'the echo server'), 'starting');
-    const socket = connect(port, '127.0.0.1').setNoDelay(true);
+    socket = connect(port, '127.0.0.1').setNoDelay(true);
     await server.guard(once(socket, 'connect'), 'connecting');
+    const echo = socket;
     const roundTrip = async (): Promise<number> => {
       const sentAt = now();
-      const echoed = once(socket, 'data');
-      socket.write('x');
+      const echoed = once(echo, 'data');
+      echo.write('x');
       await echoed;
       return now() - sentAt;
     };
     for (let i = 0; i < 50; i++) await roundTrip(); // warm-up, as the probes have
     await waitForQuiet(QUIET);
     const latencies = await probeLoop(SIZES.probes, roundTrip);
-    socket.destroy();
     record('floor', 'tcp', { p50: percentile(latencies, 0.5), p99: percentile(latencies, 0.99) });
   } finally {
+    socket?.destroy();
     await server.stop();
   }
 }
